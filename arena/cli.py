@@ -1,0 +1,59 @@
+"""The `guanaco` command line: one parser whose subcommands live in `arena.commands`."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import pkgutil
+import sys
+from collections.abc import Sequence
+
+from arena import commands
+from arena.store import default_url
+
+
+class UserError(Exception):
+    """A problem in the user's input or setup: printed as one clear message, without a traceback."""
+
+
+def common_options() -> argparse.ArgumentParser:
+    """Options every subcommand takes (pass as `parents=[common]`)."""
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--db", default=default_url(), help="database URL: sqlite:///FILE (default) or postgresql://..."
+    )
+    common.add_argument("-v", "--verbose", action="store_true", help="log debugging detail")
+    return common
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="guanaco",
+        description="Train Guanaco-style chatbots, generate answers, judge tournaments, rate, release.",
+    )
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    common = common_options()
+    for info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name):
+        importlib.import_module(f"arena.commands.{info.name}").register(subparsers, common)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s"
+    )
+    try:
+        return int(args.func(args) or 0)
+    except UserError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted: everything finished so far is stored; run the same command to resume.",
+              file=sys.stderr)  # fmt: skip
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

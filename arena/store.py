@@ -1,0 +1,350 @@
+"""The one store every part of guanaco-arena reads and writes.
+
+SQLAlchemy 2 over a SQLite file by default, or PostgreSQL when many annotators or machines share
+the arena. Every write goes through :func:`insert_ignore` on a natural unique key, so re-running an
+import, a generation or a tournament never stores anything twice, and every batch of writes runs in
+one transaction (:meth:`Store.session`), so a failure leaves the store as it was.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import pandas as pd
+from sqlalchemy import (
+    JSON,
+    DateTime,
+    Float,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    create_engine,
+    event,
+    select,
+)
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, aliased, mapped_column, sessionmaker
+
+VERDICTS = ("1", "2", "tie", "both_bad")
+"""Pairwise verdicts, by slot: the answer shown first won, the second won, a tie, both bad."""
+
+STATUSES = ("ok", "unparsed", "error")
+"""A judgment is `ok` when its verdict was read; `unparsed` and `error` keep the raw output."""
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+
+
+def default_url() -> str:
+    """`GUANACO_DB` if set, else a SQLite file in the working directory."""
+    return os.environ.get("GUANACO_DB") or "sqlite:///guanaco.db"
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {dict[str, Any]: JSON, list[Any]: JSON}
+
+
+class Run(Base):
+    """A tournament, generation, import or training run: how a result was made."""
+
+    __tablename__ = "runs"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    name: Mapped[str] = mapped_column(String(200))
+    config: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    status: Mapped[str] = mapped_column(String(16), default="running")
+    started_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    finished_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
+
+
+class Prompt(Base):
+    """One benchmark item. `turns` are the user turns to answer in order (MT-bench has two);
+    `context` holds earlier conversation turns given as-is (OA keeps them), as role/content dicts."""
+
+    __tablename__ = "prompts"
+    __table_args__ = (UniqueConstraint("benchmark", "key", name="uq_prompt"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    benchmark: Mapped[str] = mapped_column(String(64), index=True)
+    key: Mapped[str] = mapped_column(String(128))
+    category: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    turns: Mapped[list[Any]] = mapped_column(default=list)
+    context: Mapped[list[Any]] = mapped_column(default=list)
+    reference: Mapped[list[Any] | None] = mapped_column(JSON, nullable=True)
+    source: Mapped[str | None] = mapped_column(String(500), nullable=True)
+    source_sha256: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    meta: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+class Contestant(Base):
+    """A model as entered in the arena: a name plus what produced its answers."""
+
+    __tablename__ = "contestants"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    kind: Mapped[str] = mapped_column(String(32), default="release")  # local | api | release | human
+    base_model: Mapped[str | None] = mapped_column(String(500), nullable=True)
+    adapter: Mapped[str | None] = mapped_column(String(500), nullable=True)
+    quantization: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    api_model: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    meta: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class Generation(Base):
+    """A contestant's answer to a prompt, with everything needed to reproduce it.
+
+    `text` is the answer (for several turns, the first turn's); `turn_texts` all turns' answers;
+    `raw_text` what the model emitted before it was cut at the end of the assistant's turn."""
+
+    __tablename__ = "generations"
+    __table_args__ = (UniqueConstraint("prompt_id", "contestant_id", name="uq_generation"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    prompt_id: Mapped[int] = mapped_column(ForeignKey("prompts.id"), index=True)
+    contestant_id: Mapped[int] = mapped_column(ForeignKey("contestants.id"), index=True)
+    text: Mapped[str] = mapped_column(Text)
+    turn_texts: Mapped[list[Any] | None] = mapped_column(JSON, nullable=True)
+    raw_text: Mapped[str | None] = mapped_column(Text, nullable=True)
+    prompt_sent: Mapped[str | None] = mapped_column(Text, nullable=True)
+    params: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    seed: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    backend: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    prompt_tokens: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    completion_tokens: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    seconds: Mapped[float | None] = mapped_column(Float, nullable=True)
+    external_id: Mapped[str | None] = mapped_column(String(200), nullable=True, index=True)
+    run_id: Mapped[int | None] = mapped_column(ForeignKey("runs.id"), nullable=True)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class Judgment(Base):
+    """One comparison of two generations in a fixed order (slot 1 shown first).
+
+    The two orders of a pair are two judgments. The unique key (judge, template hash, generation 1,
+    generation 2) makes every write idempotent and every run resumable."""
+
+    __tablename__ = "judgments"
+    __table_args__ = (
+        UniqueConstraint("judge", "template_hash", "generation1_id", "generation2_id", name="uq_judgment"),
+    )
+    id: Mapped[int] = mapped_column(primary_key=True)
+    judge: Mapped[str] = mapped_column(String(200), index=True)
+    template_id: Mapped[str] = mapped_column(String(200))
+    template_hash: Mapped[str] = mapped_column(String(64))
+    prompt_id: Mapped[int] = mapped_column(ForeignKey("prompts.id"), index=True)
+    generation1_id: Mapped[int] = mapped_column(ForeignKey("generations.id"), index=True)
+    generation2_id: Mapped[int] = mapped_column(ForeignKey("generations.id"), index=True)
+    verdict: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    score1: Mapped[float | None] = mapped_column(Float, nullable=True)
+    score2: Mapped[float | None] = mapped_column(Float, nullable=True)
+    status: Mapped[str] = mapped_column(String(16), default="ok")
+    raw: Mapped[str | None] = mapped_column(Text, nullable=True)
+    prompt_tokens: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    completion_tokens: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    cost_usd: Mapped[float | None] = mapped_column(Float, nullable=True)
+    external_id: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    run_id: Mapped[int | None] = mapped_column(ForeignKey("runs.id"), nullable=True)
+    meta: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class Tag(Base):
+    """A person's mark on a judgment while lemon-picking: `lemon` or `cherry`, with a note."""
+
+    __tablename__ = "tags"
+    __table_args__ = (UniqueConstraint("judgment_id", "annotator", "tag", name="uq_tag"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    judgment_id: Mapped[int] = mapped_column(ForeignKey("judgments.id"), index=True)
+    annotator: Mapped[str] = mapped_column(String(200))
+    tag: Mapped[str] = mapped_column(String(32))
+    note: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+
+
+UNIQUE_KEYS: dict[type[Base], tuple[str, ...]] = {
+    Prompt: ("benchmark", "key"),
+    Contestant: ("name",),
+    Generation: ("prompt_id", "contestant_id"),
+    Judgment: ("judge", "template_hash", "generation1_id", "generation2_id"),
+    Tag: ("judgment_id", "annotator", "tag"),
+}
+
+
+class Store:
+    """An engine plus transactional sessions. `Store()` opens the default SQLite file."""
+
+    def __init__(self, url: str | None = None) -> None:
+        self.url = url or default_url()
+        self.engine: Engine = create_engine(self.url, future=True)
+        if self.engine.dialect.name == "sqlite":
+            event.listen(self.engine, "connect", _sqlite_pragmas)
+        Base.metadata.create_all(self.engine)
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        """One transaction: committed when the block ends, rolled back if it raises."""
+        with self._sessions() as session, session.begin():
+            yield session
+
+    def judgments(self, **filters: Any) -> pd.DataFrame:
+        with self.session() as session:
+            return judgments_frame(session, **filters)
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.close()
+
+
+def insert_ignore(session: Session, model: type[Base], rows: Sequence[dict[str, Any]]) -> int:
+    """Insert rows, skipping any whose unique key already exists; returns how many were new.
+
+    Uses the database's own ON CONFLICT DO NOTHING, so concurrent writers (two annotators, two
+    judge processes) cannot store the same record twice."""
+    if not rows:
+        return 0
+    dialect = session.bind.dialect.name
+    if dialect == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert
+    elif dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:  # pragma: no cover - other databases are not supported
+        raise ValueError(f"unsupported database {dialect!r}: use SQLite or PostgreSQL")
+    table = model.__table__
+    defaults = {c.name: c.default.arg for c in table.columns if c.default is not None and not c.primary_key}
+    new = 0
+    for start in range(0, len(rows), 500):
+        chunk = [_with_defaults(row, defaults) for row in rows[start : start + 500]]
+        stmt = insert(table).on_conflict_do_nothing(index_elements=list(UNIQUE_KEYS[model]))
+        new += session.execute(stmt, chunk).rowcount or 0
+    return new
+
+
+def _with_defaults(row: dict[str, Any], defaults: dict[str, Any]) -> dict[str, Any]:
+    full = dict(row)
+    for name, default in defaults.items():
+        if name not in full:
+            full[name] = default(None) if callable(default) else default
+    return full
+
+
+def ids_by_key(session: Session, model: type[Base], keys: Iterable[tuple[Any, ...]] | None = None) -> dict:
+    """Map each row's unique key (a tuple, or the bare value for one-column keys) to its id."""
+    cols = [getattr(model, name) for name in UNIQUE_KEYS[model]]
+    wanted = None if keys is None else set(keys)
+    out = {}
+    for row in session.execute(select(model.id, *cols)):
+        key = tuple(row[1:]) if len(cols) > 1 else row[1]
+        if wanted is None or key in wanted:
+            out[key] = row[0]
+    return out
+
+
+def get_or_create_contestant(session: Session, name: str, **fields: Any) -> Contestant:
+    """The contestant called `name`, created with `fields` if new (existing ones are not changed)."""
+    insert_ignore(session, Contestant, [{"name": name, **fields}])
+    return session.scalars(select(Contestant).where(Contestant.name == name)).one()
+
+
+def start_run(session: Session, kind: str, name: str, config: dict[str, Any]) -> Run:
+    run = Run(kind=kind, name=name, config=config)
+    session.add(run)
+    session.flush()
+    return run
+
+
+def finish_run(session: Session, run_id: int, status: str = "done") -> None:
+    run = session.get(Run, run_id)
+    run.status = status
+    run.finished_at = utcnow()
+
+
+JUDGMENT_COLUMNS = [
+    "judgment_id", "benchmark", "prompt_key", "category", "model_1", "model_2", "generation_1",
+    "generation_2", "judge", "template_id", "template_hash", "verdict", "score_1", "score_2",
+    "status", "run_id", "created_at",
+]  # fmt: skip
+
+
+def judgments_frame(
+    session: Session,
+    benchmark: str | None = None,
+    judge: str | Sequence[str] | None = None,
+    models: Sequence[str] | None = None,
+    template_id: str | None = None,
+    status: str | None = None,
+) -> pd.DataFrame:
+    """All judgments as a tidy table, one row per judgment, models named by slot.
+
+    `judge` matches exactly, or by prefix when it ends in ':' (``human:`` = every annotator); the
+    bare word ``human`` means the same. Unparsed and errored judgments are included: callers count
+    them and decide, so that nothing is silently dropped."""
+    g1, g2 = aliased(Generation), aliased(Generation)
+    c1, c2 = aliased(Contestant), aliased(Contestant)
+    stmt = (
+        select(
+            Judgment.id, Prompt.benchmark, Prompt.key, Prompt.category, c1.name, c2.name,
+            Judgment.generation1_id, Judgment.generation2_id, Judgment.judge, Judgment.template_id,
+            Judgment.template_hash, Judgment.verdict, Judgment.score1, Judgment.score2,
+            Judgment.status, Judgment.run_id, Judgment.created_at,
+        )  # fmt: skip
+        .join(Prompt, Prompt.id == Judgment.prompt_id)
+        .join(g1, g1.id == Judgment.generation1_id)
+        .join(g2, g2.id == Judgment.generation2_id)
+        .join(c1, c1.id == g1.contestant_id)
+        .join(c2, c2.id == g2.contestant_id)
+        .order_by(Judgment.id)
+    )
+    if benchmark:
+        stmt = stmt.where(Prompt.benchmark == benchmark)
+    if template_id:
+        stmt = stmt.where(Judgment.template_id == template_id)
+    if status:
+        stmt = stmt.where(Judgment.status == status)
+    if judge:
+        stmt = stmt.where(_judge_filter(judge))
+    frame = pd.DataFrame(session.execute(stmt).all(), columns=JUDGMENT_COLUMNS)
+    if models:
+        keep = set(models)
+        frame = frame[frame.model_1.isin(keep) & frame.model_2.isin(keep)].reset_index(drop=True)
+    return frame
+
+
+def _judge_filter(judge: str | Sequence[str]) -> Any:
+    from sqlalchemy import or_
+
+    names = [judge] if isinstance(judge, str) else list(judge)
+    clauses = []
+    for name in names:
+        if name == "human":
+            name = "human:"
+        clauses.append(Judgment.judge.startswith(name) if name.endswith(":") else Judgment.judge == name)
+    return or_(*clauses)
+
+
+def generations_frame(session: Session, benchmark: str | None = None) -> pd.DataFrame:
+    """All generations with their prompt and contestant names, one row each."""
+    stmt = (
+        select(
+            Generation.id, Prompt.benchmark, Prompt.key, Prompt.category, Contestant.name,
+            Generation.text, Generation.backend, Generation.completion_tokens, Generation.created_at,
+        )  # fmt: skip
+        .join(Prompt, Prompt.id == Generation.prompt_id)
+        .join(Contestant, Contestant.id == Generation.contestant_id)
+        .order_by(Generation.id)
+    )
+    if benchmark:
+        stmt = stmt.where(Prompt.benchmark == benchmark)
+    columns = ["generation_id", "benchmark", "prompt_key", "category", "model", "text", "backend",
+               "completion_tokens", "created_at"]  # fmt: skip
+    return pd.DataFrame(session.execute(stmt).all(), columns=columns)
