@@ -28,7 +28,7 @@ demo: setup
 
 test: setup
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest
+	GUANACO_TEST_POSTGRES_URL=$$(bash scripts/postgres-test-db.sh) $(BIN)/python -m pytest
 
 lint: setup
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .

