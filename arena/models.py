@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -19,11 +18,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from arena.cli import UserError
 from arena.paths import models_dir
+from arena.prompting import FORMATS
 from arena.store import Contestant, insert_ignore
 
 log = logging.getLogger(__name__)
@@ -128,19 +129,26 @@ def register(session: Session, name: str, **fields: Any) -> Contestant:
 
 
 def add_local(
-    session: Session, name: str, base: str | None = None, adapter: str | None = None, bits: int = 16
+    session: Session,
+    name: str,
+    base: str | None = None,
+    adapter: str | None = None,
+    bits: int = 16,
+    prompt_format: str = "auto",
 ) -> Contestant:
     """A transformers/vLLM contestant: a hub id or local path, optionally with a LoRA adapter.
 
     Given only a local adapter folder, the base is read from its `adapter_config.json`."""
     if bits not in QUANTIZATIONS:
         raise UserError(f"--bits must be 4 or 16, not {bits}")
+    if prompt_format not in FORMATS:
+        raise UserError(f"unknown prompt format {prompt_format!r}: use one of {', '.join(FORMATS)}")
     if base is None:
         if adapter is None:
             raise UserError("give --base (a hub id or local path), --adapter DIR, or --api")
         base = adapter_base(adapter)
     return register(session, name, kind="local", base_model=base, adapter=adapter,
-                    quantization=QUANTIZATIONS[bits], api_model=None, meta={})  # fmt: skip
+                    quantization=QUANTIZATIONS[bits], api_model=None, meta={"prompt_format": prompt_format})  # fmt: skip
 
 
 def adapter_base(adapter: str) -> str:
@@ -198,6 +206,13 @@ def spec(contestant: Contestant) -> ModelSpec:
     return ModelSpec(contestant.name, contestant.base_model, contestant.adapter, contestant.quantization)
 
 
-def remove_cached_smollm2() -> None:
-    """Forget the converted checkpoint (the next `ensure_smollm2` converts again)."""
-    shutil.rmtree(models_dir() / SMOLLM2, ignore_errors=True)
+def contestants_frame(session: Session) -> pd.DataFrame:
+    """All contestants, one row each, for `guanaco models list`."""
+    rows = [
+        {"name": c.name, "kind": c.kind, "base_model": c.base_model, "adapter": c.adapter,
+         "quantization": c.quantization, "api_model": c.api_model,
+         "base_url": (c.meta or {}).get("base_url") or (c.meta or {}).get("base_url_env")}
+        for c in session.scalars(select(Contestant).order_by(Contestant.name))
+    ]  # fmt: skip
+    return pd.DataFrame(rows, columns=["name", "kind", "base_model", "adapter", "quantization", "api_model",
+                                       "base_url"])  # fmt: skip

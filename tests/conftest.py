@@ -10,6 +10,8 @@ import pytest
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# Tests keep their own cache (the converted SmolLM2 lives there between runs), never the user's.
+os.environ.setdefault("GUANACO_CACHE", str(Path.home() / ".cache" / "guanaco-arena-tests"))
 
 PROJECT = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("GUANACO_SHARED_DATA", PROJECT.parent / "shared" / "data"))
@@ -21,13 +23,6 @@ def shared_data() -> Path:
     if not (SHARED_DATA / "qlora-eval").is_dir():
         pytest.fail(f"benchmark mirror not found at {SHARED_DATA}: set GUANACO_SHARED_DATA")
     return SHARED_DATA
-
-
-@pytest.fixture(autouse=True)
-def _isolated_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Each test session gets its own cache, so tests never touch the user's."""
-    if "GUANACO_CACHE" not in os.environ or os.environ.get("GUANACO_TEST_OWN_CACHE"):
-        monkeypatch.setenv("GUANACO_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
 
 
 @pytest.fixture

@@ -1,0 +1,68 @@
+"""`guanaco import qlora-release DIR` and `guanaco import fastchat FILE...`: released evaluations."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    parser = subparsers.add_parser("import", help="import released evaluations")  # options on each kind
+    kinds = parser.add_subparsers(dest="import_kind", metavar="KIND", required=True)
+    qlora = kinds.add_parser(
+        "qlora-release",
+        parents=[common],
+        help="the QLoRA paper's eval release: prompts, generations, GPT-4 judgments",
+    )
+    qlora.add_argument(
+        "path", type=Path, metavar="DIR", help="the release folder (qlora-eval/) or a mirror holding it"
+    )
+    qlora.add_argument(
+        "--strict",
+        action="store_true",
+        help="refuse the whole import when a judgment's answer ids match no released answer",
+    )
+    qlora.set_defaults(func=run_qlora)
+    fastchat = kinds.add_parser(
+        "fastchat",
+        parents=[common],
+        help="FastChat model_answer / model_judgment JSONL and clean_battle JSON files",
+    )
+    fastchat.add_argument("files", nargs="+", type=Path, metavar="FILE")
+    fastchat.add_argument(
+        "--benchmark", default="mt-bench", help="benchmark the question ids refer to (default mt-bench)"
+    )
+    fastchat.add_argument(
+        "--from",
+        dest="mirror",
+        type=Path,
+        default=None,
+        help="local mirror for the benchmark's questions (default: the fetch cache)",
+    )
+    fastchat.set_defaults(func=run_fastchat)
+
+
+def _guarded(call):
+    from arena.benchmarks import BenchmarkFileError
+    from arena.cli import UserError
+    from arena.imports import ImportConflict
+
+    try:
+        call()
+    except (BenchmarkFileError, ImportConflict, FileNotFoundError, KeyError) as err:
+        raise UserError(f"{err}\nnothing was imported (the store is as it was)") from None
+    return 0
+
+
+def run_qlora(args: argparse.Namespace) -> int:
+    from arena.import_qlora import import_qlora_release
+    from arena.store import Store
+
+    return _guarded(lambda: import_qlora_release(Store(args.db), args.path, strict=args.strict))
+
+
+def run_fastchat(args: argparse.Namespace) -> int:
+    from arena.import_fastchat import import_fastchat
+    from arena.store import Store
+
+    return _guarded(lambda: import_fastchat(Store(args.db), args.files, args.benchmark, args.mirror))

@@ -1,0 +1,206 @@
+"""`guanaco judge`: a judge model compares contestants' answers, both orders, cached and resumable."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from typing import Any
+
+from arena.cli import UserError
+
+LOCAL = ("127.0.0.1", "localhost")
+
+
+def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
+    p = subparsers.add_parser(
+        "judge",
+        parents=[common],
+        help="judge contestants' answers with GPT-4 or any OpenAI-compatible model",
+        description="Judge every chosen match (both orders by default) with an OpenAI-compatible model. "
+        "Each judgment is stored as it completes: rerun the same command to resume; nothing is asked twice.",
+    )
+    p.add_argument("--benchmark", required=True, help="vicuna, oa, mt-bench, or any benchmark in the store")
+    p.add_argument("--models", required=True, help="comma-separated contestant names")
+    p.add_argument("--judge-model", default="gpt-4", help="the judge model as the endpoint names it")
+    p.add_argument("--judge-name", help="name stored with each judgment (default: --judge-model)")
+    p.add_argument("--base-url", help="OpenAI-compatible endpoint, e.g. http://127.0.0.1:8000/v1")
+    p.add_argument("--api-key-env", default="OPENAI_API_KEY", help="environment variable holding the API key")
+    p.add_argument(
+        "--template",
+        help="qlora-vicuna | qlora-oa | relative | mt-bench-pair | mt-bench-single | FILE.yaml "
+        "(default: the benchmark's own: qlora-vicuna, qlora-oa, mt-bench-pair)",
+    )
+    p.add_argument("--pairs", default="all", help="all | baseline:NAME | active")
+    p.add_argument("--prompts-per-pair", type=int, help="judge each pair on N seeded-random prompts")
+    p.add_argument("--orders", default="both", choices=("both", "one"), help="judge both slot orders or one")
+    p.add_argument("--concurrency", type=int, default=32, help="judge calls in flight")
+    p.add_argument("--budget-usd", type=float, help="stop before spending more than this in this run")
+    p.add_argument("--max-judgments", type=int, help="stop after sending this many judgments in this run")
+    p.add_argument("--costs", help="JSON price table overriding judges/costs.json (USD per 1k tokens)")
+    p.add_argument("--temperature", type=float, default=0.0)
+    p.add_argument("--max-tokens", type=int, default=1024, help="judge output limit per call")
+    p.add_argument("--timeout", type=float, default=120.0, help="seconds per call before retrying")
+    p.add_argument("--repair", action="store_true", help="re-ask once when a verdict cannot be read")
+    p.add_argument("--dry-run", action="store_true", help="print calls, estimated tokens and cost, and stop")
+    p.add_argument("--seed", type=int, default=0, help="for prompt sampling, slot orders and the judge")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import logging
+
+    if not args.verbose:  # one line per HTTP request would bury the progress bar
+        for name in ("httpx", "httpx2", "openai"):
+            logging.getLogger(name).setLevel(logging.WARNING)
+    from arena.openai_client import ClientConfig
+    from arena.store import Store
+    from arena.tournament import done_keys, load_entries, missing, plan_matches, select_pairs
+    from judges.judge import Judge, JudgeConfig, load_prices, price_for
+    from judges.templates import DEFAULT_BY_BENCHMARK, load_template
+
+    models = [m.strip() for m in args.models.split(",") if m.strip()]
+    if len(models) < 2:
+        raise UserError("--models needs at least two contestants, comma-separated")
+    try:
+        template = load_template(args.template or DEFAULT_BY_BENCHMARK.get(args.benchmark, "mt-bench-pair"))
+        prices = load_prices(args.costs)
+        store = Store(args.db)
+        entries = load_entries(store, args.benchmark, models)
+        pairs = select_pairs(models, args.pairs)
+        matches = plan_matches(
+            entries, pairs, prompts_per_pair=args.prompts_per_pair, orders=args.orders, seed=args.seed
+        )
+    except (ValueError, FileNotFoundError) as err:
+        raise UserError(str(err)) from err
+    if not matches:
+        raise UserError(
+            f"no prompt of benchmark {args.benchmark!r} has answers from two of: {', '.join(models)}"
+        )
+    price = price_for(args.judge_model, prices)
+    local = bool(args.base_url) and any(host in args.base_url for host in LOCAL)
+    if price is None and args.budget_usd is not None and not local:
+        raise UserError(
+            f"no price known for {args.judge_model!r}, so --budget-usd cannot be kept: add it to a JSON "
+            f"price table passed with --costs (or GUANACO_JUDGE_COSTS)"
+        )
+    client = ClientConfig(
+        model=args.judge_model,
+        base_url=args.base_url,
+        api_key_env=args.api_key_env,
+        concurrency=args.concurrency,
+        timeout_s=args.timeout,
+    )
+    cfg = JudgeConfig(
+        client=client,
+        template=template,
+        name=args.judge_name or args.judge_model,
+        temperature=args.temperature,
+        max_tokens=args.max_tokens,
+        seed=args.seed,
+        repair=args.repair,
+        price=price,
+    )
+    todo = missing(matches, done_keys(store, cfg.name, template.hash))
+    if args.dry_run:
+        return dry_run(Judge(cfg, client=None), matches, todo, args)
+    return judge_run(store, cfg, models, matches, todo, args)
+
+
+def dry_run(judge: Any, matches: list, todo: list, args: argparse.Namespace) -> int:
+    """Print what a run would send and what it could cost at most; send nothing."""
+    estimates = [judge.estimate(m.case) for m in todo]
+    calls = sum(len(judge.calls(m.case)) for m in todo)
+    prompt, completion, cost = (sum(e[i] for e in estimates) for i in range(3))
+    price = judge.cfg.price
+    print(f"judge {judge.cfg.name} ({judge.cfg.client.model}), template {judge.cfg.template.id} "
+          f"[{judge.cfg.template.hash[:12]}]")  # fmt: skip
+    print(
+        f"matches planned: {len(matches)}; already judged: {len(matches) - len(todo)}; to judge: {len(todo)}"
+    )
+    print(
+        f"judge calls: {calls}; estimated prompt tokens: {prompt:,}; completion tokens: at most {completion:,}"
+    )
+    if price is None:
+        print(f"cost: unknown (no price for {judge.cfg.client.model!r}; add one with --costs)")
+    else:
+        print(
+            f"cost: at most ${cost:,.2f} (prices per 1k tokens: ${price.prompt} prompt, ${price.completion} completion)"
+        )
+    if args.budget_usd is not None or args.max_judgments is not None:
+        print(f"limits: budget ${args.budget_usd}, max judgments {args.max_judgments}")
+    return 0
+
+
+def judge_run(
+    store: Any, cfg: Any, models: list[str], matches: list, todo: list, args: argparse.Namespace
+) -> int:
+    from tqdm import tqdm
+
+    from arena.store import finish_run, start_run
+    from arena.tournament import Limits
+    from judges.judge import FatalJudgeError
+
+    if not todo:
+        print(f"all {len(matches)} matches already judged by {cfg.name} with template {cfg.template.id}")
+        return 0
+    config = {k: v for k, v in vars(args).items() if k != "func"}
+    config.update(template_id=cfg.template.id, template_hash=cfg.template.hash, to_judge=len(todo))
+    with store.session() as session:
+        run_id = start_run(session, "judge", f"{args.benchmark}:{cfg.name}", config).id
+    limits = Limits(budget_usd=args.budget_usd, max_judgments=args.max_judgments)
+    total = len(todo) if args.max_judgments is None else min(len(todo), args.max_judgments)
+    batches, on_result = _batches(store, cfg, models, todo, args)
+    status = "failed"
+    with tqdm(total=total, unit="judgment", desc="judging", file=sys.stderr, dynamic_ncols=True) as bar:
+        try:
+            tally = asyncio.run(_run(store, cfg, batches, limits, run_id, bar, on_result, args.concurrency))
+            status = "stopped" if tally.stopped else "done"
+        except FatalJudgeError as err:
+            raise UserError(f"the judge endpoint refused the call: {err}") from err
+        finally:
+            with store.session() as session:
+                finish_run(session, run_id, status)
+    print(f"run {run_id}: stored {tally.stored} judgments ({tally.ok} ok, {tally.unparsed} unparsed, "
+          f"{tally.errors} errors), spent ${tally.spent_usd:.4f}")  # fmt: skip
+    if tally.stopped:
+        left = len(todo) - tally.sent
+        print(f"stopped: {tally.stopped}; {left} matches left: rerun to continue")
+    if tally.errors:
+        print(
+            f"{tally.errors} judgments failed after retries and were stored as errors: rerun to ask them again"
+        )
+    return 0
+
+
+async def _run(store, cfg, batches, limits, run_id, bar, on_result, concurrency):  # noqa: ANN001, ANN202
+    from arena.openai_client import ChatClient
+    from arena.tournament import judge_matches
+    from judges.judge import Judge
+
+    async with ChatClient(cfg.client) as client:
+        return await judge_matches(
+            store,
+            Judge(cfg, client),
+            batches,
+            limits=limits,
+            concurrency=concurrency,
+            run_id=run_id,
+            progress=bar,
+            on_result=on_result,
+        )
+
+
+def _batches(store: Any, cfg: Any, models: list[str], todo: list, args: argparse.Namespace):  # noqa: ANN202
+    """All missing matches at once, or the active scheduler's batches fed by every result."""
+    if args.pairs != "active":
+        pending = [todo]
+        return (lambda: pending.pop() if pending else []), None
+    from arena.tournament import ActiveScheduler, judged_scores, slot1_score
+
+    scheduler = ActiveScheduler(models, todo, batch=max(args.concurrency, 8), seed=args.seed)
+    for model_1, model_2, score in judged_scores(store, cfg.name, cfg.template.hash, models):
+        scheduler.record(model_1, model_2, score)
+    return scheduler.next_batch, lambda match, outcome: scheduler.record(
+        match.model_1, match.model_2, slot1_score(outcome.status, outcome.verdict)
+    )

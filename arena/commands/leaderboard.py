@@ -1,0 +1,98 @@
+"""`guanaco leaderboard`: rate the stored judgments and print or write the leaderboard."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from arena.cli import UserError
+
+METHODS = ("elo", "online-elo", "bt", "trueskill", "relative")
+FORMATS = ("table", "csv", "json", "md", "html")
+
+
+def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
+    parser = subparsers.add_parser(
+        "leaderboard",
+        parents=[common],
+        help="rate stored judgments (Elo, Bradley-Terry, TrueSkill, relative) and print a leaderboard",
+        description="Rate the stored judgments and print a leaderboard whose header says how it was made.",
+    )
+    pick = parser.add_argument_group("which judgments")
+    pick.add_argument("--benchmark", help="benchmark name (vicuna, oa, mt-bench, ...); default: all")
+    pick.add_argument(
+        "--judge", help="judge name (gpt-4), a prefix ending in ':', or 'human' for all annotators"
+    )
+    pick.add_argument("--template", help="judge template id; default: all")
+    pick.add_argument("--models", help="comma-separated models; default: all")
+    how = parser.add_argument_group("how to rate")
+    how.add_argument("--method", choices=METHODS, default="elo", help="rating method (default: elo)")
+    how.add_argument("--k", type=float, default=32.0, help="Elo K factor (default: 32)")
+    how.add_argument("--orderings", type=int, default=10_000, help="Elo random orderings (default: 10000)")
+    how.add_argument("--initial", type=float, default=1000.0, help="Elo starting rating (default: 1000)")
+    how.add_argument("--seed", type=int, default=0, help="random seed for orderings and bootstraps")
+    how.add_argument("--bootstrap", type=int, default=1000, help="bootstrap rounds for bt/relative intervals")
+    how.add_argument("--resample", choices=("battle", "prompt"), default="battle", help="bt bootstrap unit")
+    how.add_argument("--anchor", help="bt: model fixed at 1000 (default: mean rating 1000)")
+    how.add_argument("--reference", default="gpt-3.5-turbo", help="relative: reference model")
+    out = parser.add_argument_group("output")
+    out.add_argument("--format", choices=FORMATS, default="table", help="output format (default: table)")
+    out.add_argument("--out", type=Path, help="write the leaderboard to FILE instead of stdout")
+    out.add_argument("--plot", type=Path, help="also write a PNG of ratings with intervals")
+    out.add_argument("--heatmap", type=Path, help="also write a PNG heatmap of win rates")
+    parser.set_defaults(func=run)
+
+
+def method_params(args: argparse.Namespace) -> dict[str, Any]:
+    """The keyword parameters of `arena.ratings.rate` that the chosen method takes."""
+    return {
+        "elo": {"k": args.k, "orderings": args.orderings, "seed": args.seed, "initial": args.initial,
+                "progress": sys.stderr.isatty()},
+        "online-elo": {"k": args.k, "initial": args.initial},
+        "bt": {"bootstrap": args.bootstrap, "resample": args.resample, "seed": args.seed, "anchor": args.anchor,
+               "progress": sys.stderr.isatty()},
+        "trueskill": {},
+        "relative": {"reference": args.reference, "bootstrap": args.bootstrap, "seed": args.seed},
+    }[args.method]  # fmt: skip
+
+
+def run(args: argparse.Namespace) -> int:
+    from arena import leaderboard, ratings
+    from arena.store import Store
+
+    models = [m.strip() for m in args.models.split(",") if m.strip()] if args.models else None
+    frame = Store(args.db).judgments(
+        benchmark=args.benchmark, judge=args.judge, models=models, template_id=args.template
+    )
+    if frame.empty:
+        raise UserError(
+            f"no judgments in {args.db} for {_selection(args, models)}: import some first "
+            "(guanaco import qlora-release DIR, guanaco import fastchat FILE...) or run a tournament"
+        )
+    try:
+        table = ratings.rate(frame, args.method, **method_params(args))
+    except ValueError as err:
+        raise UserError(f"{err} (selection: {_selection(args, models)})") from err
+    text = leaderboard.render(table, args.format)
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(text, encoding="utf-8")
+        print(f"wrote {args.out}", file=sys.stderr)
+    else:
+        sys.stdout.write(text)
+    if args.plot:
+        print(f"wrote {leaderboard.plot_ratings(table, args.plot)}", file=sys.stderr)
+    if args.heatmap:
+        print(f"wrote {leaderboard.plot_win_rates(frame, args.heatmap)}", file=sys.stderr)
+    return 0
+
+
+def _selection(args: argparse.Namespace, models: list[str] | None) -> str:
+    parts = [f"benchmark={args.benchmark or 'any'}", f"judge={args.judge or 'any'}"]
+    if args.template:
+        parts.append(f"template={args.template}")
+    if models:
+        parts.append(f"models={','.join(models)}")
+    return " ".join(parts)

@@ -1,0 +1,67 @@
+"""`guanaco train` (Guanaco-style 4-bit QLoRA) and `guanaco merge` (adapter onto the dequantized base)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from arena.cli import UserError
+
+
+def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    from trainer.config import add_arguments
+
+    train = subparsers.add_parser(
+        "train",
+        parents=[common],
+        help="train a 4-bit LoRA chatbot (presets from the QLoRA paper, or `smoke` on the CPU)",
+        description="Presets < --config YAML < flags. Examples: --preset smoke --out runs/smoke; "
+        "--preset guanaco-7b --base huggyllama/llama-7b --data oasst1; --resume runs/x --max-steps 3000.",
+    )
+    add_arguments(train)
+    train.set_defaults(func=run_train)
+    merge = subparsers.add_parser(
+        "merge", parents=[common], help="merge a run's adapter onto its dequantized 4-bit base"
+    )
+    merge.add_argument("run", type=Path, help="run folder written by guanaco train")
+    merge.add_argument("--out", type=Path, required=True, help="folder for the merged checkpoint")
+    merge.add_argument("--dtype", choices=["float32", "bfloat16", "float16"], help="cast the merged weights")
+    merge.set_defaults(func=run_merge)
+
+
+def run_train(args: argparse.Namespace) -> int:
+    from arena.store import Store, finish_run, start_run
+    from trainer.config import ConfigError, from_args
+    from trainer.data import DataError
+    from trainer.train import TrainError, train
+
+    try:
+        cfg = from_args(args)
+    except ConfigError as err:
+        raise UserError(str(err)) from err
+    store = Store(args.db)
+    with store.session() as session:
+        run_id = start_run(session, "train", cfg.out, cfg.to_dict()).id
+    status = "failed"
+    try:
+        metrics = train(cfg, resume=args.resume is not None)
+        status = "done"
+    except (DataError, TrainError) as err:
+        raise UserError(str(err)) from err
+    finally:
+        with store.session() as session:
+            finish_run(session, run_id, status)
+    print(f"adapter in {cfg.out}: step {metrics['step']}, train loss {metrics['train_loss']:.4f}, "
+          f"eval loss {metrics['eval_loss'] if metrics['eval_loss'] is None else round(metrics['eval_loss'], 4)}")  # fmt: skip
+    return 0
+
+
+def run_merge(args: argparse.Namespace) -> int:
+    from trainer.merge import MergeError, merge
+
+    try:
+        out = merge(args.run, args.out, args.dtype)
+    except MergeError as err:
+        raise UserError(str(err)) from err
+    print(f"merged checkpoint in {out}")
+    return 0

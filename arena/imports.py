@@ -1,0 +1,165 @@
+"""What every import of released evaluations shares: the report it prints, and bulk writes.
+
+An import reads whole files first, decides everything, then writes in one transaction through
+`insert_ignore`: a re-import adds nothing, and a failure anywhere leaves the store as it was.
+The importers themselves live in `arena.import_qlora` and `arena.import_fastchat`.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from arena.store import Contestant, Generation, Judgment, Prompt, insert_ignore
+
+
+class ImportConflict(ValueError):
+    """The store already holds something that contradicts the files (another answer under the
+    same contestant and prompt, say): refused rather than silently mixed."""
+
+
+@dataclass
+class ImportReport:
+    """Counts of one import. `imported` and `already_present` count generation and judgment rows;
+    `new_rows` splits the new rows by table. `inconsistencies` counts records whose file names
+    or ids disagree with what the records prove; `skipped` those that could not be imported."""
+
+    source: str
+    records_read: int = 0
+    imported: int = 0
+    already_present: int = 0
+    unparsed: int = 0
+    inconsistencies: int = 0
+    skipped: int = 0
+    new_rows: dict[str, int] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def count_rows(self, table: str, attempted: int, new: int) -> None:
+        self.new_rows[table] = self.new_rows.get(table, 0) + new
+        if table in ("generations", "judgments"):
+            self.imported += new
+            self.already_present += attempted - new
+
+    def summary(self) -> str:
+        lines = [
+            f"import of {self.source}",
+            f"  records read     {self.records_read:>8,}",
+            f"  imported         {self.imported:>8,}   (new rows: "
+            + ", ".join(f"{k} {v:,}" for k, v in self.new_rows.items()) + ")",
+            f"  already present  {self.already_present:>8,}",
+            f"  unparsed         {self.unparsed:>8,}   (kept with their raw text, status 'unparsed')",
+            f"  inconsistencies  {self.inconsistencies:>8,}",
+            f"  skipped          {self.skipped:>8,}",
+            f"  seconds          {self.seconds:>8.1f}",
+        ]  # fmt: skip
+        return "\n".join(lines + [f"  - {note}" for note in self.notes])
+
+
+class NoteTally:
+    """Counts problems by (file, reason) so the report says '80 records of X: reason' once."""
+
+    def __init__(self) -> None:
+        self.counts: Counter[tuple[str, str]] = Counter()
+
+    def add(self, source: str, reason: str) -> None:
+        self.counts[(source, reason)] += 1
+
+    def notes(self) -> list[str]:
+        return [f"{source}: {n} record(s) {reason}" for (source, reason), n in sorted(self.counts.items())]
+
+
+def prompt_ids(session: Session, benchmark: str) -> dict[str, int]:
+    return dict(session.execute(select(Prompt.key, Prompt.id).where(Prompt.benchmark == benchmark)).all())
+
+
+def ensure_contestants(
+    session: Session, specs: dict[str, dict[str, Any]], report: ImportReport
+) -> dict[str, int]:
+    """Contestant ids by name, creating those that are new with the given fields."""
+    rows = [{"name": name, **fields} for name, fields in specs.items()]
+    report.count_rows("contestants", len(rows), insert_ignore(session, Contestant, uniform(Contestant, rows)))
+    found = session.execute(select(Contestant.name, Contestant.id).where(Contestant.name.in_(list(specs))))
+    return dict(found.all())
+
+
+def placeholder_generation(
+    prompt_id: int, contestant_id: int, answer_id: str | None, source: str
+) -> dict[str, Any]:
+    """A generation whose text the release did not publish: it exists so judgments can link to it."""
+    return {
+        "prompt_id": prompt_id, "contestant_id": contestant_id, "text": "", "backend": "release",
+        "external_id": answer_id, "meta": {"text_missing": True, "source": source},
+    }  # fmt: skip
+
+
+def write_generations(
+    session: Session, rows: Sequence[dict[str, Any]], report: ImportReport
+) -> dict[tuple[int, int], int]:
+    """Insert generations; returns generation ids by (prompt id, contestant id).
+
+    An existing generation with another answer id under the same contestant and prompt is a
+    conflict (two different answers cannot both be that contestant's). An existing placeholder
+    gets the text once a file supplies it."""
+    report.count_rows("generations", len(rows), insert_ignore(session, Generation, uniform(Generation, rows)))
+    wanted = {(r["prompt_id"], r["contestant_id"]): r for r in rows}
+    existing = _generations(session, {cid for _, cid in wanted})
+    ids = {}
+    for key, row in wanted.items():
+        gen_id, external_id, meta = existing[key]
+        ours = row.get("external_id")
+        if ours and external_id and ours != external_id:
+            raise ImportConflict(
+                f"contestant id {key[1]} already has answer {external_id!r} for prompt id {key[0]}, "
+                f"not {ours!r} ({row['meta'].get('source')}): import into a fresh database or rename"
+            )
+        if (meta or {}).get("text_missing") and not row["meta"].get("text_missing"):
+            gen = session.get(Generation, gen_id)
+            for name in ("text", "turn_texts", "raw_text", "prompt_sent", "external_id", "meta"):
+                if name in row:
+                    setattr(gen, name, row[name])
+        ids[key] = gen_id
+    return ids
+
+
+def _generations(
+    session: Session, contestant_ids: Iterable[int]
+) -> dict[tuple[int, int], tuple[int, str | None, dict]]:
+    stmt = select(Generation.prompt_id, Generation.contestant_id, Generation.id, Generation.external_id,
+                  Generation.meta).where(Generation.contestant_id.in_(list(contestant_ids)))  # fmt: skip
+    return {(p, c): (g, e, m) for p, c, g, e, m in session.execute(stmt)}
+
+
+def write_judgments(
+    session: Session, rows: list[dict[str, Any]], report: ImportReport, tally: NoteTally
+) -> None:
+    """Insert judgments. Two records of one import with the same unique key are reported: the
+    second would otherwise vanish silently."""
+    seen: set[tuple] = set()
+    unique = []
+    for row in rows:
+        key = (row["judge"], row["template_hash"], row["generation1_id"], row["generation2_id"])
+        if key in seen:
+            tally.add(
+                row["meta"]["source"],
+                "repeat an earlier record's judge, template and answers: kept the first",
+            )
+            report.inconsistencies += 1
+            report.skipped += 1
+            continue
+        seen.add(key)
+        unique.append(row)
+    report.count_rows("judgments", len(unique), insert_ignore(session, Judgment, uniform(Judgment, unique)))
+
+
+def uniform(model: type, rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Rows with the same keys (a bulk insert binds one parameter set): a nullable column that
+    some rows leave out is None there; columns with defaults are filled by insert_ignore."""
+    with_default = {c.name for c in model.__table__.columns if c.default is not None}
+    names = {name for row in rows for name in row} - with_default
+    return [{**dict.fromkeys(names), **row} for row in rows]

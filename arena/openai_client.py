@@ -1,0 +1,225 @@
+"""The one async client for OpenAI-compatible chat endpoints (OpenAI, vLLM, `transformers serve`, ...).
+
+Judges and the generation helper's `openai` backend both call :func:`chat` (or a :class:`ChatClient`)
+so that every paid call gets the same treatment: a concurrency limit, a per-call timeout, retries
+with exponential backoff and full jitter on 429/5xx/timeouts/dropped connections/malformed replies
+that honour the server's ``Retry-After``, and the token usage the server reports. The API key is read
+from the environment and never logged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import json
+import logging
+import os
+import random
+import time
+import weakref
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+LOCAL_HOSTS = ("127.0.0.1", "localhost", "[::1]", "0.0.0.0")
+
+
+@dataclass(frozen=True)
+class ClientConfig:
+    """Where and how to call: one endpoint and model, with its limits.
+
+    `base_url` None means api.openai.com. The key is read from the environment variable named by
+    `api_key_env`; local endpoints (127.0.0.1, localhost) work without one."""
+
+    model: str
+    base_url: str | None = None
+    api_key_env: str = "OPENAI_API_KEY"
+    concurrency: int = 8
+    timeout_s: float = 120.0
+    max_attempts: int = 6
+    backoff_base_s: float = 1.0
+    backoff_max_s: float = 60.0
+
+
+@dataclass(frozen=True)
+class ChatResult:
+    """One completed call: the reply text and what it cost in tokens and seconds (all attempts)."""
+
+    text: str
+    prompt_tokens: int | None
+    completion_tokens: int | None
+    seconds: float
+    attempts: int = 1
+    model: str | None = None
+
+
+class ChatError(Exception):
+    """A call that failed for good: not retryable, or still failing after `max_attempts`."""
+
+    def __init__(self, message: str, *, attempts: int, retryable: bool) -> None:
+        super().__init__(message)
+        self.attempts = attempts
+        self.retryable = retryable
+
+
+class MalformedReply(Exception):
+    """The server answered 2xx but the body was not a chat completion."""
+
+
+def api_key(cfg: ClientConfig) -> str:
+    """The key from `cfg.api_key_env`; a placeholder for local servers; a clear error otherwise."""
+    key = os.environ.get(cfg.api_key_env)
+    if key:
+        return key
+    if cfg.base_url and any(host in cfg.base_url for host in LOCAL_HOSTS):
+        return "EMPTY"
+    raise ChatError(
+        f"no API key: set the environment variable {cfg.api_key_env} (or pass --base-url for a local server)",
+        attempts=0,
+        retryable=False,
+    )
+
+
+def retry_after_seconds(error: BaseException) -> float | None:
+    """The wait the server asked for (`retry-after-ms`, or `Retry-After` in seconds or as a date)."""
+    response = getattr(error, "response", None)
+    headers = getattr(response, "headers", None)
+    if not headers:
+        return None
+    if headers.get("retry-after-ms"):
+        try:
+            return float(headers["retry-after-ms"]) / 1000
+        except ValueError:
+            pass
+    value = headers.get("retry-after")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        when = email.utils.parsedate_to_datetime(value) if value else None
+        return None if when is None else max(0.0, when.timestamp() - time.time())
+
+
+def is_retryable(error: BaseException) -> bool:
+    """429, 5xx, 408/409, timeouts, dropped connections and malformed replies are worth another try."""
+    import openai
+
+    if isinstance(
+        error, (openai.APITimeoutError, openai.APIConnectionError, MalformedReply, json.JSONDecodeError)
+    ):
+        return True
+    if isinstance(error, openai.APIStatusError):
+        return error.status_code in (408, 409, 429) or error.status_code >= 500
+    return isinstance(error, openai.APIResponseValidationError)
+
+
+def backoff_seconds(cfg: ClientConfig, attempt: int, error: BaseException) -> float:
+    """Full-jitter exponential backoff, but never shorter than the server's Retry-After."""
+    ceiling = min(cfg.backoff_max_s, cfg.backoff_base_s * 2 ** (attempt - 1))
+    wait = random.uniform(0, ceiling)
+    asked = retry_after_seconds(error)
+    if asked is not None:
+        wait = max(wait, min(asked, cfg.backoff_max_s) + random.uniform(0, cfg.backoff_base_s / 10))
+    return wait
+
+
+class ChatClient:
+    """An AsyncOpenAI client plus a semaphore: create one per event loop and share it."""
+
+    def __init__(self, cfg: ClientConfig) -> None:
+        from openai import AsyncOpenAI
+
+        self.cfg = cfg
+        self._client = AsyncOpenAI(
+            api_key=api_key(cfg), base_url=cfg.base_url, timeout=cfg.timeout_s, max_retries=0
+        )
+        self._limit = asyncio.Semaphore(cfg.concurrency)
+
+    async def chat(
+        self,
+        messages: Sequence[dict[str, str]],
+        *,
+        temperature: float = 0.0,
+        max_tokens: int | None = None,
+        seed: int | None = None,
+    ) -> ChatResult:
+        """One chat completion, retried as :func:`is_retryable` allows; raises :class:`ChatError`."""
+        start = time.perf_counter()
+        for attempt in range(1, self.cfg.max_attempts + 1):
+            try:
+                async with self._limit:
+                    text, usage, model = await self._once(messages, temperature, max_tokens, seed)
+                return ChatResult(
+                    text=text,
+                    prompt_tokens=getattr(usage, "prompt_tokens", None),
+                    completion_tokens=getattr(usage, "completion_tokens", None),
+                    seconds=time.perf_counter() - start,
+                    attempts=attempt,
+                    model=model,
+                )
+            except Exception as error:  # noqa: BLE001 - classified right below
+                retryable = is_retryable(error)
+                summary = f"{type(error).__name__}: {str(error)[:300]}"
+                if not retryable or attempt == self.cfg.max_attempts:
+                    raise ChatError(
+                        f"{self.cfg.model} call failed after {attempt} attempt(s): {summary}",
+                        attempts=attempt,
+                        retryable=retryable,
+                    ) from error
+                wait = backoff_seconds(self.cfg, attempt, error)
+                log.debug("attempt %d failed (%s); retrying in %.2fs", attempt, summary, wait)
+                await asyncio.sleep(wait)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _once(
+        self, messages: Sequence[dict[str, str]], temperature: float, max_tokens: int | None, seed: int | None
+    ) -> tuple[str, Any, str | None]:
+        extra: dict[str, Any] = {}
+        if max_tokens is not None:
+            extra["max_tokens"] = max_tokens
+        if seed is not None:
+            extra["seed"] = seed
+        reply = await self._client.chat.completions.create(
+            model=self.cfg.model, messages=list(messages), temperature=temperature, **extra
+        )
+        choices = getattr(reply, "choices", None)
+        if not choices or getattr(choices[0], "message", None) is None:
+            raise MalformedReply(f"reply has no choices[0].message: {str(reply)[:200]}")
+        content = choices[0].message.content
+        if not isinstance(content, str):
+            raise MalformedReply(f"reply content is {type(content).__name__}, not text")
+        return content, getattr(reply, "usage", None), getattr(reply, "model", None)
+
+    async def aclose(self) -> None:
+        await self._client.close()
+
+    async def __aenter__(self) -> ChatClient:
+        return self
+
+    async def __aexit__(self, *_exc: object) -> None:
+        await self.aclose()
+
+
+_CLIENTS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[ClientConfig, ChatClient]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+async def chat(
+    cfg: ClientConfig,
+    messages: Sequence[dict[str, str]],
+    *,
+    temperature: float = 0.0,
+    max_tokens: int | None = None,
+    seed: int | None = None,
+) -> ChatResult:
+    """One call through the shared :class:`ChatClient` for `cfg` in the running event loop, so the
+    concurrency limit holds across all callers of the same endpoint."""
+    clients = _CLIENTS.setdefault(asyncio.get_running_loop(), {})
+    client = clients.get(cfg)
+    if client is None:
+        client = clients[cfg] = ChatClient(cfg)
+    return await client.chat(messages, temperature=temperature, max_tokens=max_tokens, seed=seed)

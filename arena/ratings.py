@@ -1,0 +1,462 @@
+"""Ratings from judgments: Elo (the QLoRA paper's), online Elo, Bradley-Terry, TrueSkill, relative scores.
+
+Every rating function takes the tidy judgments table of :func:`arena.store.judgments_frame` and
+returns a tidy table, one row per model, sorted best first, with at least ``model, rating, lower,
+upper, rank, matches`` (plus ``wins, ties, losses`` for pairwise methods). ``table.attrs["header"]``
+says how the table was made: method, parameters, judgments used, judgments excluded because their
+verdict was unparsed or errored, models, and the benchmark, judge and template when constant.
+
+Verdicts are by slot: ``"1"`` slot 1 won, ``"2"`` slot 2 won, ``"tie"`` and ``"both_bad"`` both
+score 0.5. The two orders of a pair are two judgments and so two matches. Judgments whose status is
+not ``ok`` are never rated and never silently dropped: they are counted in the header.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+METHODS = ("elo", "online-elo", "bt", "trueskill", "relative")
+
+SCORE_BY_VERDICT = {"1": 1.0, "2": 0.0, "tie": 0.5, "both_bad": 0.5}
+"""Slot 1's score for each verdict: a tie and "both bad" count half a win to each side."""
+
+ELO_SCALE = 400.0 / math.log(10.0)
+"""Natural-log strength to Elo points: P(i beats j) = 1 / (1 + 10 ** ((R_j - R_i) / 400))."""
+
+ELO_CHUNK_BYTES = 256 * 2**20
+"""Working memory for one chunk of Elo orderings (the permuted match indices). Fixed, so that a
+seed gives the same ratings on every machine; 10,000 orderings of 38,500 matches as one int32
+permutation would take 1.5 GB."""
+
+
+@dataclass(frozen=True)
+class Battles:
+    """Pairwise matches as integer arrays: slot-1 model, slot-2 model, slot-1 score, prompt."""
+
+    models: list[str]
+    a: np.ndarray
+    b: np.ndarray
+    score: np.ndarray
+    prompt: np.ndarray
+    excluded: int
+    """Judgments not rated because their status was `unparsed` or `error`."""
+    considered: pd.DataFrame
+    """The judgments under the rated templates, whatever their status: what the header describes."""
+
+    def __len__(self) -> int:
+        return len(self.a)
+
+
+def battles(frame: pd.DataFrame) -> Battles:
+    """The rated matches of a judgments frame: status `ok` with a pairwise verdict.
+
+    When the frame holds both three-class verdicts and score-pair judgments (the QLoRA release's
+    Vicuna folder has pairwise verdicts among 8 models and 1-10 scores against ChatGPT), only the
+    three-class ones are matches: the score pairs answer another question (how close to the
+    reference) under another template, and mixing them would weigh ChatGPT's games twice. A frame
+    of score pairs only is rated from the verdicts derived from its scores. `unparsed`/`error`
+    judgments are never rated and are counted in `excluded`."""
+    ok = frame["status"].eq("ok")
+    rated = frame[ok & frame["verdict"].isin(list(SCORE_BY_VERDICT))]
+    scored = rated["score_1"].notna() & rated["score_2"].notna()
+    if not scored.all() and scored.any():
+        rated = rated[~scored]
+    considered = frame["template_id"].isin(set(rated["template_id"])) if len(rated) else ~ok
+    models = sorted(set(rated["model_1"]) | set(rated["model_2"]))
+    code = {m: i for i, m in enumerate(models)}
+    prompt_keys = rated["benchmark"].astype(str) + "\x00" + rated["prompt_key"].astype(str)
+    return Battles(
+        models=models,
+        a=rated["model_1"].map(code).to_numpy(np.int64),
+        b=rated["model_2"].map(code).to_numpy(np.int64),
+        score=rated["verdict"].map(SCORE_BY_VERDICT).to_numpy(np.float64),
+        prompt=pd.factorize(prompt_keys)[0].astype(np.int64),
+        excluded=int((~ok & considered).sum()),
+        considered=frame[considered],
+    )
+
+
+# ---------------------------------------------------------------- Elo
+
+
+def elo_ratings(
+    frame: pd.DataFrame,
+    k: float = 32.0,
+    orderings: int = 10_000,
+    seed: int = 0,
+    initial: float = 1000.0,
+    progress: bool = False,
+) -> pd.DataFrame:
+    """The QLoRA paper's Elo: online updates over `orderings` seeded random orders, averaged.
+
+    `lower`/`upper` are the 95% interval of the mean over orderings (what the paper printed; it
+    shrinks with more orderings and says little about how sure the ranking is); `spread_lower`/
+    `spread_upper` are the 2.5-97.5 percentiles across orderings, which show how much a rating
+    depends on match order. Ranks respect the spread, the honest one of the two."""
+    bt = battles(frame)
+    _require_matches(bt, "elo")
+    final = elo_orderings(bt.a, bt.b, bt.score, len(bt.models), k, orderings, seed, initial, progress)
+    mean = final.mean(axis=0)
+    half = 1.96 * final.std(axis=0, ddof=1) / math.sqrt(orderings) if orderings > 1 else np.zeros_like(mean)
+    spread = np.percentile(final, [2.5, 97.5], axis=0)
+    table = _pairwise_table(bt, mean, mean - half, mean + half)
+    table["spread_lower"], table["spread_upper"] = spread[0], spread[1]
+    params = {"k": k, "orderings": orderings, "seed": seed, "initial": initial}
+    return _finish(table, frame, bt, "elo", params, rank_by=("spread_lower", "spread_upper"))
+
+
+def elo_orderings(
+    a: np.ndarray,
+    b: np.ndarray,
+    score: np.ndarray,
+    n_models: int,
+    k: float,
+    orderings: int,
+    seed: int,
+    initial: float,
+    progress: bool = False,
+) -> np.ndarray:
+    """Final online-Elo ratings for each of `orderings` random orders: shape (orderings, models).
+
+    All orderings of a chunk advance together: one step updates every ordering's match at that
+    position, so the Python loop runs once per match position, not once per match and ordering.
+    Ratings live in one flat vector, ordering-major, so that a step is a gather and a scatter."""
+    from tqdm.auto import tqdm
+
+    n = len(a)
+    rng = np.random.default_rng(seed)
+    out = np.empty((orderings, n_models))
+    chunk = max(1, min(orderings, ELO_CHUNK_BYTES // (13 * max(n, 1))))
+    a32, b32, half = a.astype(np.int32), b.astype(np.int32), np.rint(2 * score).astype(np.int8)
+    with tqdm(total=orderings, unit="ordering", desc="elo", disable=not progress) as bar:
+        for start in range(0, orderings, chunk):
+            size = min(chunk, orderings - start)
+            order = rng.permuted(np.tile(np.arange(n, dtype=np.int32), (size, 1)), axis=1).T
+            offset = (np.arange(size, dtype=np.int32) * n_models)[None, :]
+            slot_a = np.ascontiguousarray(a32[order] + offset)
+            slot_b = np.ascontiguousarray(b32[order] + offset)
+            halves = np.ascontiguousarray(half[order])
+            del order
+            ratings = np.full(size * n_models, float(initial))
+            _elo_steps(ratings, slot_a, slot_b, halves, k)
+            out[start : start + size] = ratings.reshape(size, n_models)
+            bar.update(size)
+    return out
+
+
+def _elo_steps(
+    ratings: np.ndarray, slot_a: np.ndarray, slot_b: np.ndarray, halves: np.ndarray, k: float
+) -> None:
+    """Advance every ordering through its matches, in place: row t of each (matches, orderings)
+    array is the t-th match of every ordering (flat rating indices, slot-1 score in halves)."""
+    expected = np.empty(slot_a.shape[1])
+    delta = np.empty(slot_a.shape[1])
+    for ia, ib, hs in zip(slot_a, slot_b, halves, strict=True):
+        ra, rb = ratings[ia], ratings[ib]
+        np.subtract(rb, ra, out=expected)
+        expected *= math.log(10.0) / 400.0
+        np.exp(expected, out=expected)
+        expected += 1.0
+        np.divide(k, expected, out=expected)  # k times slot 1's expected score
+        np.multiply(hs, k / 2.0, out=delta)
+        delta -= expected
+        ratings[ia] = ra + delta
+        ratings[ib] = rb - delta
+
+
+def elo_python(
+    a: np.ndarray, b: np.ndarray, score: np.ndarray, n_models: int, k: float, initial: float
+) -> np.ndarray:
+    """One ordering of online Elo as a plain Python loop: the reference the vectorised one must
+    match, and the baseline of bench/ratings.py."""
+    ratings = [float(initial)] * n_models
+    for i, j, s in zip(a.tolist(), b.tolist(), score.tolist(), strict=True):
+        expected = 1.0 / (1.0 + 10.0 ** ((ratings[j] - ratings[i]) / 400.0))
+        ratings[i] += k * (s - expected)
+        ratings[j] -= k * (s - expected)
+    return np.array(ratings)
+
+
+def online_elo(frame: pd.DataFrame, k: float = 32.0, initial: float = 1000.0) -> pd.DataFrame:
+    """Elo updated once through the matches in the frame's order (no interval: one pass has none;
+    `lower`/`upper` are NaN and ranks follow the rating)."""
+    bt = battles(frame)
+    _require_matches(bt, "online-elo")
+    final = elo_python(bt.a, bt.b, bt.score, len(bt.models), k, initial)
+    table = _pairwise_table(bt, final, np.full_like(final, np.nan), np.full_like(final, np.nan))
+    return _finish(table, frame, bt, "online-elo", {"k": k, "initial": initial})
+
+
+# ---------------------------------------------------------------- Bradley-Terry
+
+BT_L2 = 1e-3
+"""Weak Gaussian prior on log-strengths: keeps a model that won (or lost) every match finite."""
+
+
+def bradley_terry(
+    frame: pd.DataFrame,
+    bootstrap: int = 1000,
+    resample: str = "battle",
+    seed: int = 0,
+    anchor: str | None = None,
+    progress: bool = False,
+) -> pd.DataFrame:
+    """Bradley-Terry maximum likelihood on the Elo scale, with bootstrap percentile intervals.
+
+    Ties (and "both bad") count as half a win to each side, as Chatbot Arena does; the simpler
+    choice over Rao-Kupper/Davidson, and it leaves the win/loss likelihood unchanged without ties.
+    Ratings are 400·log10 strengths, shifted so that their mean is 1000, or so that `anchor` is
+    exactly 1000. `resample="battle"` redraws matches; `resample="prompt"` redraws prompts with all
+    their matches, which respects that matches on one prompt are not independent."""
+    from tqdm.auto import tqdm
+
+    if resample not in ("battle", "prompt"):
+        raise ValueError(f"resample must be 'battle' or 'prompt', not {resample!r}")
+    bt = battles(frame)
+    _require_matches(bt, "bt")
+    if anchor is not None and anchor not in bt.models:
+        raise ValueError(f"anchor model {anchor!r} has no rated match; models: {', '.join(bt.models)}")
+    anchor_index = None if anchor is None else bt.models.index(anchor)
+    point = _bt_elo(bt, np.ones(len(bt)), anchor_index)
+    rng = np.random.default_rng(seed)
+    draws = np.empty((bootstrap, len(bt.models)))
+    n_prompts = int(bt.prompt.max()) + 1
+    for i in tqdm(range(bootstrap), desc="bt bootstrap", disable=not progress):
+        if resample == "battle":
+            weights = rng.multinomial(len(bt), np.full(len(bt), 1.0 / len(bt))).astype(np.float64)
+        else:
+            weights = rng.multinomial(n_prompts, np.full(n_prompts, 1.0 / n_prompts))[bt.prompt].astype(float)
+        draws[i] = _bt_elo(bt, weights, anchor_index)
+    lower, upper = np.percentile(draws, [2.5, 97.5], axis=0) if bootstrap else (point * np.nan,) * 2
+    table = _pairwise_table(bt, point, lower, upper)
+    params = {"bootstrap": bootstrap, "resample": resample, "seed": seed, "anchor": anchor or "mean 1000",
+              "ties": "half win each", "l2": BT_L2}  # fmt: skip
+    return _finish(table, frame, bt, "bt", params)
+
+
+def _bt_elo(bt: Battles, weights: np.ndarray, anchor_index: int | None) -> np.ndarray:
+    """Elo-scale Bradley-Terry ratings from weighted matches (weights: how often each is drawn)."""
+    m = len(bt.models)
+    wins = np.zeros((m, m))
+    np.add.at(wins, (bt.a, bt.b), weights * bt.score)
+    np.add.at(wins, (bt.b, bt.a), weights * (1.0 - bt.score))
+    theta = fit_bradley_terry(wins) * ELO_SCALE
+    shift = theta[anchor_index] if anchor_index is not None else theta.mean()
+    return theta - shift + 1000.0
+
+
+def fit_bradley_terry(wins: np.ndarray, l2: float = BT_L2, tol: float = 1e-10) -> np.ndarray:
+    """Natural-log strengths maximising sum_ij wins[i, j] * log sigmoid(theta_i - theta_j) - l2 |theta|^2.
+
+    Newton's method: the penalised log-likelihood is strictly concave, so it converges in a few
+    steps from zero; a handful of models make the Hessian tiny."""
+    played = wins + wins.T
+    theta = np.zeros(len(wins))
+    for _ in range(100):
+        p = 1.0 / (1.0 + np.exp(theta[None, :] - theta[:, None]))  # P(i beats j)
+        grad = (wins - played * p).sum(axis=1) - 2 * l2 * theta
+        w = played * p * (1 - p)
+        hessian = np.diag(w.sum(axis=1) + 2 * l2) - w
+        step = np.linalg.solve(hessian, grad)
+        theta += step
+        if np.abs(step).max() < tol:
+            break
+    return theta
+
+
+# ---------------------------------------------------------------- TrueSkill
+
+
+def trueskill_ratings(frame: pd.DataFrame, draw_probability: float | None = None) -> pd.DataFrame:
+    """TrueSkill (the `trueskill` package) through the matches in the frame's order.
+
+    `rating` is mu, `lower`/`upper` mu -/+ 1.96 sigma, `conservative` mu - 3 sigma. The draw
+    probability defaults to the share of ties among the matches (TrueSkill needs it above 0)."""
+    import trueskill
+
+    bt = battles(frame)
+    _require_matches(bt, "trueskill")
+    if draw_probability is None:
+        draw_probability = float(np.clip((bt.score == 0.5).mean(), 0.01, 0.99))
+    env = trueskill.TrueSkill(draw_probability=draw_probability)
+    players = [env.create_rating() for _ in bt.models]
+    for i, j, s in zip(bt.a.tolist(), bt.b.tolist(), bt.score.tolist(), strict=True):
+        if s == 0.0:
+            i, j = j, i
+        players[i], players[j] = env.rate_1vs1(players[i], players[j], drawn=s == 0.5)
+    mu = np.array([p.mu for p in players])
+    sigma = np.array([p.sigma for p in players])
+    table = _pairwise_table(bt, mu, mu - 1.96 * sigma, mu + 1.96 * sigma)
+    table["sigma"] = sigma
+    table["conservative"] = mu - 3 * sigma
+    params = {"draw_probability": round(draw_probability, 4), "mu": env.mu, "sigma": round(env.sigma, 4)}
+    return _finish(table, frame, bt, "trueskill", params)
+
+
+# ---------------------------------------------------------------- win rates and relative scores
+
+
+def win_rate_matrix(frame: pd.DataFrame) -> pd.DataFrame:
+    """Row model's win rate against column model over both orders, ties half; NaN if never met."""
+    bt = battles(frame)
+    m = len(bt.models)
+    won, played = np.zeros((m, m)), np.zeros((m, m))
+    np.add.at(won, (bt.a, bt.b), bt.score)
+    np.add.at(won, (bt.b, bt.a), 1.0 - bt.score)
+    np.add.at(played, (bt.a, bt.b), 1.0)
+    played += played.T
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rates = np.where(played > 0, won / played, np.nan)
+    matrix = pd.DataFrame(rates, index=pd.Index(bt.models, name="model"), columns=bt.models)
+    order = matrix.mean(axis=1).sort_values(ascending=False).index
+    return matrix.loc[order, order]
+
+
+def relative_scores(
+    frame: pd.DataFrame, reference: str = "gpt-3.5-turbo", bootstrap: int = 1000, seed: int = 0
+) -> pd.DataFrame:
+    """The QLoRA paper's "% of ChatGPT": 100 x (sum of a model's scores) / (sum of the reference's).
+
+    Computed per order (`model_first`: the model in slot 1; `reference_first`) and pooled over both
+    orders (`rating`), from judgments that carry a score pair against `reference`. The interval is
+    the 2.5-97.5 percentile of the pooled ratio over `bootstrap` redraws of prompts."""
+    ok = frame["status"].eq("ok")
+    scored = frame[ok & frame["score_1"].notna() & frame["score_2"].notna()]
+    vs_ref = scored[(scored["model_1"] == reference) ^ (scored["model_2"] == reference)]
+    if vs_ref.empty:
+        raise ValueError(
+            f"no scored judgments against reference {reference!r}: import the relative scores "
+            "(guanaco import qlora-release) or judge with a relative template first"
+        )
+    model_first = vs_ref["model_2"] == reference
+    rows = pd.DataFrame({
+        "model": np.where(model_first, vs_ref["model_1"], vs_ref["model_2"]),
+        "own": np.where(model_first, vs_ref["score_1"], vs_ref["score_2"]).astype(float),
+        "ref": np.where(model_first, vs_ref["score_2"], vs_ref["score_1"]).astype(float),
+        "model_first": model_first.to_numpy(),
+        "prompt": vs_ref["benchmark"].astype(str) + "\x00" + vs_ref["prompt_key"].astype(str),
+    })  # fmt: skip
+    rng = np.random.default_rng(seed)
+    records = [_relative_row(name, group, rng, bootstrap) for name, group in rows.groupby("model", sort=True)]
+    table = pd.DataFrame.from_records(records)
+    against = frame["template_id"].isin(set(vs_ref["template_id"])) & (
+        (frame["model_1"] == reference) ^ (frame["model_2"] == reference)
+    )
+    params = {"reference": reference, "bootstrap": bootstrap, "seed": seed}
+    header = _header(frame[against], "relative", params, used=len(rows), excluded=int((against & ~ok).sum()),
+                     models=len(table))  # fmt: skip
+    return _ranked(table, header)
+
+
+def _relative_row(model: str, rows: pd.DataFrame, rng: np.random.Generator, bootstrap: int) -> dict[str, Any]:
+    first, second = rows[rows["model_first"]], rows[~rows["model_first"]]
+    pooled = 100 * rows["own"].sum() / rows["ref"].sum()
+    per_prompt = rows.groupby("prompt")[["own", "ref"]].sum().to_numpy()
+    lower = upper = np.nan
+    if bootstrap:
+        counts = rng.multinomial(
+            len(per_prompt), np.full(len(per_prompt), 1 / len(per_prompt)), size=bootstrap
+        )
+        sums = counts @ per_prompt
+        ratios = 100 * sums[:, 0] / sums[:, 1]
+        lower, upper = np.percentile(ratios, [2.5, 97.5])
+    return {
+        "model": model,
+        "rating": pooled,
+        "lower": lower,
+        "upper": upper,
+        "model_first": _ratio(first),
+        "reference_first": _ratio(second),
+        "matches": len(rows),
+        "prompts": len(per_prompt),
+    }
+
+
+def _ratio(rows: pd.DataFrame) -> float:
+    return 100 * rows["own"].sum() / rows["ref"].sum() if len(rows) and rows["ref"].sum() else np.nan
+
+
+# ---------------------------------------------------------------- ranks, tables, headers
+
+
+def interval_ranks(table: pd.DataFrame, lower: str = "lower", upper: str = "upper") -> pd.Series:
+    """Chatbot Arena ranks: 1 + the number of models whose lower bound is above this one's upper.
+
+    A model ranks below another only when their intervals separate, so overlapping models share a
+    rank. A missing interval (online Elo) falls back to the rating itself."""
+    lo = table[lower].fillna(table["rating"]).to_numpy()
+    hi = table[upper].fillna(table["rating"]).to_numpy()
+    return pd.Series(1 + (lo[None, :] > hi[:, None]).sum(axis=1), index=table.index, name="rank")
+
+
+def rate(frame: pd.DataFrame, method: str, **params: Any) -> pd.DataFrame:
+    """Rate the judgments in `frame` with `method` (one of METHODS) and its keyword parameters."""
+    functions: dict[str, Callable[..., pd.DataFrame]] = {
+        "elo": elo_ratings,
+        "online-elo": online_elo,
+        "bt": bradley_terry,
+        "trueskill": trueskill_ratings,
+        "relative": relative_scores,
+    }
+    if method not in functions:
+        raise ValueError(f"unknown rating method {method!r}: choose one of {', '.join(METHODS)}")
+    return functions[method](frame, **params)
+
+
+def _require_matches(bt: Battles, method: str) -> None:
+    if not len(bt):
+        raise ValueError(
+            f"no rated pairwise judgments for {method} ({bt.excluded} unparsed or errored): "
+            "import judgments (guanaco import ...) or run a tournament first"
+        )
+
+
+def _pairwise_table(bt: Battles, rating: np.ndarray, lower: np.ndarray, upper: np.ndarray) -> pd.DataFrame:
+    m = len(bt.models)
+    wins = np.bincount(bt.a, bt.score == 1.0, m) + np.bincount(bt.b, bt.score == 0.0, m)
+    ties = np.bincount(bt.a, bt.score == 0.5, m) + np.bincount(bt.b, bt.score == 0.5, m)
+    matches = np.bincount(bt.a, minlength=m) + np.bincount(bt.b, minlength=m)
+    return pd.DataFrame({
+        "model": bt.models, "rating": rating, "lower": lower, "upper": upper,
+        "matches": matches, "wins": wins.astype(int), "ties": ties.astype(int),
+        "losses": (matches - wins - ties).astype(int),
+    })  # fmt: skip
+
+
+def _finish(
+    table: pd.DataFrame,
+    frame: pd.DataFrame,
+    bt: Battles,
+    method: str,
+    params: dict[str, Any],
+    rank_by: tuple[str, str] = ("lower", "upper"),
+) -> pd.DataFrame:
+    header = _header(bt.considered, method, params, used=len(bt), excluded=bt.excluded, models=len(bt.models))
+    header["rank_by"] = f"{rank_by[0]}..{rank_by[1]}"
+    return _ranked(table, header, rank_by)
+
+
+def _ranked(
+    table: pd.DataFrame, header: dict[str, Any], rank_by: tuple[str, str] = ("lower", "upper")
+) -> pd.DataFrame:
+    table = table.sort_values(["rating", "model"], ascending=[False, True], ignore_index=True)
+    table.insert(4, "rank", interval_ranks(table, *rank_by))
+    table.attrs["header"] = header
+    return table
+
+
+def _header(frame: pd.DataFrame, method: str, params: dict[str, Any], *, used: int, excluded: int,
+            models: int) -> dict[str, Any]:  # fmt: skip
+    """How a table was made; benchmark, judge and template appear when constant in the frame."""
+    header: dict[str, Any] = {"method": method, "params": dict(params)}
+    for column in ("benchmark", "judge", "template_id"):
+        values = sorted(frame[column].dropna().astype(str).unique()) if column in frame else []
+        header[column] = values[0] if len(values) == 1 else (", ".join(values) if values else None)
+    header.update({"judgments": len(frame), "used": used, "unparsed_excluded": excluded, "models": models})
+    return header

@@ -1,0 +1,448 @@
+"""Tournaments: which matches to judge, and judging them concurrently, resumably, within budget.
+
+A match is two generations of the same prompt in a fixed order (slot 1 shown first). Pair
+selection is `all` (every pair of contestants), `baseline:NAME` (everyone against NAME) or
+`active` (the next matches where they most reduce rank uncertainty, see :class:`ActiveScheduler`).
+Every judgment is written in its own short transaction as soon as it completes, keyed by (judge,
+template hash, generation 1, generation 2), so a run killed at any moment and started again sends
+only what is missing and stores nothing twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import itertools
+import logging
+import random
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from sqlalchemy import select
+
+from arena.ratings import SCORE_BY_VERDICT
+from arena.store import Contestant, Generation, Judgment, Prompt, Store, insert_ignore
+from judges.judge import Case, FatalJudgeError, Judge, Outcome
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Match:
+    prompt_id: int
+    generation1_id: int
+    generation2_id: int
+    model_1: str
+    model_2: str
+    case: Case = field(compare=False, repr=False)
+
+    @property
+    def pair(self) -> tuple[str, str]:
+        return tuple(sorted((self.model_1, self.model_2)))
+
+
+# ---------------------------------------------------------------- planning
+
+
+def question_text(prompt: Prompt) -> str:
+    """The first user turn, after earlier conversation turns (OA) in the QLoRA `### Human:` form."""
+    context = "".join(
+        f"### {'Human' if turn.get('role') == 'user' else 'Assistant'}: {turn.get('content', '')} "
+        for turn in prompt.context or []
+    )
+    return f"{context}### Human: {prompt.turns[0]} ### Assistant:" if context else prompt.turns[0]
+
+
+def load_entries(store: Store, benchmark: str, models: Sequence[str]) -> dict[int, dict[str, Any]]:
+    """By prompt id: the question, category, reference and each named model's generation."""
+    with store.session() as session:
+        known = set(session.scalars(select(Contestant.name).where(Contestant.name.in_(models))))
+        unknown = [m for m in models if m not in known]
+        if unknown:
+            raise ValueError(f"unknown contestant(s): {', '.join(unknown)}; see `guanaco models list`")
+        rows = session.execute(
+            select(Prompt, Generation.id, Generation.text, Contestant.name)
+            .join(Generation, Generation.prompt_id == Prompt.id)
+            .join(Contestant, Contestant.id == Generation.contestant_id)
+            .where(Prompt.benchmark == benchmark, Contestant.name.in_(models))
+            .order_by(Prompt.id)
+        ).all()
+    entries: dict[int, dict[str, Any]] = {}
+    for prompt, gen_id, text, model in rows:
+        entry = entries.setdefault(
+            prompt.id,
+            {
+                "question": question_text(prompt),
+                "category": prompt.category,
+                "reference": (prompt.reference or [None])[0],
+                "generations": {},
+            },
+        )
+        entry["generations"][model] = (gen_id, text)
+    return entries
+
+
+def select_pairs(models: Sequence[str], pairs: str) -> list[tuple[str, str]]:
+    """`all` or `active`: every pair; `baseline:NAME`: NAME against each other model."""
+    if pairs in ("all", "active"):
+        return list(itertools.combinations(models, 2))
+    if pairs.startswith("baseline:"):
+        base = pairs.split(":", 1)[1]
+        if base not in models:
+            raise ValueError(f"--pairs {pairs}: {base!r} is not among --models ({', '.join(models)})")
+        return [(base, m) for m in models if m != base]
+    raise ValueError(f"--pairs {pairs!r}: use all, baseline:NAME or active")
+
+
+def _rng(seed: int, *parts: object) -> random.Random:
+    """A generator seeded by `seed` and names, stable across runs and Python versions."""
+    digest = hashlib.sha256(repr((seed, *parts)).encode()).digest()
+    return random.Random(int.from_bytes(digest[:8], "big"))
+
+
+def plan_matches(
+    entries: dict[int, dict[str, Any]],
+    pairs: Sequence[tuple[str, str]],
+    *,
+    prompts_per_pair: int | None = None,
+    orders: str = "both",
+    seed: int = 0,
+) -> list[Match]:
+    """Every match to judge, in a seeded random order (so a budget cut samples all pairs evenly).
+
+    `orders="both"` judges each pair of answers twice, once in each slot order; `"one"` once, in
+    a seeded random order."""
+    if orders not in ("both", "one"):
+        raise ValueError(f"--orders {orders!r}: use both or one")
+    matches = []
+    for a, b in pairs:
+        shared = [pid for pid, e in entries.items() if a in e["generations"] and b in e["generations"]]
+        rng = _rng(seed, a, b)
+        if prompts_per_pair is not None and prompts_per_pair < len(shared):
+            shared = sorted(rng.sample(shared, prompts_per_pair))
+        for pid in shared:
+            both = [(a, b), (b, a)]
+            for first, second in both if orders == "both" else [rng.choice(both)]:
+                matches.append(_match(entries[pid], pid, first, second))
+    _rng(seed, "order").shuffle(matches)
+    return matches
+
+
+def _match(entry: dict[str, Any], prompt_id: int, first: str, second: str) -> Match:
+    (g1, t1), (g2, t2) = entry["generations"][first], entry["generations"][second]
+    case = Case(entry["question"], t1, t2, category=entry["category"], reference=entry["reference"])
+    return Match(prompt_id, g1, g2, first, second, case)
+
+
+def done_keys(store: Store, judge: str, template_hash: str) -> set[tuple[int, int]]:
+    """(generation 1, generation 2) already judged; `error` ones are not done and are asked again."""
+    with store.session() as session:
+        rows = session.execute(
+            select(Judgment.generation1_id, Judgment.generation2_id).where(
+                Judgment.judge == judge, Judgment.template_hash == template_hash, Judgment.status != "error"
+            )
+        )
+        return {(g1, g2) for g1, g2 in rows}
+
+
+def missing(matches: Iterable[Match], done: set[tuple[int, int]]) -> list[Match]:
+    return [m for m in matches if (m.generation1_id, m.generation2_id) not in done]
+
+
+# ---------------------------------------------------------------- storing
+
+
+def save(store: Store, judge: Judge, match: Match, outcome: Outcome, run_id: int | None) -> bool:
+    """Write one judgment in its own transaction; replaces an earlier `error` row for the same key.
+    Returns whether a row was written."""
+    t = judge.cfg.template
+    row = {
+        "judge": judge.cfg.name,
+        "template_id": t.id,
+        "template_hash": t.hash,
+        "prompt_id": match.prompt_id,
+        "generation1_id": match.generation1_id,
+        "generation2_id": match.generation2_id,
+        "verdict": outcome.verdict,
+        "score1": outcome.score1,
+        "score2": outcome.score2,
+        "status": outcome.status,
+        "raw": outcome.raw,
+        "prompt_tokens": outcome.prompt_tokens,
+        "completion_tokens": outcome.completion_tokens,
+        "cost_usd": outcome.cost_usd,
+        "run_id": run_id,
+        "meta": {"seconds": round(outcome.seconds, 3), "model": judge.cfg.client.model, **outcome.meta},
+    }
+    with store.session() as session:
+        if insert_ignore(session, Judgment, [row]):
+            return True
+        old = session.scalars(
+            select(Judgment).where(
+                Judgment.judge == row["judge"],
+                Judgment.template_hash == row["template_hash"],
+                Judgment.generation1_id == row["generation1_id"],
+                Judgment.generation2_id == row["generation2_id"],
+            )
+        ).one()
+        if old.status != "error" or outcome.status == "error":
+            return False
+        for name, value in row.items():
+            setattr(old, name, value)
+        return True
+
+
+# ---------------------------------------------------------------- running
+
+
+@dataclass
+class Limits:
+    """Stop before spending more than `budget_usd` or sending more than `max_judgments`."""
+
+    budget_usd: float | None = None
+    max_judgments: int | None = None
+
+
+@dataclass
+class Tally:
+    """What a run did, for the progress bar and the final report."""
+
+    sent: int = 0
+    stored: int = 0
+    ok: int = 0
+    unparsed: int = 0
+    errors: int = 0
+    spent_usd: float = 0.0
+    in_flight: int = 0
+    reserved_usd: float = 0.0
+    stopped: str | None = None
+
+    def allows(self, limits: Limits, estimate_usd: float) -> str | None:
+        """Why the next call must not be sent, or None: spent plus reserved plus this call's
+        upper-bound estimate must stay within the budget."""
+        if limits.max_judgments is not None and self.sent >= limits.max_judgments:
+            return f"--max-judgments {limits.max_judgments} reached"
+        if (
+            limits.budget_usd is not None
+            and self.spent_usd + self.reserved_usd + estimate_usd > limits.budget_usd
+        ):
+            return f"--budget-usd {limits.budget_usd:g} reached (spent ${self.spent_usd:.4f})"
+        return None
+
+
+async def judge_matches(
+    store: Store,
+    judge: Judge,
+    batches: Callable[[], list[Match]],
+    *,
+    limits: Limits,
+    concurrency: int,
+    run_id: int | None = None,
+    progress: Any = None,
+    on_result: Callable[[Match, Outcome], None] | None = None,
+) -> Tally:
+    """Judge the matches `batches()` returns, batch after batch, until it returns none or a limit
+    stops the run; `concurrency` calls in flight; each result stored as it arrives."""
+    tally = Tally()
+    settled = asyncio.Condition()
+    while not tally.stopped:
+        batch = batches()
+        if not batch:
+            break
+        queue = iter(batch)
+        args = (store, judge, limits, run_id, progress, on_result, tally, settled)
+        tasks = [asyncio.create_task(_worker(queue, *args)) for _ in range(min(concurrency, len(batch)))]
+        try:
+            await asyncio.gather(*tasks)
+        except FatalJudgeError:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            raise
+    return tally
+
+
+async def _worker(
+    queue: Iterator[Match],
+    store: Store,
+    judge: Judge,
+    limits: Limits,
+    run_id: int | None,
+    progress: Any,
+    on_result: Callable[[Match, Outcome], None] | None,
+    tally: Tally,
+    settled: asyncio.Condition,
+) -> None:
+    """Take matches from the shared queue; reserve each one's cost bound before sending it, and
+    when it does not fit, wait for the calls in flight to settle before deciding to stop."""
+    for match in queue:
+        estimate = judge.estimate(match.case)[2]
+        reason = tally.allows(limits, estimate)
+        while reason and tally.in_flight and not tally.stopped:
+            async with settled:
+                await settled.wait()
+            reason = tally.allows(limits, estimate)
+        if reason or tally.stopped:
+            tally.stopped = tally.stopped or reason
+            return
+        tally.sent += 1
+        tally.in_flight += 1
+        tally.reserved_usd += estimate
+        try:
+            outcome = await judge.judge(match.case)
+            unknown_cost = outcome.cost_usd is None and judge.cfg.price is not None
+            tally.spent_usd += estimate if unknown_cost else outcome.cost_usd or 0.0
+        finally:
+            tally.in_flight -= 1
+            tally.reserved_usd -= estimate
+            async with settled:
+                settled.notify_all()
+        _count(tally, outcome)
+        tally.stored += save(store, judge, match, outcome, run_id)
+        if on_result:
+            on_result(match, outcome)
+        if progress is not None:
+            progress.update(1)
+            progress.set_postfix(spent=f"${tally.spent_usd:.2f}", unparsed=tally.unparsed, errors=tally.errors)
+
+
+def _count(tally: Tally, outcome: Outcome) -> None:
+    if outcome.status == "ok":
+        tally.ok += 1
+    elif outcome.status == "unparsed":
+        tally.unparsed += 1
+    else:
+        tally.errors += 1
+
+
+# ---------------------------------------------------------------- active scheduling
+
+
+def bradley_terry(wins: np.ndarray, iterations: int = 200, prior: float = 0.1) -> np.ndarray:
+    """Log-strengths from win matrices `wins[..., i, j]` (i's wins over j; ties count half to each),
+    by the MM algorithm, batched over leading axes; a small symmetric prior keeps it finite."""
+    w = wins + prior * (1 - np.eye(wins.shape[-1]))
+    games = w + np.swapaxes(w, -1, -2)
+    total_wins = w.sum(-1)
+    p = np.ones(wins.shape[:-1])
+    for _ in range(iterations):
+        denom = (games / (p[..., :, None] + p[..., None, :])).sum(-1)
+        p = total_wins / denom
+        p /= np.exp(np.log(p).mean(-1, keepdims=True))
+    return np.log(p)
+
+
+def win_matrix(
+    a: np.ndarray, b: np.ndarray, score: np.ndarray, k: int, weights: np.ndarray | None = None
+) -> np.ndarray:
+    """wins[i, j]: slot-1 scores of i against j plus slot-2 scores of j... summed from match arrays."""
+    weights = np.ones(len(a)) if weights is None else weights
+    wins = np.bincount(a * k + b, weights=score * weights, minlength=k * k)
+    wins += np.bincount(b * k + a, weights=(1 - score) * weights, minlength=k * k)
+    return wins.reshape(k, k)
+
+
+def ranking(models: Sequence[str], a: np.ndarray, b: np.ndarray, score: np.ndarray) -> list[str]:
+    """Models best first by Bradley-Terry strength."""
+    strength = bradley_terry(win_matrix(a, b, score, len(models)))
+    return [models[i] for i in np.argsort(-strength, kind="stable")]
+
+
+def slot1_score(status: str, verdict: str | None) -> float | None:
+    """Slot 1's score of a judgment (1 win, 0 loss, 0.5 tie or both bad); None if not rated."""
+    return SCORE_BY_VERDICT.get(verdict) if status == "ok" else None
+
+
+def judged_scores(
+    store: Store, judge: str, template_hash: str, models: Sequence[str]
+) -> list[tuple[str, str, float]]:
+    """(model 1, model 2, slot-1 score) of every rated judgment already stored for this judge."""
+    frame = store.judgments(judge=judge, models=models)
+    frame = frame[frame.template_hash == template_hash]
+    rows = zip(frame.model_1, frame.model_2, frame.status, frame.verdict, strict=True)
+    return [(m1, m2, s) for m1, m2, st, v in rows if (s := slot1_score(st, v)) is not None]
+
+
+class ActiveScheduler:
+    """Picks the next matches where they most reduce rank uncertainty.
+
+    After a warm-up round (`warmup` matches per pair), each batch goes to adjacent-rank pairs in
+    proportion to how often a bootstrap of the judgments so far puts them in the other order.
+    It stops when every adjacent pair is separated (swap probability below `alpha`) or no
+    candidate match is left."""
+
+    def __init__(
+        self,
+        models: Sequence[str],
+        candidates: Sequence[Match],
+        *,
+        batch: int = 32,
+        warmup: int = 2,
+        bootstrap: int = 100,
+        alpha: float = 0.05,
+        seed: int = 0,
+    ) -> None:
+        self.models = list(models)
+        self.index = {m: i for i, m in enumerate(self.models)}
+        self.batch, self.warmup, self.bootstrap, self.alpha = batch, warmup, bootstrap, alpha
+        self.rng = np.random.default_rng(seed)
+        self.pool: dict[tuple[str, str], list[Match]] = {}
+        for match in candidates:
+            self.pool.setdefault(match.pair, []).append(match)
+        for matches in self.pool.values():
+            self.rng.shuffle(matches)
+        self.a: list[int] = []
+        self.b: list[int] = []
+        self.score: list[float] = []
+        self.separated = False
+
+    def record(self, model_1: str, model_2: str, score: float | None) -> None:
+        """A judged match: slot 1's score (1 win, 0 loss, 0.5 tie); None for unreadable ones."""
+        if score is not None:
+            self.a.append(self.index[model_1])
+            self.b.append(self.index[model_2])
+            self.score.append(score)
+
+    def swap_probabilities(self) -> dict[tuple[str, str], float]:
+        """For each adjacent pair in the current ranking, how often a bootstrap reverses them."""
+        a, b, s = np.array(self.a), np.array(self.b), np.array(self.score)
+        k = len(self.models)
+        order = np.argsort(-bradley_terry(win_matrix(a, b, s, k)), kind="stable")
+        counts = self.rng.multinomial(len(a), np.full(len(a), 1 / len(a)), size=self.bootstrap)
+        wins = np.stack([win_matrix(a, b, s, k, c) for c in counts])
+        strengths = bradley_terry(wins)
+        out = {}
+        for hi, lo in itertools.pairwise(order):
+            pair = tuple(sorted((self.models[hi], self.models[lo])))
+            out[pair] = float((strengths[:, hi] <= strengths[:, lo]).mean())
+        return out
+
+    def next_batch(self) -> list[Match]:
+        if self.separated:
+            return []
+        warm = [p for p, ms in self.pool.items() if ms and self._judged(p) < self.warmup]
+        if warm:
+            return [self.pool[p].pop() for p in warm for _ in range(min(len(self.pool[p]), self.warmup))]
+        if not self.a:
+            return []
+        uncertain = {p: w for p, w in self.swap_probabilities().items() if w >= self.alpha}
+        if not uncertain:
+            self.separated = True
+            return []
+        open_pairs = [p for p in uncertain if self.pool.get(p)]
+        if not open_pairs:
+            return []
+        weights = np.array([uncertain[p] for p in open_pairs])
+        picks = self.rng.choice(len(open_pairs), size=self.batch, p=weights / weights.sum())
+        batch = []
+        for i in picks:
+            matches = self.pool[open_pairs[i]]
+            if matches:
+                batch.append(matches.pop())
+        return batch
+
+    def _judged(self, pair: tuple[str, str]) -> int:
+        i, j = self.index[pair[0]], self.index[pair[1]]
+        return sum(1 for x, y in zip(self.a, self.b, strict=True) if {x, y} == {i, j})

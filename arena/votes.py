@@ -1,0 +1,228 @@
+"""Human battles: which pair of stored answers to show next, and how a vote becomes a judgment.
+
+A vote is an ordinary :class:`~arena.store.Judgment` with judge ``human:<annotator>``, so every
+rating method, export and analysis sees people and GPT-4 alike. Slot 1 is the answer shown on the
+left, slot 2 the one on the right, so position bias can be measured for people too.
+
+Exactly-once: the store's unique key (judge, template hash, generation 1, generation 2) means one
+annotator holds at most one vote per ordered pair of answers. A battle is that ordered pair shown
+to one annotator, so a double click, a resubmitted request or a second tab showing the same battle
+all land on the same key and :func:`insert_ignore` keeps the first. The sampler never offers an
+annotator a pair they have already judged, so no honest vote is ever refused.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+import uuid
+from collections import defaultdict
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, aliased
+
+from arena.store import Contestant, Generation, Judgment, Prompt, Store, insert_ignore, utcnow
+
+HUMAN_TEMPLATE_ID = "human-vote"
+HUMAN_PROTOCOL = (
+    "guanaco-arena human vote v1: a person sees one prompt and two anonymous answers side by side, "
+    "left and right assigned at random, and chooses 'A is better' (left, slot 1), 'B is better' "
+    "(right, slot 2), 'Tie' or 'Both are bad'; model names are revealed only after the vote."
+)
+HUMAN_TEMPLATE_HASH = hashlib.sha256(HUMAN_PROTOCOL.encode()).hexdigest()
+HUMAN_PREFIX = "human:"
+MAX_ANNOTATOR = 100
+
+BUTTON_VERDICTS = {"A is better": "1", "B is better": "2", "Tie": "tie", "Both are bad": "both_bad"}
+"""The vote buttons, left to right, and the verdict each stores (A = left = slot 1)."""
+
+
+class NoBattle(Exception):
+    """No battle can be shown: fewer than two contestants have answers, or all are voted on."""
+
+
+@dataclass(frozen=True)
+class Battle:
+    """One ordered pair of answers to one prompt, as shown to one annotator."""
+
+    battle_id: str
+    prompt_id: int
+    generation_left: int
+    generation_right: int
+    model_left: str
+    model_right: str
+    shown_at: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Battle:
+        return cls(**{name: data[name] for name in cls.__dataclass_fields__})
+
+
+def judge_name(annotator: str) -> str:
+    """The judge column for a person's votes; rejects empty or overlong names with a clear message."""
+    name = " ".join(str(annotator or "").split())
+    if not name:
+        raise ValueError("enter your name (or log in) before voting")
+    if len(name) > MAX_ANNOTATOR:
+        raise ValueError(f"the annotator name is longer than {MAX_ANNOTATOR} characters")
+    return HUMAN_PREFIX + name
+
+
+def pair_weights(
+    pairs: list[tuple[str, str]], outcomes: Mapping[tuple[str, str], tuple[float, float]]
+) -> list[float]:
+    """A weight per model pair: high when it has few votes or its order is still a coin flip.
+
+    `outcomes[(a, b)]` holds (wins of a, wins of b), ties counting half to each. The weight is
+    ``1/(1+n) + (1 - |2p - 1|)`` with ``p = (wins_a + 1) / (n + 2)`` (a uniform prior), so pairs with
+    no votes all weigh the same (uniform when nothing is known) and no weight is ever zero."""
+    weights = []
+    for a, b in pairs:
+        wins_a, wins_b = outcomes.get((a, b), (0.0, 0.0))
+        n = wins_a + wins_b
+        p = (wins_a + 1.0) / (n + 2.0)
+        weights.append(1.0 / (1.0 + n) + (1.0 - abs(2.0 * p - 1.0)))
+    return weights
+
+
+def choose(items: list[Any], weights: list[float], rng: random.Random) -> Any:
+    """One item drawn by weight; uniform when the weights are missing, all zero or not finite."""
+    if not items:
+        raise NoBattle("nothing to choose from")
+    usable = len(weights) == len(items) and all(w >= 0 and w != float("inf") for w in weights)
+    if not usable or sum(weights) <= 0:
+        return rng.choice(items)
+    return rng.choices(items, weights=weights, k=1)[0]
+
+
+def next_battle(
+    session: Session, annotator: str, benchmark: str | None = None, rng: random.Random | None = None
+) -> Battle:
+    """The next battle for `annotator`: a model pair drawn by :func:`pair_weights`, then a prompt
+    both answered that this annotator has not judged for that pair, then a random left/right."""
+    rng = rng or random.Random()
+    judge = judge_name(annotator)
+    answers = _answers(session, benchmark)  # prompt_id -> {model: generation_id}
+    models = sorted({m for by_model in answers.values() for m in by_model})
+    if len(models) < 2:
+        where = f"benchmark {benchmark!r}" if benchmark else "the store"
+        raise NoBattle(
+            f"fewer than two contestants have answers in {where} ({len(models)} found): "
+            "generate answers first (guanaco generate ...)"
+        )
+    seen = _judged_pairs(session, judge)
+    open_prompts: dict[tuple[str, str], list[int]] = defaultdict(list)
+    for prompt_id, by_model in sorted(answers.items()):
+        names = sorted(by_model)
+        for i, a in enumerate(names):
+            for b in names[i + 1 :]:
+                if frozenset((by_model[a], by_model[b])) not in seen:
+                    open_prompts[(a, b)].append(prompt_id)
+    if not open_prompts:
+        raise NoBattle("you have judged every pair of answers: thank you!")
+    pairs = sorted(open_prompts)
+    a, b = choose(pairs, pair_weights(pairs, _human_outcomes(session, benchmark)), rng)
+    prompt_id = rng.choice(open_prompts[(a, b)])
+    left, right = (a, b) if rng.random() < 0.5 else (b, a)
+    return Battle(
+        battle_id=uuid.uuid4().hex,
+        prompt_id=prompt_id,
+        generation_left=answers[prompt_id][left],
+        generation_right=answers[prompt_id][right],
+        model_left=left,
+        model_right=right,
+        shown_at=utcnow().isoformat(timespec="seconds"),
+    )
+
+
+def record_vote(store: Store, battle: Battle, annotator: str, verdict: str) -> bool:
+    """Store one vote in its own short transaction; True if new, False if this battle (or this
+    ordered pair, for this annotator) was already counted."""
+    if verdict not in BUTTON_VERDICTS.values():
+        raise ValueError(f"unknown verdict {verdict!r}: expected one of {sorted(BUTTON_VERDICTS.values())}")
+    row = {
+        "judge": judge_name(annotator),
+        "template_id": HUMAN_TEMPLATE_ID,
+        "template_hash": HUMAN_TEMPLATE_HASH,
+        "prompt_id": battle.prompt_id,
+        "generation1_id": battle.generation_left,
+        "generation2_id": battle.generation_right,
+        "verdict": verdict,
+        "status": "ok",
+        "meta": {"shown_at": battle.shown_at, "battle_id": battle.battle_id},
+    }
+    with store.session() as session:
+        return insert_ignore(session, Judgment, [row]) == 1
+
+
+def battle_texts(session: Session, battle: Battle) -> dict[str, Any]:
+    """What the page shows for a battle: the prompt (context and turns) and both answers."""
+    prompt = session.get(Prompt, battle.prompt_id)
+    left = session.get(Generation, battle.generation_left)
+    right = session.get(Generation, battle.generation_right)
+    return {
+        "benchmark": prompt.benchmark,
+        "category": prompt.category,
+        "context": list(prompt.context or []),
+        "turns": [str(t) for t in prompt.turns or []],
+        "left": answer_text(left),
+        "right": answer_text(right),
+    }
+
+
+def answer_text(generation: Generation) -> str:
+    """The answer as one text: for several turns, each turn's answer under its own heading."""
+    turns = [str(t) for t in generation.turn_texts or []]
+    if len(turns) <= 1:
+        return generation.text
+    return "\n\n".join(f"**Turn {i}:**\n\n{text}" for i, text in enumerate(turns, 1))
+
+
+def _answers(session: Session, benchmark: str | None) -> dict[int, dict[str, int]]:
+    stmt = select(Generation.prompt_id, Contestant.name, Generation.id).join(
+        Contestant, Contestant.id == Generation.contestant_id
+    )
+    if benchmark:
+        stmt = stmt.join(Prompt, Prompt.id == Generation.prompt_id).where(Prompt.benchmark == benchmark)
+    answers: dict[int, dict[str, int]] = defaultdict(dict)
+    for prompt_id, model, generation_id in session.execute(stmt):
+        answers[prompt_id][model] = generation_id
+    return answers
+
+
+def _judged_pairs(session: Session, judge: str) -> set[frozenset[int]]:
+    stmt = select(Judgment.generation1_id, Judgment.generation2_id).where(
+        Judgment.judge == judge, Judgment.template_hash == HUMAN_TEMPLATE_HASH
+    )
+    return {frozenset(row) for row in session.execute(stmt)}
+
+
+def _human_outcomes(session: Session, benchmark: str | None) -> dict[tuple[str, str], tuple[float, float]]:
+    """Wins per alphabetically ordered model pair over every person's votes (ties count half)."""
+    g1, g2 = aliased(Generation), aliased(Generation)
+    c1, c2 = aliased(Contestant), aliased(Contestant)
+    stmt = (
+        select(c1.name, c2.name, Judgment.verdict)
+        .join(g1, g1.id == Judgment.generation1_id)
+        .join(g2, g2.id == Judgment.generation2_id)
+        .join(c1, c1.id == g1.contestant_id)
+        .join(c2, c2.id == g2.contestant_id)
+        .where(Judgment.judge.startswith(HUMAN_PREFIX), Judgment.status == "ok")
+    )
+    if benchmark:
+        stmt = stmt.join(Prompt, Prompt.id == Judgment.prompt_id).where(Prompt.benchmark == benchmark)
+    wins: dict[tuple[str, str], list[float]] = defaultdict(lambda: [0.0, 0.0])
+    for m1, m2, verdict in session.execute(stmt):
+        share = {"1": (1.0, 0.0), "2": (0.0, 1.0)}.get(verdict, (0.5, 0.5))
+        if m1 > m2:
+            m1, m2, share = m2, m1, share[::-1]
+        wins[(m1, m2)][0] += share[0]
+        wins[(m1, m2)][1] += share[1]
+    return {pair: (w[0], w[1]) for pair, w in wins.items()}
+

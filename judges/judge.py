@@ -1,0 +1,197 @@
+"""The OpenAI-compatible judge: one call per comparison (two for single-answer grading), the verdict
+read strictly, the cost worked out from the usage the server reports and a price table that is data.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from arena.openai_client import ChatClient, ChatError, ClientConfig
+from judges.parse import REPAIR_PROMPTS, Parsed, parse, scored
+from judges.templates import RATING, Template
+
+COSTS_FILE = Path(__file__).with_name("costs.json")
+COSTS_ENV = "GUANACO_JUDGE_COSTS"
+CHARS_PER_TOKEN = 4
+"""For estimates before a call: English text runs about four characters to a token."""
+FATAL_ERRORS = ("AuthenticationError", "PermissionDeniedError", "NotFoundError")
+"""Errors that will fail every call the same way: the run stops instead of storing them all."""
+
+
+@dataclass(frozen=True)
+class Price:
+    """USD per 1,000 tokens."""
+
+    prompt: float
+    completion: float
+
+    def cost(self, prompt_tokens: int, completion_tokens: int) -> float:
+        return (prompt_tokens * self.prompt + completion_tokens * self.completion) / 1000
+
+
+def load_prices(path: str | Path | None = None) -> dict[str, Price]:
+    """The built-in price table, updated by `GUANACO_JUDGE_COSTS` and then by `path` if given."""
+    table: dict[str, Price] = {}
+    for source in (COSTS_FILE, os.environ.get(COSTS_ENV), path):
+        if not source:
+            continue
+        source = Path(source)
+        try:
+            data = json.loads(source.read_text(encoding="utf-8"))
+            for model, entry in data.items():
+                if not model.startswith("_"):
+                    table[model] = Price(float(entry["prompt"]), float(entry["completion"]))
+        except (OSError, json.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as err:
+            raise ValueError(
+                f"{source}: not a price table ({err}); expected {{MODEL: {{prompt: USD_PER_1K, completion: USD_PER_1K}}}}"
+            ) from err
+    return table
+
+
+def price_for(model: str, prices: dict[str, Price]) -> Price | None:
+    """The price of the longest model-name prefix in the table ("gpt-4-0613" -> "gpt-4")."""
+    matches = [name for name in prices if model == name or model.startswith(name + "-")]
+    return prices[max(matches, key=len)] if matches else None
+
+
+@dataclass(frozen=True)
+class Case:
+    """What one judgment compares: slot 1's answer is shown first."""
+
+    question: str
+    answer_1: str
+    answer_2: str
+    category: str | None = None
+    reference: str | None = None
+
+
+@dataclass(frozen=True)
+class JudgeConfig:
+    client: ClientConfig
+    template: Template
+    name: str
+    """Stored as the judgment's judge, e.g. "gpt-4"."""
+    temperature: float = 0.0
+    max_tokens: int = 1024
+    seed: int | None = 0
+    repair: bool = False
+    price: Price | None = None
+
+
+@dataclass
+class Outcome:
+    """One judgment's result, ready to store."""
+
+    status: str
+    verdict: str | None = None
+    score1: float | None = None
+    score2: float | None = None
+    raw: str = ""
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    cost_usd: float | None = None
+    seconds: float = 0.0
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+class FatalJudgeError(Exception):
+    """The endpoint refuses every call (bad key, unknown model): stop the run."""
+
+
+class Judge:
+    def __init__(self, cfg: JudgeConfig, client: ChatClient) -> None:
+        self.cfg = cfg
+        self.client = client
+
+    def calls(self, case: Case) -> list[list[dict[str, str]]]:
+        """The messages of each call a case takes: one, or one per answer for single grading."""
+        t = self.cfg.template
+        kw = {"category": case.category, "reference": case.reference}
+        if t.output == RATING:
+            return [
+                t.messages(case.question, case.answer_1, **kw),
+                t.messages(case.question, case.answer_2, **kw),
+            ]
+        return [t.messages(case.question, case.answer_1, case.answer_2, **kw)]
+
+    def estimate(self, case: Case) -> tuple[int, int, float]:
+        """(prompt tokens, at most this many completion tokens, at most this cost) before calling."""
+        calls = self.calls(case)
+        prompt = sum(len(m["content"]) for msgs in calls for m in msgs) // CHARS_PER_TOKEN + 8 * len(calls)
+        completion = self.cfg.max_tokens * len(calls) * (2 if self.cfg.repair else 1)
+        cost = (
+            self.cfg.price.cost(prompt * (2 if self.cfg.repair else 1), completion) if self.cfg.price else 0.0
+        )
+        return prompt, completion, cost
+
+    async def judge(self, case: Case) -> Outcome:
+        """Ask, read the verdict, and account for it; errors become `error` outcomes."""
+        outcome = Outcome(status="ok", prompt_tokens=0, completion_tokens=0)
+        parts: list[Parsed] = []
+        raws: list[str] = []
+        try:
+            for messages in self.calls(case):
+                parsed, raw = await self._ask(messages, [case.answer_1, case.answer_2], outcome)
+                parts.append(parsed)
+                raws.append(raw)
+        except ChatError as err:
+            cause = type(err.__cause__).__name__
+            if cause in FATAL_ERRORS:
+                raise FatalJudgeError(str(err)) from err
+            outcome.status, outcome.raw = "error", "\n\n".join([*raws, f"[error] {err}"])
+            outcome.meta["attempts"] = err.attempts
+            self._cost(outcome)
+            return outcome
+        final = self._combine(parts)
+        outcome.status, outcome.verdict = final.status, final.verdict
+        outcome.score1, outcome.score2 = final.score1, final.score2
+        outcome.raw = (
+            raws[0] if len(raws) == 1 else "\n\n".join(f"[answer {i}]\n{r}" for i, r in enumerate(raws, 1))
+        )
+        if final.status != "ok":
+            outcome.meta["unparsed_reason"] = final.reason
+        self._cost(outcome)
+        return outcome
+
+    async def _ask(
+        self, messages: list[dict[str, str]], answers: list[str], outcome: Outcome
+    ) -> tuple[Parsed, str]:
+        result = await self._chat(messages, outcome)
+        parsed = parse(result, self.cfg.template.output, answers)
+        if parsed.status == "ok" or not self.cfg.repair:
+            return parsed, result
+        follow_up = [
+            *messages,
+            {"role": "assistant", "content": result},
+            {"role": "user", "content": REPAIR_PROMPTS[self.cfg.template.output]},
+        ]
+        repaired = await self._chat(follow_up, outcome)
+        outcome.meta["repaired"] = True
+        return parse(repaired, self.cfg.template.output, answers), f"{result}\n\n[repair]\n{repaired}"
+
+    async def _chat(self, messages: list[dict[str, str]], outcome: Outcome) -> str:
+        result = await self.client.chat(
+            messages, temperature=self.cfg.temperature, max_tokens=self.cfg.max_tokens, seed=self.cfg.seed
+        )
+        outcome.seconds += result.seconds
+        outcome.prompt_tokens = _add(outcome.prompt_tokens, result.prompt_tokens)
+        outcome.completion_tokens = _add(outcome.completion_tokens, result.completion_tokens)
+        return result.text
+
+    def _combine(self, parts: list[Parsed]) -> Parsed:
+        if self.cfg.template.output != RATING:
+            return parts[0]
+        bad = [p for p in parts if p.status != "ok"]
+        return bad[0] if bad else scored(parts[0].score1, parts[1].score1)
+
+    def _cost(self, outcome: Outcome) -> None:
+        if self.cfg.price and outcome.prompt_tokens is not None and outcome.completion_tokens is not None:
+            outcome.cost_usd = self.cfg.price.cost(outcome.prompt_tokens, outcome.completion_tokens)
+
+
+def _add(total: int | None, more: int | None) -> int | None:
+    return None if total is None or more is None else total + more

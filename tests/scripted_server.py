@@ -1,0 +1,213 @@
+"""A scripted OpenAI-compatible HTTP server of the tests' own, on 127.0.0.1.
+
+Real HTTP (the standard library's threading server), so the real openai client, its connection
+pool and timeouts are exercised. Each chat request takes the next scripted :data:`Action` (or the
+default reply when the script is empty), after a fixed latency; every request is recorded.
+
+    from tests.scripted_server import ScriptedServer, scripted_server, status, hang, drop, malformed
+
+    def test_x(scripted_server):
+        scripted_server.reply = lambda body: "Assistant 1"
+        scripted_server.push(status(429, retry_after=0.1), status(500))
+        ... ClientConfig(model="judge", base_url=scripted_server.url) ...
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+
+Reply = Callable[[dict[str, Any]], str]
+"""Computes the assistant's text from the request body (model, messages, temperature, ...)."""
+
+Action = Callable[["_Handler", dict[str, Any]], None]
+"""Answers one chat request; helpers below build the usual ones."""
+
+
+def words(text: str) -> int:
+    """Token counts the server reports: whitespace-separated words, deterministic and checkable."""
+    return len(text.split())
+
+
+def completion_body(body: dict[str, Any], text: str) -> dict[str, Any]:
+    prompt = sum(words(str(m.get("content", ""))) for m in body.get("messages", []))
+    return {
+        "id": "chatcmpl-scripted",
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": body.get("model", "scripted"),
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
+        "usage": {
+            "prompt_tokens": prompt,
+            "completion_tokens": words(text),
+            "total_tokens": prompt + words(text),
+        },
+    }
+
+
+def text(content: str | Reply) -> Action:
+    """Reply with fixed text, or text computed from the request."""
+
+    def act(handler: _Handler, body: dict[str, Any]) -> None:
+        handler.send_json(200, completion_body(body, content(body) if callable(content) else content))
+
+    return act
+
+
+def status(code: int, retry_after: float | None = None, message: str = "scripted error") -> Action:
+    """An HTTP error (429, 500, ...), optionally with a Retry-After header in seconds."""
+
+    def act(handler: _Handler, _body: dict[str, Any]) -> None:
+        headers = {} if retry_after is None else {"Retry-After": f"{retry_after:g}"}
+        handler.send_json(code, {"error": {"message": message, "type": "scripted", "code": code}}, headers)
+
+    return act
+
+
+def hang(seconds: float) -> Action:
+    """Sleep past the client's timeout, then reply (to a client that has given up)."""
+
+    def act(handler: _Handler, body: dict[str, Any]) -> None:
+        time.sleep(seconds)
+        handler.server.scripted.default_action(handler, body)
+
+    return act
+
+
+def drop() -> Action:
+    """Close the connection without answering."""
+
+    def act(handler: _Handler, _body: dict[str, Any]) -> None:
+        handler.close_connection = True
+        handler.connection.shutdown(socket.SHUT_RDWR)
+
+    return act
+
+
+def malformed() -> Action:
+    """Status 200 with a body that is not JSON."""
+
+    def act(handler: _Handler, _body: dict[str, Any]) -> None:
+        handler.send_raw(200, b'{"choices": [ this is not json', "application/json")
+
+    return act
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: _Server
+
+    def log_message(self, *_args: Any) -> None:  # keep test output clean
+        pass
+
+    def send_raw(self, code: int, payload: bytes, content_type: str, headers: dict | None = None) -> None:
+        self.send_response(code)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(payload)))
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(payload)
+
+    def send_json(self, code: int, obj: Any, headers: dict | None = None) -> None:
+        self.send_raw(code, json.dumps(obj).encode(), "application/json", headers)
+
+    def do_GET(self) -> None:
+        if self.path.rstrip("/").endswith("/models"):
+            model = {"id": self.server.scripted.model_name, "object": "model", "owned_by": "tests"}
+            self.send_json(200, {"object": "list", "data": [model]})
+        else:
+            self.send_json(404, {"error": {"message": f"no route {self.path}"}})
+
+    def do_POST(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        raw = self.rfile.read(length)
+        if not self.path.rstrip("/").endswith("/chat/completions"):
+            self.send_json(404, {"error": {"message": f"no route {self.path}"}})
+            return
+        body = json.loads(raw or b"{}")
+        scripted = self.server.scripted
+        action = scripted.next_action(body, {k.lower(): v for k, v in self.headers.items()})
+        if scripted.latency:
+            time.sleep(scripted.latency)
+        action(self, body)
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    block_on_close = False
+    scripted: ScriptedServer
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that gave up (timeout) leaves a broken pipe: expected here, not an error."""
+        import sys
+
+        if not isinstance(sys.exc_info()[1], (BrokenPipeError, ConnectionResetError)):
+            super().handle_error(request, client_address)
+
+
+class ScriptedServer:
+    """Runs in a background thread; `url` is the base URL to give the client (ends in /v1)."""
+
+    def __init__(self, reply: Reply | str = "OK", latency: float = 0.0, model_name: str = "scripted") -> None:
+        self.reply = reply
+        self.latency = latency
+        self.model_name = model_name
+        self.requests: list[dict[str, Any]] = []
+        self._script: deque[Action] = deque()
+        self._lock = threading.Lock()
+        self._httpd = _Server(("127.0.0.1", 0), _Handler)
+        self._httpd.scripted = self
+        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        host, port = self._httpd.server_address[:2]
+        return f"http://{host}:{port}/v1"
+
+    def push(self, *actions: Action) -> None:
+        """Queue actions for the next chat requests, in order."""
+        with self._lock:
+            self._script.extend(actions)
+
+    def default_action(self, handler: _Handler, body: dict[str, Any]) -> None:
+        text(self.reply)(handler, body)
+
+    def next_action(self, body: dict[str, Any], headers: dict[str, str]) -> Action:
+        with self._lock:
+            self.requests.append({"body": body, "headers": headers, "time": time.time()})
+            return self._script.popleft() if self._script else self.default_action
+
+    def user_texts(self) -> list[str]:
+        """The last user message of every recorded request, in arrival order."""
+        with self._lock:
+            return [r["body"]["messages"][-1]["content"] for r in self.requests]
+
+    def start(self) -> ScriptedServer:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._httpd.shutdown()
+        self._httpd.server_close()
+
+    def __enter__(self) -> ScriptedServer:
+        return self.start()
+
+    def __exit__(self, *_exc: object) -> None:
+        self.stop()
+
+
+@pytest.fixture
+def scripted_server() -> Iterator[ScriptedServer]:
+    """A fresh scripted server per test, replying "OK" until told otherwise."""
+    with ScriptedServer() as server:
+        yield server

@@ -1,0 +1,76 @@
+"""The shared OpenAI-compatible client against the scripted server: real HTTP, real openai package."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+from arena.openai_client import ChatClient, ChatError, ClientConfig, chat
+from tests.scripted_server import ScriptedServer, drop, hang, malformed, scripted_server, status  # noqa: F401
+
+MESSAGES = [{"role": "user", "content": "two words"}]
+
+
+def config(server: ScriptedServer, **kw) -> ClientConfig:
+    return ClientConfig(model="judge", base_url=server.url, backoff_base_s=0.01, **{"timeout_s": 2.0, **kw})
+
+
+def test_reply_usage_and_parameters_passed_through(scripted_server: ScriptedServer) -> None:
+    scripted_server.reply = lambda body: "echo " + body["messages"][-1]["content"]
+    result = asyncio.run(chat(config(scripted_server), MESSAGES, temperature=0.3, max_tokens=9, seed=7))
+    assert (result.text, result.prompt_tokens, result.completion_tokens, result.attempts) == (
+        "echo two words",
+        2,
+        3,
+        1,
+    )
+    body = scripted_server.requests[0]["body"]
+    assert (body["temperature"], body["max_tokens"], body["seed"], body["model"]) == (0.3, 9, 7, "judge")
+    assert scripted_server.requests[0]["headers"]["authorization"] == "Bearer EMPTY"
+
+
+@pytest.mark.parametrize("action", [status(500), status(503), hang(1.5), drop(), malformed()], ids=str)
+def test_transient_failures_are_retried(scripted_server: ScriptedServer, action) -> None:
+    scripted_server.push(action)
+    result = asyncio.run(chat(config(scripted_server, timeout_s=0.5), MESSAGES))
+    assert result.text == "OK" and result.attempts == 2 and len(scripted_server.requests) == 2
+
+
+def test_429_waits_at_least_retry_after(scripted_server: ScriptedServer) -> None:
+    scripted_server.push(status(429, retry_after=0.4))
+    start = time.perf_counter()
+    result = asyncio.run(chat(config(scripted_server), MESSAGES))
+    first, second = (r["time"] for r in scripted_server.requests)
+    assert result.attempts == 2 and second - first >= 0.4 and time.perf_counter() - start >= 0.4
+
+
+def test_gives_up_after_max_attempts_and_on_client_errors(scripted_server: ScriptedServer) -> None:
+    scripted_server.push(*[status(500)] * 3)
+    with pytest.raises(ChatError, match="after 3 attempt") as err:
+        asyncio.run(chat(config(scripted_server, max_attempts=3), MESSAGES))
+    assert err.value.retryable and len(scripted_server.requests) == 3
+    scripted_server.push(status(400))
+    with pytest.raises(ChatError, match="400") as err:
+        asyncio.run(chat(config(scripted_server), MESSAGES))
+    assert not err.value.retryable and len(scripted_server.requests) == 4
+
+
+def test_concurrency_limit_holds(scripted_server: ScriptedServer) -> None:
+    scripted_server.latency = 0.2
+
+    async def many() -> None:
+        async with ChatClient(config(scripted_server, concurrency=3)) as client:
+            await asyncio.gather(*(client.chat(MESSAGES) for _ in range(9)))
+
+    asyncio.run(many())
+    times = sorted(r["time"] for r in scripted_server.requests)
+    # nine calls, three at a time, 0.2 s each: three waves, so the last starts >= 0.4 s after the first
+    assert len(times) == 9 and times[-1] - times[0] >= 0.35
+
+
+def test_missing_key_for_a_remote_endpoint_is_a_clear_error(monkeypatch) -> None:
+    monkeypatch.delenv("NO_SUCH_KEY", raising=False)
+    with pytest.raises(ChatError, match="NO_SUCH_KEY"):
+        ChatClient(ClientConfig(model="gpt-4", api_key_env="NO_SUCH_KEY"))

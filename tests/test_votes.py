@@ -1,0 +1,110 @@
+"""Battle sampling and vote storage on a real SQLite store."""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+
+import pytest
+from sqlalchemy import select
+
+from arena.store import Judgment, Store
+from arena.votes import (
+    HUMAN_TEMPLATE_HASH,
+    HUMAN_TEMPLATE_ID,
+    NoBattle,
+    choose,
+    next_battle,
+    pair_weights,
+    record_vote,
+)
+from tests.arena_seed import seed_arena
+
+
+def test_choose_is_uniform_without_usable_weights() -> None:
+    rng = random.Random(0)
+    items = ["a", "b", "c"]
+    for weights in ([], [0.0, 0.0, 0.0], [float("nan")] * 3, [1.0]):
+        counts = Counter(choose(items, weights, rng) for _ in range(3000))
+        assert set(counts) == set(items)
+        assert min(counts.values()) > 850, (weights, counts)
+    with pytest.raises(NoBattle):
+        choose([], [], rng)
+
+
+def test_pair_weights_uniform_when_nothing_known_and_favour_few_votes_and_close_pairs() -> None:
+    pairs = [("a", "b"), ("a", "c"), ("b", "c")]
+    assert len(set(pair_weights(pairs, {}))) == 1
+    weights = pair_weights(pairs, {("a", "b"): (10.0, 0.0), ("a", "c"): (5.0, 5.0)})
+    lopsided, close, unknown = weights
+    assert unknown > close > lopsided > 0
+
+
+def test_no_battle_with_fewer_than_two_contestants(store: Store) -> None:
+    with store.session() as s, pytest.raises(NoBattle, match="fewer than two contestants"):
+        next_battle(s, "ann")
+    seed_arena(store, models=("solo",))
+    with store.session() as s, pytest.raises(NoBattle, match=r"\(1 found\)"):
+        next_battle(s, "ann")
+
+
+def test_battle_sides_are_random_and_cover_every_pair(store: Store) -> None:
+    seed_arena(store)
+    rng = random.Random(1)
+    with store.session() as s:
+        battles = [next_battle(s, "ann", "vicuna", rng) for _ in range(300)]
+    assert Counter(b.model_left for b in battles).keys() == {"alpha", "beta", "gamma"}
+    pairs = Counter(frozenset((b.model_left, b.model_right)) for b in battles)
+    assert len(pairs) == 3 and min(pairs.values()) > 60  # uniform over 3 pairs when nothing is known
+    assert all(b.model_left != b.model_right for b in battles)
+    with store.session() as s, pytest.raises(NoBattle, match="fewer than two"):
+        next_battle(s, "ann", "mt-bench")
+
+
+def test_vote_is_a_human_judgment_stored_once(store: Store) -> None:
+    seed_arena(store)
+    with store.session() as s:
+        battle = next_battle(s, "  Ann  Lee ", rng=random.Random(2))
+    assert record_vote(store, battle, "Ann Lee", "2") is True
+    assert record_vote(store, battle, "Ann Lee", "1") is False  # double click / resubmission
+    with store.session() as s:
+        rows = s.scalars(select(Judgment)).all()
+    assert len(rows) == 1
+    vote = rows[0]
+    assert (vote.judge, vote.template_id, vote.template_hash) == ("human:Ann Lee", HUMAN_TEMPLATE_ID,
+                                                                   HUMAN_TEMPLATE_HASH)  # fmt: skip
+    assert (vote.generation1_id, vote.generation2_id) == (battle.generation_left, battle.generation_right)
+    assert (vote.verdict, vote.status, vote.prompt_id) == ("2", "ok", battle.prompt_id)
+    assert vote.meta == {"shown_at": battle.shown_at, "battle_id": battle.battle_id}
+
+
+def test_sampler_never_repeats_a_judged_pair_and_says_when_done(store: Store) -> None:
+    seed_arena(store, prompts=2)  # 2 prompts x 3 model pairs = 6 battles
+    rng = random.Random(3)
+    seen = set()
+    for _ in range(6):
+        with store.session() as s:
+            battle = next_battle(s, "ann", rng=rng)
+        key = frozenset((battle.generation_left, battle.generation_right))
+        assert key not in seen
+        seen.add(key)
+        assert record_vote(store, battle, "ann", "tie")
+    with store.session() as s, pytest.raises(NoBattle, match="every pair"):
+        next_battle(s, "ann", rng=rng)
+    with store.session() as s:
+        assert next_battle(s, "bob", rng=rng)  # another annotator still has battles
+
+
+@pytest.mark.parametrize("name", ["", "   ", "x" * 101])
+def test_annotator_name_is_required_and_bounded(store: Store, name: str) -> None:
+    seed_arena(store)
+    with store.session() as s, pytest.raises(ValueError, match="name"):
+        next_battle(s, name)
+
+
+def test_unknown_verdict_is_refused(store: Store) -> None:
+    seed_arena(store)
+    with store.session() as s:
+        battle = next_battle(s, "ann")
+    with pytest.raises(ValueError, match="unknown verdict"):
+        record_vote(store, battle, "ann", "left")

@@ -1,0 +1,157 @@
+"""The 4-bit base model and its LoRA adapter: loading, k-bit preparation, and what it costs in memory.
+
+Bits per quantized weight follow from the block layout: 4 bits per weight, plus one absmax per
+block of 64 weights, stored as float32 (32/64 = 0.5 bits) or, with double quantization, as an
+8-bit code (8/64) whose own float32 absmax is shared by 256 blocks (32/(64*256)): 4.127 bits.
+:func:`measured_bits_per_weight` reads the same figure off a real `Linear4bit` layer.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from trainer.config import TrainConfig
+
+log = logging.getLogger(__name__)
+
+BLOCKSIZE = 64
+NESTED_BLOCKSIZE = 256
+
+
+def resolve_base(base: str) -> str:
+    """`smollm2` is the embedded model (converted once into the cache); anything else is as given."""
+    if base == "smollm2":
+        from arena.models import ensure_smollm2
+
+        return str(ensure_smollm2())
+    return base
+
+
+def on_gpu() -> bool:
+    return torch.cuda.is_available()
+
+
+def compute_dtype(cfg: TrainConfig) -> torch.dtype:
+    """bfloat16 on a GPU that has it, float32 on the CPU (4-bit kernels there want float32)."""
+    if cfg.compute_dtype != "auto":
+        return getattr(torch, cfg.compute_dtype)
+    return torch.bfloat16 if on_gpu() and torch.cuda.is_bf16_supported() else torch.float32
+
+
+def under_fsdp() -> bool:
+    return os.environ.get("ACCELERATE_USE_FSDP", "false").lower() in ("1", "true")
+
+
+def quantization_config(cfg: TrainConfig) -> Any:
+    """The bitsandbytes 4-bit config. Under FSDP the packed weights are stored in the compute dtype,
+    so FSDP can flatten them together with the (unquantized) norms and embeddings."""
+    from transformers import BitsAndBytesConfig
+
+    dtype = compute_dtype(cfg)
+    if cfg.quant_storage == "auto":
+        storage = dtype if under_fsdp() else torch.uint8
+    else:
+        storage = getattr(torch, cfg.quant_storage)
+    return BitsAndBytesConfig(
+        load_in_4bit=True,
+        bnb_4bit_quant_type=cfg.quant_type,
+        bnb_4bit_use_double_quant=cfg.double_quant,
+        bnb_4bit_compute_dtype=dtype,
+        bnb_4bit_quant_storage=storage,
+    )
+
+
+def bits_per_weight(double_quant: bool, blocksize: int = BLOCKSIZE, nested_blocksize: int = NESTED_BLOCKSIZE) -> float:
+    """Storage per quantized weight from the layout: 4.127 (NF4/FP4 + double quant) or 4.5."""
+    if double_quant:
+        return 4 + 8 / blocksize + 32 / (blocksize * nested_blocksize)
+    return 4 + 32 / blocksize
+
+
+def measured_bits_per_weight(layer: Any) -> float:
+    """Bits per weight actually held by a bitsandbytes `Linear4bit`: packed weights plus the
+    per-block absmax (and, when nested, the second-level absmax). The 256-entry code books are
+    per-layer constants, not per-weight storage, and are left out as the paper does."""
+    weight = layer.weight
+    state = weight.quant_state
+    total = weight.numel() * weight.element_size() * 8 + state.absmax.numel() * state.absmax.element_size() * 8
+    if state.nested:
+        total += state.state2.absmax.numel() * state.state2.absmax.element_size() * 8
+    return total / state.shape.numel()
+
+
+def load_base(cfg: TrainConfig, device_map: Any = None) -> Any:
+    """The base model in 4 bits, ready for k-bit training."""
+    from peft import prepare_model_for_kbit_training
+    from transformers import AutoModelForCausalLM
+
+    dtype = compute_dtype(cfg)
+    model = AutoModelForCausalLM.from_pretrained(
+        resolve_base(cfg.base),
+        quantization_config=quantization_config(cfg),
+        dtype=dtype,
+        device_map=device_map,
+        low_cpu_mem_usage=True,
+    )
+    model.config.use_cache = False
+    if under_fsdp():  # as TRL: k-bit preparation would upcast some weights and break FSDP's flat shards
+        if cfg.gradient_checkpointing:
+            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        return model
+    return prepare_model_for_kbit_training(
+        model,
+        use_gradient_checkpointing=cfg.gradient_checkpointing,
+        gradient_checkpointing_kwargs={"use_reentrant": False},
+    )
+
+
+def lora_config(cfg: TrainConfig) -> Any:
+    """LoRA on every linear layer but the output head (peft's `all-linear`), or on the named ones."""
+    from peft import LoraConfig
+
+    return LoraConfig(
+        r=cfg.lora_r,
+        lora_alpha=cfg.lora_alpha,
+        lora_dropout=cfg.lora_dropout,
+        target_modules=cfg.target_modules or "all-linear",
+        bias="none",
+        task_type="CAUSAL_LM",
+    )
+
+
+def add_lora(model: Any, cfg: TrainConfig, adapter: Path | None = None) -> Any:
+    """Wrap the base with a fresh adapter, or with a saved one (trainable) when `adapter` is given."""
+    from peft import PeftModel, get_peft_model
+
+    if adapter is not None:
+        return PeftModel.from_pretrained(model, str(adapter), is_trainable=True)
+    return get_peft_model(model, lora_config(cfg))
+
+
+def footprint(model: Any, cfg: TrainConfig) -> dict[str, float]:
+    """Memory of the model and bits per quantized weight, from the config and as measured."""
+    import bitsandbytes as bnb
+
+    layers = [m for m in model.modules() if isinstance(m, bnb.nn.Linear4bit)]
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    return {
+        "memory_mb": model.get_memory_footprint() / 2**20,
+        "bits_per_weight": bits_per_weight(cfg.double_quant),
+        "bits_per_weight_measured": measured_bits_per_weight(layers[0]) if layers else float("nan"),
+        "quantized_layers": len(layers),
+        "trainable_params": trainable,
+    }
+
+
+def describe(info: dict[str, float], cfg: TrainConfig) -> str:
+    quant = f"{cfg.quant_type.upper()}{' + double quant' if cfg.double_quant else ''}"
+    return (
+        f"model: {info['memory_mb']:.1f} MiB in memory; {info['quantized_layers']} layers in 4-bit {quant} at "
+        f"{info['bits_per_weight']:.3f} bits/weight (measured {info['bits_per_weight_measured']:.3f}); "
+        f"{info['trainable_params']:,} trainable LoRA parameters"
+    )
