@@ -115,10 +115,12 @@ def resolve_file(source_key: str, mirror: Path | None = None) -> Path:
 
 
 def fetch(name: str, mirror: Path | None = None, progress: bool = True) -> list[Path]:
-    """Put a benchmark's files into the cache, verified, from the canonical URL or a mirror.
+    """Put a benchmark's files into the cache, verified, from the canonical URL or a mirror
+    (`mirror`, else `GUANACO_DATA_MIRROR`).
 
     A file already cached with the right checksum is kept; a download or copy that fails its
     checksum is deleted, never left in the cache."""
+    mirror = mirror or default_mirror()
     out = []
     for key in benchmark_files(name):
         entry, target = source_file(key), cache_path(key)
@@ -234,6 +236,8 @@ def parse_fastchat_questions(
     rows = []
     for line, rec in read_jsonl(path):
         qid = str(field(rec, "question_id", (int, str), path, line))
+        if "turns" not in rec and isinstance(rec.get("text"), str):
+            rec = {**rec, "turns": [rec["text"]]}  # the Vicuna format of the QLoRA release
         turns = field(rec, "turns", list, path, line)
         if not turns or not all(isinstance(t, str) for t in turns):
             raise BenchmarkFileError(path, line, "turns", "expected a non-empty list of strings")

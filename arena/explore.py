@@ -33,6 +33,10 @@ JUDGE_GROUPS = {"all": None, "GPT-4 (model judges)": "model", "humans": "human"}
 
 SHORTCUTS = ("all", "biggest upsets", "position flips", "GPT-4 vs human disagreements")
 TAGS = ("lemon", "cherry")
+DETAIL_COLUMNS = [
+    "judgment_id", "judge", "template_id", "verdict", "scores", "status", "benchmark", "prompt_key",
+    "category", "context", "turns", "answer_1", "answer_2", "rationale", "meta", "tags",
+]  # fmt: skip
 
 
 def explore_frame(session: Session, benchmark: str | None = None) -> pd.DataFrame:
@@ -170,7 +174,8 @@ def judgment_details(session: Session, judgment_ids: Sequence[int]) -> list[dict
     generation_ids = {g for j in judgments.values() for g in (j.generation1_id, j.generation2_id)}
     prompts = {p.id: p for p in session.scalars(select(Prompt).where(Prompt.id.in_(prompt_ids)))}
     answers = {
-        g.id: answer_text(g) for g in session.scalars(select(Generation).where(Generation.id.in_(generation_ids)))
+        g.id: answer_text(g)
+        for g in session.scalars(select(Generation).where(Generation.id.in_(generation_ids)))
     }
     tags: dict[int, list[dict[str, Any]]] = {i: [] for i in judgments}
     for t in session.scalars(select(Tag).where(Tag.judgment_id.in_(list(judgments))).order_by(Tag.id)):
@@ -213,7 +218,7 @@ def export_selection(session: Session, judgment_ids: Sequence[int], path: Path) 
     if path.suffix == ".json":
         path.write_text(json.dumps(rows, ensure_ascii=False, indent=1, default=str), encoding="utf-8")
     elif path.suffix == ".csv":
-        flat = pd.DataFrame(rows)
+        flat = pd.DataFrame(rows, columns=DETAIL_COLUMNS)
         for column in ("context", "turns", "scores", "meta", "tags"):
             flat[column] = flat[column].map(lambda v: json.dumps(v, ensure_ascii=False, default=str))
         flat.to_csv(path, index=False)

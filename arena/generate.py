@@ -8,6 +8,7 @@ sampling parameters and seed, the backend, the model and adapter identity, token
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -21,7 +22,9 @@ from arena.models import contestants
 from arena.prompting import conversation
 from arena.store import Contestant, Generation, Prompt, Store, finish_run, insert_ignore, start_run
 
-REPORT_COLUMNS = ["model", "backend", "prompts", "generated", "skipped", "prompt_tokens",
+log = logging.getLogger(__name__)
+
+REPORT_COLUMNS = ["model", "backend", "prompts", "generated", "skipped", "failed", "prompt_tokens",
                   "completion_tokens", "seconds", "tokens_per_s"]  # fmt: skip
 
 BackendFactory = Callable[[str, Contestant, GenerateParams], Backend]
@@ -34,7 +37,8 @@ def benchmark_prompts(store: Store, benchmark: str, limit: int | None = None) ->
         prompts = list(session.scalars(stmt.limit(limit) if limit else stmt))
     if not prompts:
         raise UserError(
-            f"benchmark {benchmark!r} has no prompts in the store: load it with `guanaco data load`"
+            f"benchmark {benchmark!r} has no prompts in the store: use vicuna, oa, mt-bench or sample "
+            "(loaded automatically), or give --prompts FILE"
         )
     for prompt in prompts:
         if not prompt.turns or not all(isinstance(t, str) and t.strip() for t in prompt.turns):
@@ -91,14 +95,19 @@ def _run_one(
 ) -> dict[str, Any]:
     totals = {"prompt_tokens": 0, "completion_tokens": 0, "seconds": 0.0}
     name = backend_name if contestant.kind != "api" else "openai"
+    failed: list[str] = []
     if todo:
         bar.set_description(f"generate {contestant.name}")
         backend = load(backend_name, contestant, params)
+        name = backend.name
         try:
             for start in range(0, len(todo), params.batch_size):
                 batch = todo[start : start + params.batch_size]
-                rows = [_row(p, turns, contestant, backend, params, run_id) for p, turns in
-                        zip(batch, answer_turns(backend, batch), strict=True)]  # fmt: skip
+                answers = answer_turns(backend, batch)
+                rows = [_row(p, turns, contestant, backend, params, run_id)
+                        for p, turns in zip(batch, answers, strict=True) if _complete(p, turns)]  # fmt: skip
+                failed += [f"{p.key}: {_error(turns)}" for p, turns in zip(batch, answers, strict=True)
+                           if not _complete(p, turns)]  # fmt: skip
                 with store.session() as session:
                     insert_ignore(session, Generation, rows)
                 for row in rows:
@@ -106,21 +115,35 @@ def _run_one(
                         totals[key] += row[key] or 0
                 bar.update(len(batch))
                 bar.set_postfix(tok_s=f"{totals['completion_tokens'] / max(totals['seconds'], 1e-9):.1f}")
-            name = backend.name
         finally:
             backend.close()
+    if failed:
+        log.warning("%s: %d prompt(s) got no answer and will be retried by the next run; first: %s",
+                    contestant.name, len(failed), failed[0])  # fmt: skip
     rate = totals["completion_tokens"] / totals["seconds"] if totals["seconds"] else None
-    return {"model": contestant.name, "backend": name, "prompts": len(prompts), "generated": len(todo),
-            "skipped": len(prompts) - len(todo), **totals, "tokens_per_s": rate}  # fmt: skip
+    return {"model": contestant.name, "backend": name, "prompts": len(prompts),
+            "generated": len(todo) - len(failed), "skipped": len(prompts) - len(todo), "failed": len(failed),
+            **totals, "tokens_per_s": rate}  # fmt: skip
+
+
+def _complete(prompt: Prompt, turns: list[Result]) -> bool:
+    return len(turns) == len(prompt.turns) and all(t.error is None for t in turns)
+
+
+def _error(turns: list[Result]) -> str:
+    return next((t.error for t in turns if t.error), "unanswered turn")
 
 
 def answer_turns(backend: Backend, prompts: list[Prompt]) -> list[list[Result]]:
     """Each prompt's answers, turn by turn; a later turn's conversation includes the earlier answers.
 
-    All prompts' turn k go to the backend as one batch."""
+    All prompts' turn k go to the backend as one batch; a prompt whose turn failed stops there."""
     answers: list[list[Result]] = [[] for _ in prompts]
     for turn in range(max(len(p.turns) for p in prompts)):
-        pending = [i for i, p in enumerate(prompts) if turn < len(p.turns)]
+        pending = [i for i, p in enumerate(prompts)
+                   if turn < len(p.turns) and all(r.error is None for r in answers[i])]  # fmt: skip
+        if not pending:
+            break
         requests = [Request(conversation(prompts[i].context or [], prompts[i].turns,
                                          [r.text for r in answers[i]])) for i in pending]  # fmt: skip
         for i, result in zip(pending, backend.generate(requests), strict=True):
@@ -146,7 +169,7 @@ def _row(
     return {
         "prompt_id": prompt.id, "contestant_id": contestant.id, "text": first.text,
         "turn_texts": [t.text for t in turns], "raw_text": first.raw, "prompt_sent": first.prompt_sent,
-        "params": params.sampling(), "seed": params.seed, "backend": backend.name,
+        "params": backend.sampling(), "seed": params.seed, "backend": backend.name,
         "prompt_tokens": _sum(t.prompt_tokens for t in turns),
         "completion_tokens": _sum(t.completion_tokens for t in turns),
         "seconds": sum(t.seconds for t in turns), "run_id": run_id, "meta": meta,

@@ -266,12 +266,6 @@ class SlotResolver:
                 self._skip(r, report, tally, strict, "hold an answer id that matches no released answer of "
                            f"{' or '.join(r.named)}: skipped")  # fmt: skip
                 continue
-            if slots != r.named:
-                report.inconsistencies += 1
-                tally.add(
-                    r.source,
-                    "hold the two models in the opposite slots to the file name: followed the answer ids",
-                )
             for model, answer_id in zip(slots, r.ids, strict=True):
                 if (r.spec.benchmark, model) in self.placeholder:
                     votes[(r.spec.benchmark, r.key, model)][answer_id] += 1
@@ -284,11 +278,18 @@ class SlotResolver:
                 for m, aid in zip((m1, m2), r.ids, strict=True)
             ):
                 agreed.append((r, m1, m2))
+                if (m1, m2) != r.named:
+                    report.inconsistencies += 1
+                    tally.add(
+                        r.source,
+                        "hold the two models in the opposite slots to the file name: followed the ids",
+                    )
             else:
                 self._skip(
                     r, report, tally, strict, "give a model an answer id that other files contradict: skipped"
                 )
-        return agreed, chosen
+        used = {(r.spec.benchmark, r.key, m) for r, *slots in agreed for m in slots}
+        return agreed, {slot: answer_id for slot, answer_id in chosen.items() if slot in used}
 
     @staticmethod
     def _skip(r: Record, report: ImportReport, tally: NoteTally, strict: bool, reason: str) -> None:

@@ -84,8 +84,16 @@ def ensure_contestants(
     """Contestant ids by name, creating those that are new with the given fields."""
     rows = [{"name": name, **fields} for name, fields in specs.items()]
     report.count_rows("contestants", len(rows), insert_ignore(session, Contestant, uniform(Contestant, rows)))
-    found = session.execute(select(Contestant.name, Contestant.id).where(Contestant.name.in_(list(specs))))
-    return dict(found.all())
+    found = session.execute(
+        select(Contestant.name, Contestant.id, Contestant.kind).where(Contestant.name.in_(list(specs)))
+    ).all()
+    clash = sorted(name for name, _id, kind in found if kind != specs[name].get("kind", "release"))
+    if clash:
+        raise ImportConflict(
+            f"contestant(s) {', '.join(clash)} already exist as another kind of model: the release's answers "
+            "would be mixed with theirs; import into another database or rename them"
+        )
+    return {name: cid for name, cid, _kind in found}
 
 
 def placeholder_generation(

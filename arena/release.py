@@ -239,28 +239,33 @@ def _time(value: dt.datetime | None) -> str | None:
 def collect(session: Session, options: ExportOptions) -> dict[str, list[dict[str, Any]]]:
     """Every table's rows, as exported: stable ids, scrubbed, sorted, in column order."""
     personal = options.pseudonymise
-    prompts = session.scalars(select(Prompt)).all()
-    if options.benchmark:
-        prompts = [p for p in prompts if p.benchmark == options.benchmark]
+    prompts = _records(session, Prompt, Prompt.benchmark == options.benchmark if options.benchmark else None)
     prompt_ids = {p.id: f"{p.benchmark}/{p.key}" for p in prompts}
-    runs = session.scalars(select(Run)).all()
+    in_benchmark = (
+        select(Prompt.id).where(Prompt.benchmark == options.benchmark) if options.benchmark else None
+    )
+    runs = _records(session, Run)
     run_ids = {r.id: stable_id("run", r.kind, r.name, _time(r.started_at)) for r in runs}
     names = dict(session.execute(select(Contestant.id, Contestant.name)).all())
-    generations = [g for g in session.scalars(select(Generation)) if g.prompt_id in prompt_ids]
+    generations = _records(
+        session, Generation, None if in_benchmark is None else Generation.prompt_id.in_(in_benchmark)
+    )
     gen_ids = {
         g.id: stable_id("generation", prompt_ids[g.prompt_id], names[g.contestant_id]) for g in generations
     }
     gen_model = {g.id: names[g.contestant_id] for g in generations}
-    judgments = [j for j in session.scalars(select(Judgment)) if j.prompt_id in prompt_ids]
+    judgments = _records(
+        session, Judgment, None if in_benchmark is None else Judgment.prompt_id.in_(in_benchmark)
+    )
     judge_name = pseudonymise_judge if personal else (lambda judge: judge)
     judgment_ids = {
         j.id: stable_id("judgment", judge_name(j.judge), j.template_hash, gen_ids[j.generation1_id],
                         gen_ids[j.generation2_id])
         for j in judgments
     }  # fmt: skip
-    tags = [t for t in session.scalars(select(Tag)) if t.judgment_id in judgment_ids]
+    tags = [t for t in _records(session, Tag) if t.judgment_id in judgment_ids]
     used_models = set(gen_model.values()) if options.benchmark else set(names.values())
-    contestants = [c for c in session.scalars(select(Contestant)) if c.name in used_models]
+    contestants = [c for c in _records(session, Contestant) if c.name in used_models]
     annotator = pseudonym if personal else (lambda name: name)
 
     def row(table: str, values: dict[str, Any]) -> dict[str, Any]:
@@ -320,6 +325,12 @@ def collect(session: Session, options: ExportOptions) -> dict[str, list[dict[str
     for table, keys in SORT_KEYS.items():
         rows[table].sort(key=lambda r, keys=keys: tuple("" if r[k] is None else str(r[k]) for k in keys))
     return rows
+
+
+def _records(session: Session, model: type, where: Any = None) -> list[Any]:
+    """Plain rows (not ORM objects: several times faster for tens of thousands of judgments)."""
+    stmt = select(model.__table__)
+    return list(session.execute(stmt if where is None else stmt.where(where)))
 
 
 def _fields(record: Any, columns: Iterable[Column]) -> dict[str, Any]:

@@ -25,6 +25,8 @@ LEADERBOARD_METHODS = ("elo", "bt")
 def judgments_table(rows: dict[str, list[dict[str, Any]]]) -> pd.DataFrame:
     """Bundle judgments in the shape of :func:`arena.store.judgments_frame`, for arena.ratings."""
     frame = pd.DataFrame(rows["judgments"], columns=[c.name for c in SCHEMA["judgments"]])
+    frame = frame.rename(columns={"score1": "score_1", "score2": "score_2", "generation1_id": "generation_1",
+                                  "generation2_id": "generation_2"})  # fmt: skip
     split = frame["prompt_id"].str.split("/", n=1, expand=True) if len(frame) else None
     frame["benchmark"] = split[0] if split is not None else pd.Series(dtype=str)
     frame["prompt_key"] = split[1] if split is not None else pd.Series(dtype=str)
@@ -41,7 +43,9 @@ def judge_groups(judges: pd.Series) -> dict[str, pd.Series]:
 
 
 def leaderboards(rows: dict[str, list[dict[str, Any]]], options: ExportOptions) -> dict[str, pd.DataFrame]:
-    """One table per benchmark, judge group and method, named `<benchmark>.<judge>.<method>`."""
+    """One table per benchmark, judge group, template and method: `<benchmark>.<judge>.<template>.<method>`.
+
+    Unparsed judgments are left out of the ratings (the card's judgment table counts them)."""
     from arena.ratings import rate
 
     frame = judgments_table(rows)
@@ -51,19 +55,16 @@ def leaderboards(rows: dict[str, list[dict[str, Any]]], options: ExportOptions) 
         "bt": {"bootstrap": options.leaderboard_orderings, "seed": options.seed},
     }
     out = {}
-    for benchmark in sorted(set(pairwise["benchmark"])):
-        on_bench = frame[frame["benchmark"].eq(benchmark)]
+    for (benchmark, template), on_bench in pairwise.groupby(["benchmark", "template_id"], sort=True):
         for judge, mask in judge_groups(on_bench["judge"]).items():
-            subset = on_bench[mask]
-            if subset["verdict"].isin(["1", "2", "tie", "both_bad"]).sum() == 0:
-                continue
+            subset = on_bench[mask].reset_index(drop=True)
             for method in LEADERBOARD_METHODS:
-                table = rate(subset.reset_index(drop=True), method, **params[method])
+                table = rate(subset, method, **params[method])
                 keep = [c for c in ("rank", "model", "rating", "lower", "upper", "matches", "wins", "ties", "losses")
                         if c in table.columns]  # fmt: skip
                 board = table[keep].reset_index(drop=True)
                 board.attrs["params"] = table.attrs.get("header", {}).get("params", params[method])
-                out[f"{benchmark}.{_file_safe(judge)}.{method}"] = board
+                out[".".join(_file_safe(part) for part in (benchmark, judge, template, method))] = board
     return out
 
 

@@ -226,7 +226,7 @@ class Tally:
             return f"--max-judgments {limits.max_judgments} reached"
         if (
             limits.budget_usd is not None
-            and self.spent_usd + self.reserved_usd + estimate_usd > limits.budget_usd
+            and self.spent_usd + self.reserved_usd + estimate_usd > limits.budget_usd + 1e-9  # float sums: $0.15 is $0.15
         ):
             return f"--budget-usd {limits.budget_usd:g} reached (spent ${self.spent_usd:.4f})"
         return None

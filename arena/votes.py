@@ -225,4 +225,3 @@ def _human_outcomes(session: Session, benchmark: str | None) -> dict[tuple[str, 
         wins[(m1, m2)][0] += share[0]
         wins[(m1, m2)][1] += share[1]
     return {pair: (w[0], w[1]) for pair, w in wins.items()}
-

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 from sqlalchemy import select
 
 from arena.store import Generation, Judgment, Prompt, Store, get_or_create_contestant, insert_ignore
@@ -22,8 +26,12 @@ def seed_arena(
             s,
             Prompt,
             [
-                {"benchmark": "vicuna", "key": str(i), "category": "writing" if i % 2 else "math",
-                 "turns": [f"Question number {i}: explain something."]}
+                {
+                    "benchmark": "vicuna",
+                    "key": str(i),
+                    "category": "writing" if i % 2 else "math",
+                    "turns": [f"Question number {i}: explain something."],
+                }
                 for i in range(prompts)
             ],  # fmt: skip
         )
@@ -63,3 +71,18 @@ def add_judgment(
                 Judgment.judge == judge, Judgment.generation1_id == g1, Judgment.generation2_id == g2
             )
         )
+
+
+@contextmanager
+def running_app(store: Store, auth: list[tuple[str, str]] | None = None) -> Iterator[str]:
+    """The arena app served on 127.0.0.1 on a free port, in this process; yields its URL."""
+    from arena.webapp import launch
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    app = launch(store, host="127.0.0.1", port=port, auth=auth, block=False)
+    try:
+        yield f"http://127.0.0.1:{port}/"
+    finally:
+        app.close()

@@ -40,6 +40,7 @@ def add_judgments(
     models = sorted({m for r in rows for m in r[1:3]})
     with store.session() as session:
         run = start_run(session, "tournament", f"{benchmark}-{template}", run_config or {"temperature": 0.2})
+        run.started_at = T0
         insert_ignore(session, Prompt, [
             {"benchmark": benchmark, "key": k, "category": categories.get(k, "generic"), "turns": [f"Question {k}?"],
              "source": "qlora-eval/prompts/vicuna_questions.jsonl"}

@@ -4,9 +4,9 @@ Real HTTP (the standard library's threading server), so the real openai client, 
 pool and timeouts are exercised. Each chat request takes the next scripted :data:`Action` (or the
 default reply when the script is empty), after a fixed latency; every request is recorded.
 
-    from tests.scripted_server import ScriptedServer, scripted_server, status, hang, drop, malformed
+    from tests.scripted_server import ScriptedServer, scripted_server_fixture, status  # noqa: F401
 
-    def test_x(scripted_server):
+    def test_x(scripted_server):  # the fixture's name
         scripted_server.reply = lambda body: "Assistant 1"
         scripted_server.push(status(429, retry_after=0.1), status(500))
         ... ClientConfig(model="judge", base_url=scripted_server.url) ...
@@ -206,8 +206,8 @@ class ScriptedServer:
         self.stop()
 
 
-@pytest.fixture
-def scripted_server() -> Iterator[ScriptedServer]:
+@pytest.fixture(name="scripted_server")
+def scripted_server_fixture() -> Iterator[ScriptedServer]:
     """A fresh scripted server per test, replying "OK" until told otherwise."""
     with ScriptedServer() as server:
         yield server

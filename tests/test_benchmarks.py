@@ -49,6 +49,13 @@ def test_oa_keeps_earlier_turns_as_context(shared_data: Path) -> None:
     assert sum(not r["context"] for r in rows.values()) == 517
 
 
+def test_a_single_questions_file_in_either_vicuna_format(shared_data: Path) -> None:
+    qlora = load_benchmark("vicuna", shared_data / "qlora-eval/prompts/vicuna_questions.jsonl")
+    fastchat = load_benchmark("vicuna", shared_data / VICUNA_KEY)
+    assert [(r["key"], r["turns"]) for r in qlora] == [(r["key"], r["turns"]) for r in fastchat]
+    assert len(qlora) == 80 and qlora[0]["source_sha256"] != fastchat[0]["source_sha256"]
+
+
 def test_split_oa_input() -> None:
     text = "### Human: Hi ### Assistant: Hello!\n\nHow can I help? ### Human: Tell a joke ### Assistant:"
     assert split_oa_input(text) == [
@@ -71,9 +78,15 @@ def test_fetch_from_mirror_fills_cache_then_loads_without_source(shared_data: Pa
         assert s.scalar(select(func.count()).select_from(Prompt)) == 80 + 953
 
 
-def test_mirror_from_environment(shared_data: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_mirror_from_environment(shared_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(benchmarks.MIRROR_ENV, str(shared_data))
+    monkeypatch.setenv("GUANACO_CACHE", str(tmp_path / "cache"))
     assert len(load_benchmark("oa")) == 953
+    assert not benchmarks.cache_path(VICUNA_KEY).exists()
+    benchmarks.fetch("vicuna")  # no network needed: the mirror is the default source
+    assert (
+        benchmarks.sha256_file(benchmarks.cache_path(VICUNA_KEY)) == benchmarks.source_file(VICUNA_KEY).sha256
+    )
 
 
 def test_missing_cache_says_what_to_do(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -113,7 +126,9 @@ def test_truncated_jsonl_names_file_and_line(tmp_path: Path) -> None:
     path.write_text(
         '{"question_id": 1, "category": "x", "turns": ["a"]}\n{"question_id": 2, "category": "x", "tur'
     )
-    with pytest.raises(BenchmarkFileError, match=r"question\.jsonl, line 2: not valid JSON \(the file looks truncated\)"):
+    with pytest.raises(
+        BenchmarkFileError, match=r"question\.jsonl, line 2: not valid JSON \(the file looks truncated\)"
+    ):
         load_benchmark("mt-bench", path)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -15,8 +16,12 @@ from arena.import_qlora import contestant_name, derived_answer_id, import_qlora_
 from arena.store import Contestant, Generation, Judgment, Prompt, Store, judgments_frame
 
 RATINGS = "qlora-eval/ratings-gpt4"
-FLAN_FILE = "vicuna/relative-gpt-3.5/13b-flan-vicuna-generations-topp0.9-temp0.7-vs-gpt-3.5-gpt4-reviewer.jsonl"
-HH_FILE = "vicuna/relative-gpt-3.5/13b-hh-rlhf-vicuna-generations-topp0.9-temp0.7-vs-gpt-3.5-gpt4-reviewer.jsonl"
+FLAN_FILE = (
+    "vicuna/relative-gpt-3.5/13b-flan-vicuna-generations-topp0.9-temp0.7-vs-gpt-3.5-gpt4-reviewer.jsonl"
+)
+HH_FILE = (
+    "vicuna/relative-gpt-3.5/13b-hh-rlhf-vicuna-generations-topp0.9-temp0.7-vs-gpt-3.5-gpt4-reviewer.jsonl"
+)
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +60,14 @@ def test_unparsed_verdicts_are_kept_with_raw_text(imported, shared_data: Path) -
     files_oa = sum(r["score"] == -1 for r in _records(shared_data, "oa"))
     assert unparsed["qlora-vicuna-threeclass"] == files_pairwise == 13
     assert unparsed["qlora-oa-threeclass"] == files_oa == 1482
-    assert unparsed["qlora-vicuna-relative"] == 60
+    skipped = {f"{RATINGS}/{FLAN_FILE}", f"{RATINGS}/{HH_FILE}"}
+    files_relative = sum(
+        json.loads(line)["score"] == [-1, -1]
+        for path in (shared_data / RATINGS / "vicuna/relative-gpt-3.5").glob("*.jsonl")
+        if f"qlora-eval/{path.relative_to(shared_data / 'qlora-eval').as_posix()}" not in skipped
+        for line in path.read_text().splitlines()
+    )
+    assert unparsed["qlora-vicuna-relative"] == files_relative == 60
     assert report.unparsed == 13 + 1482 + 60
     assert frame[frame.status == "unparsed"].verdict.isna().all()
     assert set(frame[frame.status == "ok"].verdict) == {"1", "2", "tie"}
@@ -71,7 +83,9 @@ def test_contestant_names() -> None:
     )
     assert contestant_name("answer_gpt35") == contestant_name("gpt-3.5-oa-generations") == "gpt-3.5-turbo"
     assert contestant_name("answer-gpt4") == contestant_name("gpt4") == "gpt-4"
-    assert contestant_name("answer-vicuna-13b") == contestant_name("vicuna-13b-oa-generations") == "vicuna-13b"
+    assert (
+        contestant_name("answer-vicuna-13b") == contestant_name("vicuna-13b-oa-generations") == "vicuna-13b"
+    )
     with pytest.raises(ValueError):
         contestant_name("mystery-model")
 
@@ -92,7 +106,9 @@ def test_derived_answer_ids_match_the_judgment_files(shared_data: Path) -> None:
                      .read_text().splitlines()[0])  # fmt: skip
     record = _records(shared_data, "vicuna/pairwise")
     first = next(r for r in record if r["review_id"] == "7WtBcgZGiHe7atrz85Xqic")
-    assert derived_answer_id(judged_text(gen)) == shortuuid.uuid(gen["generation_truncated"].split("A chat")[0])
+    assert derived_answer_id(judged_text(gen)) == shortuuid.uuid(
+        gen["generation_truncated"].split("A chat")[0]
+    )
     assert derived_answer_id(judged_text(gen)) == first["answer1_id"] == "W5axUx9wFw6NdFtc7dnBk4"
 
 
@@ -111,7 +127,9 @@ def _judgment(store: Store, review_id: str) -> dict:
 def test_pairwise_slots_follow_answer_ids(imported, shared_data: Path) -> None:
     store = imported[0]
     j = _judgment(store, "7WtBcgZGiHe7atrz85Xqic")
-    gpt4 = json.loads((shared_data / "qlora-eval/generations/vicuna/answer_gpt4.jsonl").read_text().splitlines()[0])
+    gpt4 = json.loads(
+        (shared_data / "qlora-eval/generations/vicuna/answer_gpt4.jsonl").read_text().splitlines()[0]
+    )
     assert j["models"] == ["guanaco-13b", "gpt-4"] and j["key"] == "1"
     assert j["ids"] == ["W5axUx9wFw6NdFtc7dnBk4", gpt4["answer_id"]]
     assert j["verdict"] == "2" and j["judge"] == "gpt-4" and j["template"] == "qlora-vicuna-threeclass"
@@ -120,7 +138,9 @@ def test_pairwise_slots_follow_answer_ids(imported, shared_data: Path) -> None:
 
 def test_relative_files_named_in_the_opposite_order_follow_the_records(imported, shared_data: Path) -> None:
     store, report, _frame = imported
-    gpt35 = json.loads((shared_data / "qlora-eval/generations/vicuna/answer_gpt35.jsonl").read_text().splitlines()[0])
+    gpt35 = json.loads(
+        (shared_data / "qlora-eval/generations/vicuna/answer_gpt35.jsonl").read_text().splitlines()[0]
+    )
     j = _judgment(store, "de8MsJ7e5qgXCs57EzhyrE")  # file 13b-alpaca-...-vs-gpt-3.5, line 1
     assert gpt35["question_id"] == 1 and j["ids"][0] == gpt35["answer_id"] == "BZGowHM7L3RvtWRktKZjLT"
     assert j["models"] == ["gpt-3.5-turbo", "alpaca-13b"]
@@ -132,7 +152,9 @@ def test_relative_files_named_in_the_opposite_order_follow_the_records(imported,
 def test_records_without_matching_answers_are_skipped_and_reported(imported) -> None:
     store, report, frame = imported
     for name in (FLAN_FILE, HH_FILE):
-        assert any(name in n and "80 record(s)" in n and "matches no released answer" in n for n in report.notes)
+        assert any(
+            name in n and "80 record(s)" in n and "matches no released answer" in n for n in report.notes
+        )
     with store.session() as s:
         sources = {m["source"] for (m,) in s.execute(select(Judgment.meta))}
     assert f"{RATINGS}/{FLAN_FILE}" not in sources and f"{RATINGS}/{HH_FILE}" not in sources
@@ -182,7 +204,12 @@ def _write(path: Path, rows: list[dict], tail: str = "") -> None:
 def _mini_release(root: Path) -> Path:
     """Two questions, guanaco-7b (ids derived from text) and gpt-4 (ids given), one pairwise file
     whose name has the models the wrong way round, and one with an answer id nobody wrote."""
-    template = {"prompt_id": 1, "system_prompt": "s", "prompt_template": "{question}", "defaults": {"prompt": "p"}}
+    template = {
+        "prompt_id": 1,
+        "system_prompt": "s",
+        "prompt_template": "{question}",
+        "defaults": {"prompt": "p"},
+    }
     reviewer = {"reviewer_id": "r", "prompt_id": 1, "metadata": {}, "category": "general"}
     for name in ("vicuna_prompt_threeclass", "vicuna_prompt_relative", "oa_prompt_threeclass"):
         _write(root / f"prompts/{name}.jsonl", [template])
@@ -190,7 +217,9 @@ def _mini_release(root: Path) -> Path:
     _write(root / "prompts/oa_reviewer.jsonl", [reviewer])
     _write(root / "prompts/vicuna_questions.jsonl", [{"question_id": q, "text": f"Q{q}?", "category": "generic"}
                                                      for q in (1, 2)])  # fmt: skip
-    _write(root / "prompts/oa_questions.jsonl", [{"message_id": "m1", "input": "### Human: Hi ### Assistant:"}])
+    _write(
+        root / "prompts/oa_questions.jsonl", [{"message_id": "m1", "input": "### Human: Hi ### Assistant:"}]
+    )
     guanaco = [{"question_id": q, "text": f"Q{q}?", "generation": f"Answer {q}. A chat between a curious human and an artificial intelligence", "generation_truncated": f"Answer {q}. "}
                for q in (1, 2)]  # fmt: skip
     _write(root / "generations/vicuna/7b-guanaco-vicuna-generations-topp0.9-temp0.7.jsonl", guanaco)
@@ -217,7 +246,9 @@ def test_mini_release_follows_ids_and_skips_an_unknown_answer(tmp_path: Path, st
     assert _judgment(store, "swapped")["models"] == ["guanaco-7b", "gpt-4"]
     assert _judgment(store, "ok")["verdict"] == "tie"
     with store.session() as s:
-        assert s.scalar(select(func.count()).select_from(Judgment).where(Judgment.external_id == "unknown")) == 0
+        assert (
+            s.scalar(select(func.count()).select_from(Judgment).where(Judgment.external_id == "unknown")) == 0
+        )
 
 
 def test_unknown_answer_in_strict_mode_names_file_line_field(tmp_path: Path, store: Store) -> None:
@@ -229,7 +260,10 @@ def test_unknown_answer_in_strict_mode_names_file_line_field(tmp_path: Path, sto
 
 def test_truncated_judgment_file_is_refused_and_nothing_stored(tmp_path: Path, store: Store) -> None:
     root = _mini_release(tmp_path / "rel")
-    broken = root / "ratings-gpt4/vicuna/pairwise/7b-guanaco-vicuna-generations-topp0.9-temp0.7-vs-answer-gpt4-gpt-4-reviewer-threeclass.jsonl"
+    broken = (
+        root
+        / "ratings-gpt4/vicuna/pairwise/7b-guanaco-vicuna-generations-topp0.9-temp0.7-vs-answer-gpt4-gpt-4-reviewer-threeclass.jsonl"
+    )
     broken.write_text(broken.read_text()[:-40])
     with pytest.raises(BenchmarkFileError, match=r"line 2: not valid JSON \(the file looks truncated\)"):
         import_qlora_release(store, root, progress=False)
@@ -253,7 +287,36 @@ def test_cli_import_end_to_end(tmp_path: Path, db_url: str, capsys) -> None:
     out = capsys.readouterr().out
     assert "records read" in out and "inconsistencies" in out and "matches no released answer" in out
     assert main(["import", "qlora-release", str(root), "--db", db_url]) == 0
-    assert "already present         3" in capsys.readouterr().out.replace(",", "")
+    again = capsys.readouterr().out
+    assert re.search(r"imported\s+0 ", again) and re.search(
+        r"already present\s+6\n", again
+    )  # 4 answers, 2 verdicts
     assert main(["import", "qlora-release", str(root), "--db", db_url, "--strict"]) == 2
     assert "nothing was imported" in capsys.readouterr().err
     assert main(["import", "qlora-release", str(tmp_path / "nowhere"), "--db", db_url]) == 2
+
+
+def test_oa_placeholder_ids_follow_the_majority_of_files(tmp_path: Path, store: Store) -> None:
+    """OA answers were not released: a model's answer id is the one most files agree on."""
+    root = _mini_release(tmp_path / "rel")
+    oa = root / "ratings-gpt4/oa"
+    g7, g4, v13 = (
+        "7b-guanaco-oa-generations-topp0.9-temp0.7",
+        "gpt-4-oa-generations",
+        "vicuna-13b-oa-generations",
+    )
+    for (first, second), ids in {(g7, g4): ("id-g7", "id-g4"), (g4, g7): ("id-g4", "id-g7"),
+                                 (g7, v13): ("id-other", "id-v13")}.items():  # fmt: skip
+        record = {"review_id": f"{first[:5]}-{second[:5]}", "message_id": "m1", "answer1_id": ids[0],
+                  "answer2_id": ids[1], "reviewer_id": 1, "text": "...\n1", "score": 1}  # fmt: skip
+        _write(oa / f"{first}-vs-{second}-gpt-4-reviewer-threeclass.jsonl", [record])
+    report = import_qlora_release(store, root, progress=False)
+    assert any("vicuna-13b-oa" in n and "other files contradict" in n for n in report.notes)
+    with store.session() as s:
+        frame = judgments_frame(s, benchmark="oa")
+        ids = {g.external_id for g in s.scalars(select(Generation).where(Generation.text == ""))}
+    assert sorted(zip(frame.model_1, frame.model_2, strict=True)) == [
+        ("gpt-4", "guanaco-7b"),
+        ("guanaco-7b", "gpt-4"),
+    ]
+    assert ids == {"id-g7", "id-g4"}

@@ -8,7 +8,7 @@ import time
 import pytest
 
 from arena.openai_client import ChatClient, ChatError, ClientConfig, chat
-from tests.scripted_server import ScriptedServer, drop, hang, malformed, scripted_server, status  # noqa: F401
+from tests.scripted_server import ScriptedServer, drop, hang, malformed, scripted_server_fixture, status  # noqa: F401
 
 MESSAGES = [{"role": "user", "content": "two words"}]
 

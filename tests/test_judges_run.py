@@ -24,7 +24,7 @@ from tests.judge_helpers import (
     quality,
     threeclass_judge,
 )
-from tests.scripted_server import ScriptedServer, malformed, scripted_server, status  # noqa: F401
+from tests.scripted_server import ScriptedServer, malformed, scripted_server_fixture, status  # noqa: F401
 
 PROJECT = Path(__file__).resolve().parents[1]
 
@@ -90,10 +90,11 @@ def test_unreadable_and_planted_verdicts_are_stored_unparsed(
     assert len(frame) == 12
     unparsed = frame[frame.status == "unparsed"]
     has_plant = (unparsed.prompt_key == "0") & (unparsed.model_1.eq("gamma") | unparsed.model_2.eq("gamma"))
-    assert unparsed.verdict.isna().all() and len(unparsed) >= 4 and has_plant.sum() == 2
+    # 2 prompts x 2 rambling slot orders, plus the 3 other matches of the planted answer
+    assert len(unparsed) == 7 and unparsed.verdict.isna().all() and has_plant.sum() == 4
     with store.session() as session:
         raws = session.scalars(select(Judgment.raw).where(Judgment.status == "unparsed")).all()
-    assert all(raws) and any(planted in raw for raw in raws)
+    assert all(raws) and sum(planted in raw for raw in raws) == 3
     ok = frame[frame.status == "ok"]
     assert list(ok.verdict) == [expected_verdict(a, b) for a, b in zip(ok.model_1, ok.model_2, strict=True)]
 

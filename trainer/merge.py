@@ -55,9 +55,6 @@ def merge(run: Path, out: Path, dtype: str | None = None) -> Path:
     model = merged_model(run)
     if dtype:
         model = model.to(getattr(torch, dtype))
-    model.config.quantization_config = None
-    if hasattr(model.config, "_pre_quantization_dtype"):
-        del model.config._pre_quantization_dtype
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out)

@@ -17,6 +17,8 @@ items without a strict majority are left out and counted.
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 from scipy import stats
@@ -170,7 +172,9 @@ def system_agreement(items: pd.DataFrame, reps: int = 1000, seed: int = 0) -> pd
         a, b = (weights @ sums_a)[seen] / count[seen], (weights @ sums_b)[seen] / count[seen]
         if seen.sum() < 2:
             return np.nan, np.nan
-        return stats.kendalltau(a, b).statistic, stats.spearmanr(a, b).statistic
+        with warnings.catch_warnings():  # a judge scoring every model alike has no ranking: NaN
+            warnings.simplefilter("ignore", stats.ConstantInputWarning)
+            return stats.kendalltau(a, b).statistic, stats.spearmanr(a, b).statistic
 
     point = correlations(np.ones(len(prompts)))
     rng = np.random.default_rng(seed)

@@ -29,14 +29,14 @@ LENGTH_BINS = (-np.inf, -1000, -500, -250, -100, -25, 25, 100, 250, 500, 1000, n
 
 
 def position_bias(frame: pd.DataFrame, by: Sequence[str] = ()) -> pd.DataFrame:
-    """Per judge group (and `by`: ``pair`` and/or ``category``): first wins, second wins, ties."""
+    """Per judge group and template (and `by`: ``pair`` and/or ``category``): first wins, second wins, ties."""
     data = frame.assign(
         pair=pair_name(frame),
         first=frame["verdict"].eq("1"),
         second=frame["verdict"].eq("2"),
         tie=frame["verdict"].isin(["tie", "both_bad"]),
     )
-    keys = ["group", *by]
+    keys = ["group", "template_id", *by]
     table = data.groupby(keys, sort=True).agg(
         judgments=("verdict", "size"), first_wins=("first", "sum"), second_wins=("second", "sum"),
         ties=("tie", "sum"),
@@ -49,12 +49,13 @@ def position_bias(frame: pd.DataFrame, by: Sequence[str] = ()) -> pd.DataFrame:
 
 def order_pairs(frame: pd.DataFrame) -> pd.DataFrame:
     """One row per pair of answers judged in both orders by the same judge and template, with
-    both verdicts and the pair's :data:`ORDER_CLASSES` class. `judgment_a`/`judgment_b` are the
-    two judgments (a = the order whose slot-1 answer has the lower generation id)."""
+    both verdicts (`verdict_a`, `verdict_b`) and the pair's :data:`ORDER_CLASSES` class;
+    `judgment_id_a`/`judgment_id_b` are the two judgments (a = the order whose slot-1 answer has the lower generation id)."""
     keys = ["judge", "template_hash", "generation_1", "generation_2"]
     cols = [
         *keys,
         "group",
+        "template_id",
         "benchmark",
         "prompt_key",
         "category",
@@ -78,7 +79,7 @@ def order_pairs(frame: pd.DataFrame) -> pd.DataFrame:
 def order_consistency(pairs: pd.DataFrame, by: Sequence[str] = ()) -> pd.DataFrame:
     """Counts and shares of consistent, flipped and tie-involved pairs per judge group (and `by`)."""
     data = pairs.assign(pair=pair_name(pairs))
-    keys = ["group", *by]
+    keys = ["group", "template_id", *by]
     counts = pd.crosstab([data[k] for k in keys], data["order_class"]).reindex(
         columns=list(ORDER_CLASSES), fill_value=0
     )
@@ -105,8 +106,8 @@ def leaderboard_effect(
     from arena.ratings import rate
 
     tables = []
-    for group, judged in frame.groupby("group", sort=True):
-        kept = consistent_only(judged, pairs[pairs["group"].eq(group)])
+    for (group, template), judged in frame.groupby(["group", "template_id"], sort=True):
+        kept = consistent_only(judged, pairs[pairs["group"].eq(group) & pairs["template_id"].eq(template)])
         if kept.empty:
             continue
         every = rate(judged.reset_index(drop=True), method, **params)
@@ -117,7 +118,10 @@ def leaderboard_effect(
             how="outer",
             suffixes=("_all", "_consistent"),
         )
+        both.insert(0, "template_id", template)
         both.insert(0, "group", group)
+        for column in ("rank_all", "rank_consistent", "matches_all", "matches_consistent"):
+            both[column] = both[column].astype("Int64")
         both["rank_change"] = both["rank_all"] - both["rank_consistent"]
         tables.append(both.sort_values(["rating_all", "model"], ascending=[False, True]))
     return pd.concat(tables, ignore_index=True) if tables else pd.DataFrame()
@@ -136,18 +140,19 @@ def with_lengths(frame: pd.DataFrame, texts: pd.Series) -> pd.DataFrame:
 
 
 def length_bias(frame: pd.DataFrame, bins: Sequence[float] = LENGTH_BINS) -> pd.DataFrame:
-    """Win rate of an answer by how much longer it is than the other, per judge group.
+    """Win rate of an answer by how much longer it is than the other, per judge group and template.
 
     Each judgment counts once from each side (its slot-1 answer with +diff, its slot-2 answer
     with -diff), so position bias cancels out and the table is symmetric; ties count half."""
     score = frame["verdict"].map(SLOT1_SCORE)
     sides = pd.DataFrame({
         "group": pd.concat([frame["group"], frame["group"]], ignore_index=True),
+        "template_id": pd.concat([frame["template_id"], frame["template_id"]], ignore_index=True),
         "length_diff": pd.concat([frame["length_diff"], -frame["length_diff"]], ignore_index=True),
         "score": pd.concat([score, 1.0 - score], ignore_index=True),
     })  # fmt: skip
     sides["bin"] = pd.cut(sides["length_diff"], list(bins), right=False)
-    table = sides.groupby(["group", "bin"], observed=True, sort=True).agg(
+    table = sides.groupby(["group", "template_id", "bin"], observed=True, sort=True).agg(
         answers=("score", "size"), win_rate=("score", "mean"), mean_diff=("length_diff", "mean")
     ).reset_index()  # fmt: skip
     table["bin"] = table["bin"].astype(str)
@@ -155,12 +160,12 @@ def length_bias(frame: pd.DataFrame, bins: Sequence[float] = LENGTH_BINS) -> pd.
 
 
 def length_fit(frame: pd.DataFrame, per_chars: float = 1000.0) -> pd.DataFrame:
-    """Per judge group, logistic regression of "slot 1 wins" on the length difference (per
+    """Per judge group and template, logistic regression of "slot 1 wins" on the length difference (per
     `per_chars` characters) over decisive verdicts: slope, its standard error, the odds ratio per
     `per_chars` more characters, the intercept (position bias at equal length), and how often the
     longer answer won."""
     rows = []
-    for group, judged in frame.groupby("group", sort=True):
+    for (group, template), judged in frame.groupby(["group", "template_id"], sort=True):
         decisive = judged[judged["verdict"].isin(["1", "2"])]
         y = decisive["verdict"].eq("1").to_numpy(float)
         x = decisive["length_diff"].to_numpy(float) / per_chars
@@ -168,7 +173,7 @@ def length_fit(frame: pd.DataFrame, per_chars: float = 1000.0) -> pd.DataFrame:
         longer_won = (decisive["length_diff"].gt(0) == decisive["verdict"].eq("1"))[differ]
         fit = logistic_fit(x, y)
         rows.append({
-            "group": group, "decisive": len(decisive), "slope": fit["slope"], "slope_se": fit["slope_se"],
+            "group": group, "template_id": template, "decisive": len(decisive), "slope": fit["slope"], "slope_se": fit["slope_se"],
             "odds_ratio": np.exp(fit["slope"]), "intercept": fit["intercept"],
             "longer_wins_rate": float(longer_won.mean()) if len(longer_won) else np.nan, "per_chars": per_chars,
         })  # fmt: skip
@@ -187,7 +192,10 @@ def logistic_fit(x: np.ndarray, y: np.ndarray, iterations: int = 50) -> dict[str
     for _ in range(iterations):
         p = 1.0 / (1.0 + np.exp(-design @ beta))
         hessian = design.T @ (design * (p * (1 - p))[:, None])
-        step = np.linalg.solve(hessian, design.T @ (y - p))
+        try:
+            step = np.linalg.solve(hessian, design.T @ (y - p))
+        except np.linalg.LinAlgError:
+            return nan
         beta += step
         if np.abs(step).max() < 1e-10:
             break

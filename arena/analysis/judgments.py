@@ -53,12 +53,16 @@ def _listing(names: Sequence[str]) -> str:
     return ", ".join(shown) if shown else "nobody"
 
 
-def load_judgments(store: Store, benchmark: str | None = None, judges: Sequence[str] = ()) -> pd.DataFrame:
+def load_judgments(
+    store: Store, benchmark: str | None = None, judges: Sequence[str] = (), template: str | None = None
+) -> pd.DataFrame:
     """Pairwise judgments with status ok, with a `group` column naming the judge spec each row
     came from (the judge's own name when no judges are asked for). Raises UserError when there is
-    nothing to analyse, saying what to do."""
-    frame = store.judgments(benchmark=benchmark)
-    where = f" for benchmark {benchmark!r}" if benchmark else ""
+    nothing to analyse, saying what to do. `template` keeps one judge template id."""
+    frame = store.judgments(benchmark=benchmark, template_id=template)
+    where = (f" for benchmark {benchmark!r}" if benchmark else "") + (
+        f" with template {template!r}" if template else ""
+    )
     if frame.empty:
         raise UserError(
             f"no judgments in {store.url}{where}: import a release (guanaco import qlora-release DIR) "

@@ -22,8 +22,9 @@ def as_text(tables: dict[str, pd.DataFrame]) -> str:
     blocks = []
     for name, table in tables.items():
         shown = table.copy()
-        for column in shown.columns[shown.dtypes.eq(object)]:
-            shown[column] = shown[column].map(_short)
+        for column in shown.columns:
+            if not pd.api.types.is_numeric_dtype(shown[column]):
+                shown[column] = shown[column].map(_short)
         body = shown.to_string(index=False, float_format=lambda v: f"{v:.3f}") if len(shown) else "(none)"
         blocks.append(f"== {name} ==\n{body}\n")
     return "\n".join(blocks)
@@ -90,12 +91,13 @@ def _save(fig, path: Path) -> Path:  # noqa: ANN001
 
 
 def plot_position(table: pd.DataFrame, path: Path) -> Path:
-    """Stacked bars per judge group: share of first wins, ties, second wins."""
+    """Stacked bars per judge group and template: share of first wins, ties, second wins."""
     fig, ax = _figure()
+    names = table["group"].astype(str) + " (" + table["template_id"].astype(str) + ")"
     left = np.zeros(len(table))
     for column, label, colour in (("first_rate", "first shown wins", "#4c72b0"), ("tie_rate", "tie / both bad", "#bbbbbb"),
                                   ("second_rate", "second shown wins", "#dd8452")):  # fmt: skip
-        ax.barh(table["group"].astype(str), table[column], left=left, label=label, color=colour)
+        ax.barh(names, table[column], left=left, label=label, color=colour)
         left += table[column].to_numpy()
     ax.axvline(0.5, color="black", linewidth=0.8, linestyle=":")
     ax.set_xlim(0, 1)
@@ -108,8 +110,8 @@ def plot_position(table: pd.DataFrame, path: Path) -> Path:
 def plot_length(table: pd.DataFrame, path: Path) -> Path:
     """Win rate against mean length difference, one line per judge group."""
     fig, ax = _figure()
-    for group, rows in table.groupby("group", sort=True):
-        ax.plot(rows["mean_diff"], rows["win_rate"], marker="o", label=str(group))
+    for (group, template), rows in table.groupby(["group", "template_id"], sort=True):
+        ax.plot(rows["mean_diff"], rows["win_rate"], marker="o", label=f"{group} ({template})")
     ax.axhline(0.5, color="black", linewidth=0.8, linestyle=":")
     ax.set_xscale("symlog", linthresh=100)
     ax.set_xlabel("this answer's length minus the other's (characters)")

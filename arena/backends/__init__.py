@@ -45,7 +45,10 @@ class Request:
 
 @dataclass
 class Result:
-    """One answer: `text` cut at the end of the assistant's turn, `raw` as emitted, `prompt_sent` exact."""
+    """One answer: `text` cut at the end of the assistant's turn, `raw` as emitted, `prompt_sent` exact.
+
+    `error` says why a request got no answer (an API call that failed for good); nothing is stored
+    for it, so the next run retries it."""
 
     text: str
     raw: str
@@ -54,6 +57,7 @@ class Result:
     completion_tokens: int | None
     seconds: float
     meta: dict[str, Any] = field(default_factory=dict)
+    error: str | None = None
 
 
 class Backend(Protocol):
@@ -65,6 +69,10 @@ class Backend(Protocol):
 
     def identity(self) -> dict[str, Any]:
         """Which model, adapter and engine produced the answers (stored as provenance)."""
+        ...
+
+    def sampling(self) -> dict[str, Any]:
+        """The sampling parameters as actually applied (stored with every generation)."""
         ...
 
     def close(self) -> None:

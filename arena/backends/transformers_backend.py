@@ -74,6 +74,9 @@ class TransformersBackend:
         return {**self.spec.identity(), "engine": "transformers", "prompt_format": self.prompt_format,
                 "dtype": str(self.model.dtype), "device": str(self.model.device)}  # fmt: skip
 
+    def sampling(self) -> dict[str, Any]:
+        return self.params.sampling()
+
     def generate(self, requests: list[Request]) -> list[Result]:
         import torch
 

@@ -21,6 +21,7 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
     kinds = parser.add_subparsers(dest="analysis", metavar="ANALYSIS", required=True)
     shared = argparse.ArgumentParser(add_help=False)
     shared.add_argument("--benchmark", help="only this benchmark (vicuna, oa, ...)")
+    shared.add_argument("--template", help="only judgments made with this judge template id")
     shared.add_argument("--format", default="table", choices=("table", "csv", "json"), help="output format")
     shared.add_argument("--out", type=Path, help="write the tables into this folder instead of printing")
     shared.add_argument("--plot", type=Path, metavar="PNG", help="also draw the analysis' plot into this PNG")
@@ -80,7 +81,7 @@ def run_bias(args: argparse.Namespace) -> int:
     from arena.analysis.judgments import load_judgments
     from arena.analysis.report import plot_position
 
-    frame = load_judgments(_store(args), args.benchmark, _judges(args.judge))
+    frame = load_judgments(_store(args), args.benchmark, _judges(args.judge), args.template)
     pairs = bias.order_pairs(frame)
     position = bias.position_bias(frame)
     params = {"bootstrap": 0} if args.method == "bt" else {}
@@ -103,7 +104,7 @@ def run_length(args: argparse.Namespace) -> int:
     from arena.store import generations_frame
 
     store = _store(args)
-    frame = load_judgments(store, args.benchmark, _judges(args.judge))
+    frame = load_judgments(store, args.benchmark, _judges(args.judge), args.template)
     with store.session() as session:
         texts = generations_frame(session, args.benchmark).set_index("generation_id")["text"]
     frame = bias.with_lengths(frame, texts)
@@ -122,7 +123,7 @@ def run_agreement(args: argparse.Namespace) -> int:
         raise UserError(
             f"--judges takes two different judges, comma-separated (e.g. gpt-4,human), not {args.judges!r}"
         )
-    frame = load_judgments(_store(args), args.benchmark, judges)
+    frame = load_judgments(_store(args), args.benchmark, judges, args.template)
     labels, unresolved = agreement.pooled_labels(frame)
     items = agreement.paired_items(labels, *judges)
     if items.empty:
@@ -154,7 +155,7 @@ def run_lemons(args: argparse.Namespace) -> int:
     from arena.analysis.report import plot_losses
 
     store = _store(args)
-    frame = load_judgments(store, args.benchmark, _judges(args.judge))
+    frame = load_judgments(store, args.benchmark, _judges(args.judge), args.template)
     ratings = lemons.ratings_of(frame)
     losses = lemons.worst_losses(frame, ratings, args.model, args.top)
     with store.session() as session:

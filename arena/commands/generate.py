@@ -69,9 +69,14 @@ def _load_prompts(store, benchmark: str, source: Path | None) -> None:
     if source is not None and not source.is_file():
         raise UserError(f"prompt file {source} not found")
     try:
-        benchmarks.ensure_prompts(store, benchmark, source)
+        rows = benchmarks.load_benchmark(benchmark, source)
     except KeyError as err:
-        if source is not None:
-            raise UserError(str(err.args[0])) from None
+        if source is None:
+            return  # not a known benchmark: the runner says it has no prompts
+        raise UserError(str(err.args[0])) from None
     except (benchmarks.BenchmarkFileError, FileNotFoundError, ValueError) as err:
         raise UserError(str(err)) from None
+    if not rows:
+        raise UserError(f"{source or benchmark}: no prompts found")
+    with store.session() as session:
+        benchmarks.insert_prompts(session, rows)

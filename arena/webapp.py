@@ -1,0 +1,430 @@
+"""The human arena in a browser: Vote, Leaderboard and Explore tabs over the one store (Gradio 6).
+
+Model output is untrusted: every answer, prompt and rationale reaches the page only through
+:func:`safe_markdown` (Markdown rendered, then every tag outside a small allowlist escaped, so
+``<script>`` shows as text) or :func:`escaped`. Import this module only after
+``GRADIO_ANALYTICS_ENABLED=False`` is set (``app.py`` and ``guanaco app`` do), so that starting the
+app calls nothing outside the machine.
+"""
+
+from __future__ import annotations
+
+import html
+import os
+import tempfile
+import uuid
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+
+import bleach  # noqa: E402
+import gradio as gr  # noqa: E402
+import markdown  # noqa: E402
+import pandas as pd  # noqa: E402
+from sqlalchemy import select  # noqa: E402
+
+from arena import explore, votes  # noqa: E402
+from arena.store import Contestant, Prompt, Store  # noqa: E402
+
+ALLOWED_TAGS = {
+    "p", "br", "hr", "pre", "code", "blockquote", "em", "strong", "del", "ul", "ol", "li",
+    "h1", "h2", "h3", "h4", "h5", "h6", "table", "thead", "tbody", "tr", "th", "td", "a",
+}  # fmt: skip
+ALLOWED_ATTRIBUTES = {"a": ["href", "title"], "th": ["align"], "td": ["align"]}
+
+RATING_PARAMS = {
+    "elo": {"orderings": 200, "seed": 0},
+    "bt": {"bootstrap": 100, "seed": 0},
+    "trueskill": {},
+}
+"""Small orderings and bootstrap counts keep the leaderboard tab responsive; the CLI does the full runs."""
+METHOD_LABELS = {"Elo over orderings": "elo", "Bradley-Terry": "bt", "TrueSkill": "trueskill"}
+ANY = "(any)"
+EXPLORE_COLUMNS = ["judgment_id", "benchmark", "prompt_key", "category", "model_1", "model_2", "judge",
+                   "verdict", "status"]  # fmt: skip
+SHORTCUT_COLUMNS = {"biggest upsets": ["winner", "loser", "gap"], "position flips": ["flip"],
+                    "GPT-4 vs human disagreements": ["pair"]}  # fmt: skip
+
+CSS = """
+.answer-box {max-height: 30em; overflow: auto; overflow-wrap: anywhere; padding: .4em .9em;
+  border: 1px solid var(--border-color-primary); border-radius: 8px; background: var(--block-background-fill);}
+.answer-box pre {white-space: pre-wrap;}
+.prompt-box {max-height: 14em;}
+.rationale {white-space: pre-wrap; font-family: var(--font-mono); font-size: .9em;}
+"""
+THEME_FONTS = {
+    "font": ["ui-sans-serif", "system-ui", "sans-serif"],
+    "font_mono": ["ui-monospace", "monospace"],
+}
+"""System fonts: the default theme would fetch Google Fonts, an outside call on every page load."""
+
+
+def safe_markdown(text: str | None) -> str:
+    """Markdown to HTML with every tag outside :data:`ALLOWED_TAGS` escaped, so it shows as text."""
+    rendered = markdown.markdown(text or "", extensions=["fenced_code", "tables", "sane_lists"])
+    return bleach.clean(
+        rendered, tags=ALLOWED_TAGS, attributes=ALLOWED_ATTRIBUTES, protocols={"http", "https", "mailto"}
+    )
+
+
+def escaped(text: str | None) -> str:
+    return html.escape(text or "")
+
+
+def box(text: str | None, css_class: str = "answer-box") -> str:
+    """Untrusted text as sanitized Markdown in a scrollable box."""
+    return f'<div class="{css_class}">{safe_markdown(text)}</div>'
+
+
+def prompt_box(context: list[Any], turns: list[str]) -> str:
+    """The conversation so far (if any) and the user's turns, each sanitized."""
+    parts = [
+        f"**{escaped(str(t.get('role', 'context')))}:** {t.get('content', '')}"
+        if isinstance(t, dict)
+        else str(t)
+        for t in context
+    ]
+    parts += turns if len(turns) <= 1 else [f"**Turn {i}:** {t}" for i, t in enumerate(turns, 1)]
+    return box("\n\n".join(parts), "answer-box prompt-box")
+
+
+class Arena:
+    """The app's handlers, bound to one store; every handler opens its own short transaction."""
+
+    def __init__(self, store: Store, benchmark: str | None = None, auth: bool = False) -> None:
+        self.store = store
+        self.benchmark = benchmark
+        self.auth = auth
+        self.files = Path(tempfile.mkdtemp(prefix="guanaco-app-"))
+
+    # ------------------------------------------------------------------ vote
+
+    def annotator(self, typed: str, request: gr.Request | None) -> str:
+        """The logged-in user when auth is on, else the typed name."""
+        if self.auth and request is not None and request.username:
+            return request.username
+        return typed
+
+    def next_battle(self, typed: str, request: gr.Request) -> tuple:
+        buttons = [gr.update(interactive=True)] * len(votes.BUTTON_VERDICTS)
+        try:
+            with self.store.session() as session:
+                battle = votes.next_battle(session, self.annotator(typed, request), self.benchmark)
+                texts = votes.battle_texts(session, battle)
+        except (votes.NoBattle, ValueError) as err:
+            off = [gr.update(interactive=False)] * len(votes.BUTTON_VERDICTS)
+            message = f'<p class="notice">{escaped(str(err))}</p>'
+            return (None, message, "", "", "", *off)
+        about = f"{texts['benchmark']}" + (f" · {texts['category']}" if texts["category"] else "")
+        return (
+            battle.to_dict(),
+            f"<p><small>{escaped(about)}</small></p>" + prompt_box(texts["context"], texts["turns"]),
+            box(texts["left"]),
+            box(texts["right"]),
+            '<p class="notice">Which answer is better? Vote to see the models.</p>',
+            *buttons,
+        )
+
+    def vote(self, label: str, state: dict | None, typed: str, request: gr.Request) -> tuple:
+        """Store the vote for the battle on screen and reveal the models."""
+        off = [gr.update(interactive=False)] * len(votes.BUTTON_VERDICTS)
+        if not state:
+            return (state, '<p class="notice">No battle on screen: press Next.</p>', *off)
+        battle = votes.Battle.from_dict(state)
+        try:
+            new = votes.record_vote(
+                self.store, battle, self.annotator(typed, request), votes.BUTTON_VERDICTS[label]
+            )
+        except ValueError as err:
+            return (state, f'<p class="notice">{escaped(str(err))}</p>', *[gr.update()] * len(off))
+        said = "Vote recorded" if new else "This battle was already counted"
+        reveal = (
+            f'<p id="reveal"><b>A</b> was <b class="model-a">{escaped(battle.model_left)}</b>, '
+            f'<b>B</b> was <b class="model-b">{escaped(battle.model_right)}</b>. '
+            f"{said}: {escaped(label)}. Press Next for another battle.</p>"
+        )
+        return (state, reveal, *off)
+
+    def voter(self, label: str) -> Any:
+        """The handler of one vote button (Gradio passes `request` by its annotation)."""
+
+        def vote(state: dict | None, typed: str, request: gr.Request) -> tuple:
+            return self.vote(label, state, typed, request)
+
+        return vote
+
+    # ------------------------------------------------------------------ leaderboard
+
+    def leaderboard(self, method_label: str, judge_group: str, benchmark: str, intervals: bool) -> tuple:
+        """Ratings table, plot and CSV for the chosen method and judges (the status line says why
+        nothing is shown when there is nothing to rate)."""
+        from arena.leaderboard import header_lines, plot_ratings, render
+        from arena.ratings import rate
+
+        method = METHOD_LABELS[method_label]
+        with self.store.session() as session:
+            frame = explore.filter_judgments(
+                explore.explore_frame(session, None if benchmark in (ANY, None) else benchmark),
+                judge=judge_group,
+            )
+        try:
+            table = rate(frame, method, **RATING_PARAMS[method])
+        except ValueError as err:
+            return (f"Nothing to rate: {escaped(str(err))}", pd.DataFrame(), None, gr.update(value=None))
+        name = f"leaderboard-{method}-{uuid.uuid4().hex[:8]}"
+        plot = plot_ratings(table, self.files / f"{name}.png")
+        csv = self.files / f"{name}.csv"
+        csv.write_text(render(table, "csv"), encoding="utf-8")
+        shown = table if intervals else table.drop(columns=[c for c in table if "lower" in c or "upper" in c])
+        info = " · ".join(f"{label}: {value}" for label, value in header_lines(table))
+        return (escaped(info), shown.round(2), str(plot), gr.update(value=str(csv)))
+
+    # ------------------------------------------------------------------ explore
+
+    def choices(self) -> tuple:
+        """Dropdown choices from the store as it is now (new models and judges appear)."""
+        with self.store.session() as session:
+            benchmarks = sorted(session.scalars(select(Prompt.benchmark).distinct()))
+            categories = sorted(c for c in session.scalars(select(Prompt.category).distinct()) if c)
+            models = sorted(session.scalars(select(Contestant.name)))
+            judges = sorted(set(explore.explore_frame(session)["judge"]))
+        return (
+            gr.update(choices=[ANY, *benchmarks]),
+            gr.update(choices=[ANY, *categories]),
+            gr.update(choices=[ANY, *models]),
+            gr.update(choices=[ANY, *models]),
+            gr.update(choices=[*explore.JUDGE_GROUPS, *judges]),
+            gr.update(choices=[ANY, *benchmarks]),
+        )
+
+    def search(
+        self,
+        benchmark: str,
+        category: str,
+        model: str,
+        opponent: str,
+        outcome: str,
+        judge: str,
+        shortcut: str,
+    ) -> tuple:
+        """The selection as a table, plus CSV and JSON exports of it in full."""
+        pick = {k: (None if v in (ANY, None, "") else v) for k, v in
+                dict(benchmark=benchmark, category=category, model=model, opponent=opponent, outcome=outcome,
+                     judge=judge).items()}  # fmt: skip
+        with self.store.session() as session:
+            frame = explore.explore_frame(session, pick["benchmark"])
+            chosen = explore.filter_judgments(frame, **pick)
+            chosen, extra = self._shortcut(chosen, frame, pick["judge"], shortcut)
+            name = f"selection-{uuid.uuid4().hex[:8]}"
+            ids = chosen["judgment_id"].tolist()
+            csv = explore.export_selection(session, ids, self.files / f"{name}.csv")
+            as_json = explore.export_selection(session, ids, self.files / f"{name}.json")
+        table = chosen[EXPLORE_COLUMNS + extra]
+        return (f"{len(table)} judgments", table, gr.update(value=str(csv)), gr.update(value=str(as_json)))
+
+    def _shortcut(
+        self, chosen: pd.DataFrame, frame: pd.DataFrame, judge: str | None, shortcut: str
+    ) -> tuple[pd.DataFrame, list[str]]:
+        if shortcut == "biggest upsets":
+            from arena.ratings import rate
+
+            rated = explore.filter_by_judge(frame, judge)
+            try:
+                ratings = rate(rated, "bt", bootstrap=0).set_index("model")["rating"].to_dict()
+            except ValueError:
+                ratings = {}
+            chosen = explore.upsets(chosen, ratings)
+        elif shortcut == "position flips":
+            chosen = explore.position_flips(chosen)
+        elif shortcut == "GPT-4 vs human disagreements":
+            chosen = explore.disagreements(chosen)
+        return chosen, SHORTCUT_COLUMNS.get(shortcut, [])
+
+    def detail(self, judgment_id: float | None) -> tuple:
+        if judgment_id is None:
+            return ("Pick a row, or type a judgment id.", "", "", "", "")
+        with self.store.session() as session:
+            try:
+                d = explore.judgment_detail(session, int(judgment_id))
+            except KeyError as err:
+                return (escaped(str(err.args[0])), "", "", "", "")
+        head = (
+            f"Judgment {d['judgment_id']} · {d['benchmark']} #{d['prompt_key']} ({d['category'] or 'no category'})"
+            f" · judge {d['judge']} · template {d['template_id']} · verdict {d['verdict']} · status {d['status']}"
+        )
+        tags = "; ".join(f"{t['tag']} by {t['annotator']}: {t['note'] or ''}" for t in d["tags"])
+        rationale = (
+            f'<div class="answer-box rationale">{escaped(d["rationale"] or "(no rationale stored)")}</div>'
+        )
+        info = escaped(head) + (f"<br>Tags: {escaped(tags)}" if tags else "")
+        return (info, prompt_box(d["context"], d["turns"]), box(d["answer_1"]), box(d["answer_2"]), rationale)
+
+    def tag(self, judgment_id: float | None, tag: str, note: str, typed: str, request: gr.Request) -> str:
+        annotator = " ".join(str(self.annotator(typed, request) or "").split())
+        if not annotator:
+            return "Enter your name on the Vote tab (or log in) before tagging."
+        if judgment_id is None:
+            return "Pick a judgment first."
+        try:
+            with self.store.session() as session:
+                new = explore.tag_judgment(session, int(judgment_id), annotator, tag, note)
+        except (KeyError, ValueError) as err:
+            return escaped(str(err.args[0]))
+        return f"Tagged judgment {int(judgment_id)} as {tag}" + ("" if new else " (note updated)")
+
+
+def selected_id(table: pd.DataFrame, event: gr.SelectData) -> float | None:
+    """The judgment id of the clicked row of the Explore table."""
+    if event.row_value:
+        return float(event.row_value[0])
+    row = event.index[0] if isinstance(event.index, list | tuple) else event.index
+    return float(table.iloc[row]["judgment_id"]) if len(table) else None
+
+
+def build_app(store: Store, benchmark: str | None = None, auth: bool = False) -> gr.Blocks:
+    """The Blocks app. `auth` hides the name box: the logged-in user is the annotator."""
+    arena = Arena(store, benchmark, auth)
+    with gr.Blocks(title="Guanaco arena", analytics_enabled=False) as app:
+        gr.Markdown("# Guanaco arena")
+        with gr.Tab("Vote", id="vote"):
+            name = gr.Textbox(label="Your name (votes are stored as human:<name>)", visible=not auth,
+                              max_lines=1, elem_id="annotator")  # fmt: skip
+            battle = gr.State(None)
+            prompt = gr.HTML(elem_id="prompt")
+            with gr.Row(equal_height=False):
+                with gr.Column():
+                    gr.Markdown("### Answer A")
+                    left = gr.HTML(elem_id="answer-a")
+                with gr.Column():
+                    gr.Markdown("### Answer B")
+                    right = gr.HTML(elem_id="answer-b")
+            with gr.Row():
+                buttons = [
+                    gr.Button(label, variant="primary", interactive=False) for label in votes.BUTTON_VERDICTS
+                ]
+            status = gr.HTML(elem_id="vote-status")
+            next_button = gr.Button("Next", elem_id="next")
+        shown = [battle, prompt, left, right, status, *buttons]
+        next_button.click(arena.next_battle, [name], shown, api_name="next_battle", concurrency_limit=None)
+        name.submit(arena.next_battle, [name], shown, api_name=False, concurrency_limit=None)
+        for label, button in zip(votes.BUTTON_VERDICTS, buttons, strict=True):
+            api = "vote_" + {"1": "a", "2": "b"}.get(
+                votes.BUTTON_VERDICTS[label], votes.BUTTON_VERDICTS[label]
+            )
+            button.click(
+                arena.voter(label),
+                [battle, name],
+                [battle, status, *buttons],
+                api_name=api,
+                concurrency_limit=None,
+            )
+
+        with gr.Tab("Leaderboard", id="leaderboard") as board_tab:
+            with gr.Row():
+                method = gr.Radio(list(METHOD_LABELS), value="Bradley-Terry", label="Method")
+                judges = gr.Radio(list(explore.JUDGE_GROUPS), value="all", label="Judges")
+                board_bench = gr.Dropdown(
+                    [ANY, *([benchmark] if benchmark else [])], value=benchmark or ANY, label="Benchmark"
+                )
+                intervals = gr.Checkbox(True, label="Show intervals")
+            refresh = gr.Button("Refresh")
+            board_info = gr.Markdown(elem_id="board-info")
+            board = gr.Dataframe(elem_id="board", interactive=False)
+            plot = gr.Image(type="filepath", label="Ratings", show_label=False, elem_id="board-plot")
+            board_csv = gr.DownloadButton("Download CSV", elem_id="board-csv")
+        board_inputs = [method, judges, board_bench, intervals]
+        board_outputs = [board_info, board, plot, board_csv]
+        for trigger in (refresh.click, board_tab.select, method.change, judges.change, intervals.change,
+                        board_bench.change):  # fmt: skip
+            trigger(arena.leaderboard, board_inputs, board_outputs, api_name=False)
+
+        with gr.Tab("Explore", id="explore") as explore_tab:
+            with gr.Row():
+                f_bench = gr.Dropdown([ANY], value=ANY, label="Benchmark")
+                f_cat = gr.Dropdown([ANY], value=ANY, label="Category")
+                f_model = gr.Dropdown([ANY], value=ANY, label="Model")
+                f_opp = gr.Dropdown([ANY], value=ANY, label="Opponent")
+                f_out = gr.Dropdown([ANY, *explore.OUTCOMES], value=ANY, label="Outcome (for the model)")
+                f_judge = gr.Dropdown(list(explore.JUDGE_GROUPS), value="all", label="Judge")
+            shortcut = gr.Radio(list(explore.SHORTCUTS), value="all", label="Show")
+            find = gr.Button("Show judgments", variant="primary")
+            count = gr.Markdown()
+            results = gr.Dataframe(interactive=False, elem_id="results", max_height=320)
+            with gr.Row():
+                export_csv = gr.DownloadButton("Export CSV", size="sm")
+                export_json = gr.DownloadButton("Export JSON", size="sm")
+            with gr.Row():
+                picked = gr.Number(label="Judgment id", precision=0, elem_id="judgment-id")
+                open_button = gr.Button("Open")
+            detail_info = gr.HTML(elem_id="detail-info")
+            detail_prompt = gr.HTML()
+            with gr.Row(equal_height=False):
+                with gr.Column():
+                    gr.Markdown("### Slot 1")
+                    answer_1 = gr.HTML(elem_id="slot-1")
+                with gr.Column():
+                    gr.Markdown("### Slot 2")
+                    answer_2 = gr.HTML(elem_id="slot-2")
+            gr.Markdown("### Judge's rationale")
+            rationale = gr.HTML(elem_id="rationale")
+            with gr.Row():
+                tag = gr.Radio(list(explore.TAGS), value="lemon", label="Tag")
+                note = gr.Textbox(label="Note", max_lines=3)
+                tag_button = gr.Button("Tag")
+            tag_status = gr.Markdown()
+        filters = [f_bench, f_cat, f_model, f_opp, f_out, f_judge, shortcut]
+        find.click(arena.search, filters, [count, results, export_csv, export_json], api_name=False)
+        explore_tab.select(arena.choices, None, [f_bench, f_cat, f_model, f_opp, f_judge, board_bench],
+                           api_name=False)  # fmt: skip
+        details = [detail_info, detail_prompt, answer_1, answer_2, rationale]
+        results.select(selected_id, [results], [picked], api_name=False).then(
+            arena.detail, [picked], details, api_name=False
+        )
+        open_button.click(arena.detail, [picked], details, api_name=False)
+        tag_button.click(arena.tag, [picked, tag, note, name], [tag_status], api_name=False).then(
+            arena.detail, [picked], details, api_name=False
+        )
+        app.load(arena.choices, None, [f_bench, f_cat, f_model, f_opp, f_judge, board_bench], api_name=False)
+        app.load(arena.next_battle, [name], shown, api_name=False)
+    return app
+
+
+def theme() -> gr.themes.Theme:
+    return gr.themes.Default(**THEME_FONTS)
+
+
+def launch(
+    store: Store,
+    benchmark: str | None = None,
+    host: str = "127.0.0.1",
+    port: int = 7860,
+    auth: list[tuple[str, str]] | None = None,
+    block: bool = True,
+) -> gr.Blocks:
+    """Build and serve the app on `host:port` (127.0.0.1 unless told otherwise), analytics off."""
+    app = build_app(store, benchmark, auth=bool(auth))
+    app.queue(default_concurrency_limit=8)
+    app.launch(
+        server_name=host, server_port=port, auth=auth or None, share=False, inbrowser=False,
+        prevent_thread_lock=not block, ssr_mode=False, enable_monitoring=False, mcp_server=False,
+        footer_links=["api"], theme=theme(), css=CSS, quiet=not block,
+    )  # fmt: skip
+    return app
+
+
+def read_auth_file(path: str | Path) -> list[tuple[str, str]]:
+    """`user:password` lines (blank lines and `#` comments skipped); errors name the file and line."""
+    pairs = []
+    lines = Path(path).read_text(encoding="utf-8").splitlines()
+    for number, line in enumerate(lines, 1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        user, sep, password = line.partition(":")
+        if not sep or not user.strip() or not password:
+            raise ValueError(f"{path}, line {number}: expected user:password")
+        pairs.append((user.strip(), password))
+    if not pairs:
+        raise ValueError(f"{path}: no user:password lines")
+    return pairs

@@ -1,0 +1,121 @@
+"""The arena in real Chromium (Debian's package) driven by playwright, against the app on 127.0.0.1.
+
+Screenshots of each tab land in the test's temporary folder for a person to look at."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from arena.store import Store, Tag
+from tests.arena_seed import PAYLOAD, add_judgment, running_app, seed_arena
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update", "--no-first-run"]  # fmt: skip
+SCRIPT_TEXT = "<script>window.__pwned=1</script>"
+
+pytestmark = pytest.mark.skipif(
+    not shutil.which(CHROMIUM), reason=f"{CHROMIUM} missing: apt-get install chromium"
+)
+
+
+def human_votes(store: Store) -> int:
+    return len(store.judgments(judge="human"))
+
+
+def test_vote_reveal_safety_leaderboard_explore(store: Store, tmp_path: Path) -> None:
+    from playwright.sync_api import expect, sync_playwright
+
+    generations = seed_arena(store, prompts=2)
+    gpt4 = add_judgment(
+        store, generations["0", "alpha"], generations["0", "beta"], "2", raw="B is better. " + PAYLOAD
+    )
+    long = add_judgment(store, generations["1", "beta"], generations["1", "gamma"], "tie", raw="Both fine.")
+    expect.set_options(timeout=30_000)
+    with running_app(store) as url, sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        outside = []
+        page.on("request", lambda r: r.url.startswith(("http", "ws")) and not r.url.startswith(url)
+                and outside.append(r.url))  # fmt: skip
+
+        page.goto(url)
+        page.locator("#annotator").locator("input, textarea").first.fill("tester")
+        page.get_by_role("button", name="Next").click()
+        vote_a = page.get_by_role("button", name="A is better")
+        expect(vote_a).to_be_enabled()
+
+        # vote until the HTML payload has been on screen (6 battles exist, so the loop ends)
+        votes, seen_payload = 0, False
+        for _ in range(6):
+            answers = page.locator("#answer-a, #answer-b")
+            expect(answers.first).not_to_be_empty()
+            if SCRIPT_TEXT in answers.all_inner_texts()[0] + answers.all_inner_texts()[1]:
+                seen_payload = True
+                expect(page.get_by_text(SCRIPT_TEXT)).to_be_visible()
+                page.screenshot(path=tmp_path / "vote.png", full_page=True)
+            if votes == 0:
+                vote_a.dblclick()  # a double click stores one vote
+            else:
+                page.get_by_role("button", name="Tie").click()
+            votes += 1
+            expect(page.locator("#reveal")).to_contain_text("Vote recorded")
+            assert page.locator("#reveal .model-a").inner_text() in {"alpha", "beta", "gamma"}
+            assert human_votes(store) == votes
+            expect(vote_a).to_be_disabled()
+            if seen_payload:
+                page.screenshot(path=tmp_path / "vote-revealed.png", full_page=True)
+                break
+            page.get_by_role("button", name="Next").click()
+            expect(page.locator("#reveal")).to_have_count(0)
+        assert seen_payload
+        assert page.evaluate("typeof window.__pwned") == "undefined"
+
+        page.get_by_role("tab", name="Leaderboard").click()
+        expect(page.locator("#board-info")).to_contain_text(f"judgments rated: {votes + 1}")
+        expect(page.locator("#board")).to_contain_text("alpha")
+        page.get_by_label("humans").check()
+        expect(page.locator("#board-info")).to_contain_text(f"judgments rated: {votes}")
+        expect(page.locator("#board-plot img")).to_be_visible()
+        page.screenshot(path=tmp_path / "leaderboard.png", full_page=True)
+
+        page.get_by_role("tab", name="Explore").click()
+        page.get_by_role("button", name="Show judgments").click()
+        expect(page.get_by_text(f"{votes + 2} judgments")).to_be_visible()
+        page.locator("#judgment-id input").fill(str(gpt4))
+        page.get_by_role("button", name="Open").click()
+        expect(page.locator("#rationale")).to_contain_text("B is better. " + SCRIPT_TEXT)  # as text
+        expect(page.locator("#slot-1")).to_contain_text(SCRIPT_TEXT)
+        expect(page.locator("#slot-1")).to_contain_text('<img src=x onerror="window.__pwned=2">')
+        page.get_by_label("Note").fill("judge missed the injection")
+        page.get_by_role("button", name="Tag", exact=True).click()
+        expect(page.get_by_text("Tagged judgment")).to_be_visible()
+        expect(page.locator("#detail-info")).to_contain_text("lemon by tester: judge missed the injection")
+        page.screenshot(path=tmp_path / "explore.png", full_page=True)
+
+        # a long answer scrolls inside its box instead of stretching the page
+        page.locator("#judgment-id input").fill(str(long))
+        page.get_by_role("button", name="Open").click()
+        expect(page.locator("#slot-1")).to_contain_text("beta paragraph 39")
+        box = page.locator("#slot-1 .answer-box")
+        assert box.evaluate("e => e.scrollHeight > e.clientHeight + 100")
+        assert box.bounding_box()["height"] < 700
+        page.screenshot(path=tmp_path / "explore-long.png", full_page=True)
+        assert page.evaluate("typeof window.__pwned") == "undefined"
+        browser.close()
+
+    with store.session() as s:
+        tags = s.execute(select(Tag.judgment_id, Tag.annotator, Tag.tag, Tag.note)).all()
+    assert tags == [(gpt4, "tester", "lemon", "judge missed the injection")]
+    assert human_votes(store) == votes
+    assert not outside, f"the page called outside the machine: {outside}"
+    assert {p.name for p in tmp_path.glob("*.png")} >= {
+        "vote.png",
+        "leaderboard.png",
+        "explore.png",
+        "explore-long.png",
+    }

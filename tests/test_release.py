@@ -1,0 +1,202 @@
+"""The release bundle: byte-identical exports, round trips, no secrets, pseudonyms, checksums,
+FastChat battles, and the real QLoRA release through export and re-import."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+from sqlalchemy import func, select
+
+from arena.cli import UserError, main
+from arena.release import CHECKSUMS, ExportOptions, export_bundle, import_bundle, pseudonym, verify_bundle
+from arena.store import Contestant, Generation, Judgment, Prompt, Run, Store, insert_ignore
+from tests.handmade import add_judgments, both_orders, tag
+
+GPT4 = "openai:gpt-4-0613"
+SECRETS = (
+    "sk-plantedSECRET0123456789abcdef",
+    "hunter2-planted",
+    "hf_plantedTOKEN0123456789abcdefgh",
+    "eyJplanted.jwt",
+)
+FAST = ExportOptions(leaderboard_orderings=20)
+
+
+def _arena(store: Store) -> None:
+    """Model judge and people, both orders, a tag, and secrets planted wherever metadata goes."""
+    rows = both_orders("1", "a", "b", GPT4, "1", "2") + both_orders("2", "a", "c", GPT4, "2", "tie")
+    rows += [("1", "b", "c", "human:alice", "both_bad"), ("2", "c", "b", "human:bob", "1")]
+    config = {"judge": GPT4, "temperature": 0.0, "max_tokens": 512, "api_key": SECRETS[0],
+              "headers": {"Authorization": f"Bearer {SECRETS[3]}"}}  # fmt: skip
+    add_judgments(store, rows, run_config=config)
+    tag(store, GPT4, "1", "a", "b", "alice", "a missed the point")
+    with store.session() as session:
+        session.get(Contestant, 1).meta = {"hf_token": SECRETS[2], "note": "a"}
+        generation = session.scalars(select(Generation)).first()
+        generation.params = {"temperature": 0.7, "password": SECRETS[1], "eos_token": "</s>"}
+        judgment = session.scalars(select(Judgment).where(Judgment.judge == "human:alice")).one()
+        judgment.meta = {"annotator": "alice", "ip": "10.0.0.7"}
+        session.scalars(select(Judgment)).first().raw = f"error: Incorrect API key provided: {SECRETS[0]}"
+
+
+def _files(directory: Path) -> dict[str, bytes]:
+    return {
+        str(p.relative_to(directory)): p.read_bytes() for p in sorted(directory.rglob("*")) if p.is_file()
+    }
+
+
+def _all_text(directory: Path) -> str:
+    """Every file's text, Parquet decoded, so that compression cannot hide a string."""
+    parts = []
+    for path in sorted(directory.rglob("*")):
+        if path.suffix == ".parquet":
+            parts.append(pq.read_table(path).to_pandas().to_json())
+        elif path.is_file():
+            parts.append(path.read_text(encoding="utf-8"))
+    return "\n".join(parts)
+
+
+def test_export_is_byte_identical_and_round_trips(store, tmp_path):
+    _arena(store)
+    first = export_bundle(store, tmp_path / "one", FAST)
+    export_bundle(store, tmp_path / "two", FAST)
+    assert _files(tmp_path / "one") == _files(tmp_path / "two")
+    assert {"judgments.parquet", "tags.jsonl", "battles.json", "README.md", CHECKSUMS} <= set(first)
+    assert any(name.startswith("leaderboards/vicuna.human.") for name in first)
+
+    copy = Store(f"sqlite:///{tmp_path / 'copy.db'}")
+    counts = import_bundle(copy, tmp_path / "one")
+    assert counts == {"runs": 1, "prompts": 2, "contestants": 3, "generations": 6, "judgments": 6, "tags": 1}
+    export_bundle(copy, tmp_path / "again", FAST)
+    assert _files(tmp_path / "again") == _files(tmp_path / "one")
+    assert set(import_bundle(copy, tmp_path / "one").values()) == {0}  # a second import adds nothing
+
+
+def test_no_secret_ever_appears(store, tmp_path):
+    _arena(store)
+    export_bundle(store, tmp_path / "bundle", FAST)
+    text = _all_text(tmp_path / "bundle")
+    for secret in SECRETS:
+        assert secret not in text
+    runs = [json.loads(line) for line in (tmp_path / "bundle" / "runs.jsonl").read_text().splitlines()]
+    assert runs[0]["config"]["api_key"] == "[redacted]" and runs[0]["config"]["max_tokens"] == 512
+    assert '"eos_token":"</s>"' in (tmp_path / "bundle" / "generations.jsonl").read_text()
+
+
+def test_pseudonymised_annotators(store, tmp_path):
+    _arena(store)
+    export_bundle(store, tmp_path / "bundle", ExportOptions(pseudonymise=True, leaderboard_orderings=20))
+    text = _all_text(tmp_path / "bundle")
+    assert "alice" not in text and "bob" not in text and "10.0.0.7" not in text
+    alice = "annotator-" + hashlib.sha256(b"alice").hexdigest()[:8]
+    assert pseudonym("alice") == alice and pseudonym(alice) == alice
+    judgments = pd.read_json(tmp_path / "bundle" / "judgments.jsonl", lines=True)
+    assert f"human:{alice}" in set(judgments.judge) and GPT4 in set(judgments.judge)
+    tags = pd.read_json(tmp_path / "bundle" / "tags.jsonl", lines=True)
+    assert list(tags.annotator) == [alice]
+
+
+def test_card_checksums_and_tampering(store, tmp_path):
+    _arena(store)
+    bundle = tmp_path / "bundle"
+    export_bundle(store, bundle, FAST)
+    listed = verify_bundle(bundle)
+    assert set(listed) == set(_files(bundle)) - {CHECKSUMS}
+    card = (bundle / "README.md").read_text()
+    assert "| judgments | 6 |" in card and "| tags | 1 |" in card
+    assert "pairwise-v1pairwise-v1" in card  # the template hash of every judgment
+    assert '{"temperature": 0.7, "top_p": 0.9}' in card  # sampling parameters
+    assert "| MIT |" in card  # licence from the benchmark registry, matched by source
+    for name, digest in listed.items():
+        if name != "README.md":
+            assert f"| `{name}` | {digest} |" in card
+    with (bundle / "judgments.jsonl").open("a") as handle:
+        handle.write("\n")
+    with pytest.raises(UserError, match=r"judgments.jsonl: sha256 differs"):
+        import_bundle(Store(f"sqlite:///{tmp_path / 'other.db'}"), bundle)
+
+
+def test_fastchat_battles_and_parquet_agree_with_jsonl(store, tmp_path):
+    _arena(store)
+    export_bundle(store, tmp_path / "bundle", FAST)
+    battles = json.loads((tmp_path / "bundle" / "battles.json").read_text())
+    assert len(battles) == 6
+    assert {"model_a", "model_b", "winner", "judge", "question_id", "turn", "anony", "tstamp"} <= set(
+        battles[0]
+    )
+    winners = {(b["question_id"], b["model_a"], b["model_b"], b["judge"]): b["winner"] for b in battles}
+    assert winners[("vicuna/1", "a", "b", GPT4)] == "model_a"
+    assert winners[("vicuna/2", "c", "a", GPT4)] == "tie"
+    assert winners[("vicuna/1", "b", "c", "human:alice")] == "tie (bothbad)"
+    jsonl = pd.read_json(tmp_path / "bundle" / "judgments.jsonl", lines=True, dtype=False)
+    parquet = pd.read_parquet(tmp_path / "bundle" / "judgments.parquet")
+    assert list(parquet.columns) == list(jsonl.columns)
+    assert list(parquet.judgment_id) == list(jsonl.judgment_id) and list(parquet.raw) == list(jsonl.raw)
+
+
+def test_ids_come_from_content_not_row_numbers(tmp_path):
+    one = Store(f"sqlite:///{tmp_path / 'one.db'}")
+    two = Store(f"sqlite:///{tmp_path / 'two.db'}")
+    add_judgments(two, [("9", "z", "y", GPT4, "1")], benchmark="oa")  # shifts every row id in `two`
+    for store in (one, two):
+        add_judgments(store, both_orders("1", "a", "b", GPT4, "1", "2"))
+    options = ExportOptions(benchmark="vicuna", leaderboard_orderings=20)
+    export_bundle(one, tmp_path / "one", options)
+    export_bundle(two, tmp_path / "two", options)
+    assert _files(tmp_path / "one") == _files(tmp_path / "two")
+    with two.session() as session:
+        assert session.scalar(select(Prompt.id).where(Prompt.benchmark == "vicuna")) != 1
+
+
+def test_bad_input_is_a_clear_error(db_url, tmp_path, capsys):
+    assert main(["release", "--db", db_url, "--out", str(tmp_path / "b")]) == 2
+    assert "nothing to release" in capsys.readouterr().err
+    store = Store(db_url)
+    with store.session() as session:
+        insert_ignore(session, Prompt, [{"benchmark": "vicuna", "key": "1", "turns": ["q"]}])
+        session.add(Run(kind="x", name="y", config={}))
+    assert main(["release", "--db", db_url, "--out", str(tmp_path / "b"), "--format", "csv"]) == 2
+    assert "--format: unknown ['csv']" in capsys.readouterr().err
+    assert main(["load-release", "--db", db_url, str(tmp_path)]) == 2
+    assert "no SHA256SUMS" in capsys.readouterr().err
+
+
+@pytest.fixture(scope="module")
+def qlora_store(shared_data, tmp_path_factory) -> Store:
+    """The QLoRA evaluation release imported once (about 40k judgments; a few seconds)."""
+    from arena.import_qlora import import_qlora_release
+
+    store = Store(f"sqlite:///{tmp_path_factory.mktemp('qlora') / 'arena.db'}")
+    import_qlora_release(store, shared_data, progress=False)
+    return store
+
+
+def test_qlora_release_round_trips(qlora_store, tmp_path, capsys):
+    bundle, again = tmp_path / "bundle", tmp_path / "again"
+    args = ["--benchmark", "vicuna", "--orderings", "20"]
+    assert main(["release", "--db", qlora_store.url, "--out", str(bundle), *args]) == 0
+    listed = verify_bundle(bundle)
+    judgments = qlora_store.judgments(benchmark="vicuna")
+    with qlora_store.session() as session:
+        generations = session.scalar(
+            select(func.count(Generation.id))
+            .join(Prompt, Prompt.id == Generation.prompt_id)
+            .where(Prompt.benchmark == "vicuna")
+        )
+    card = (bundle / "README.md").read_text()
+    assert f"| judgments | {len(judgments)} |" in card and f"| generations | {generations} |" in card
+    assert sum(1 for _ in (bundle / "judgments.jsonl").open()) == len(judgments)
+    battles = json.loads((bundle / "battles.json").read_text())
+    assert len(battles) == judgments.status.eq("ok").sum()
+    assert "| MIT |" in card and "leaderboards/vicuna.gpt-4.qlora-vicuna-threeclass.elo.csv" in listed
+
+    copy = f"sqlite:///{tmp_path / 'copy.db'}"
+    assert main(["load-release", "--db", copy, str(bundle)]) == 0
+    assert f"judgments {len(judgments)}" in capsys.readouterr().out
+    assert main(["release", "--db", copy, "--out", str(again), *args]) == 0
+    assert _files(again) == _files(bundle)
