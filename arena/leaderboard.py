@@ -99,7 +99,7 @@ def _markdown(table: pd.DataFrame) -> str:
 def _md_cell(value: Any) -> str:
     if isinstance(value, float) and math.isnan(value):
         return "-"
-    return str(value).replace("|", "\\|").replace("\n", " ")
+    return html.escape(str(value), quote=False).replace("|", "\\|").replace("\n", " ")
 
 
 def _html(table: pd.DataFrame) -> str:

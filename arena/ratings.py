@@ -136,7 +136,9 @@ def elo_orderings(
     from tqdm.auto import tqdm
 
     n = len(a)
-    kinds, codes = np.unique(np.stack([a, b, np.rint(2 * score).astype(a.dtype)]), axis=1, return_inverse=True)
+    kinds, codes = np.unique(
+        np.stack([a, b, np.rint(2 * score).astype(a.dtype)]), axis=1, return_inverse=True
+    )
     codes = codes.ravel().astype(np.uint8 if kinds.shape[1] <= 256 else np.uint16)
     chunk = max(1, min(orderings, ELO_CHUNK_BYTES // (codes.itemsize * max(n, 1))))
     rng = np.random.default_rng(seed)
@@ -148,18 +150,19 @@ def elo_orderings(
             for row in range(0, size, PERMUTE_ROWS):
                 rows = min(PERMUTE_ROWS, size - row)
                 table[:, row : row + rows] = rng.permuted(np.tile(codes, (rows, 1)), axis=1).T
-            ratings = np.full(size * n_models, float(initial))
-            _elo_steps(ratings, table, kinds, n_models, k, bar)
-            out[start : start + size] = ratings.reshape(size, n_models)
+            out[start : start + size] = play_orderings(table, kinds, n_models, k, initial, bar)
     return out
 
 
-def _elo_steps(
-    ratings: np.ndarray, table: np.ndarray, kinds: np.ndarray, n_models: int, k: float, bar: Any
-) -> None:
-    """Play every ordering's matches in place. Row t of `table` holds the code of each ordering's
-    t-th match; `kinds` maps a code to (slot-1 model, slot-2 model, 2 x slot-1 score)."""
+def play_orderings(
+    table: np.ndarray, kinds: np.ndarray, n_models: int, k: float, initial: float, bar: Any = None
+) -> np.ndarray:
+    """Final Elo of every ordering (column) of `table`: shape (orderings, models).
+
+    Row t of `table` holds the code of each ordering's t-th match; column c of `kinds` is code c's
+    (slot-1 model, slot-2 model, 2 x slot-1 score)."""
     size = table.shape[1]
+    ratings = np.full(size * n_models, float(initial))
     offset = np.arange(size, dtype=np.intp) * n_models
     slot_a, slot_b = kinds[0].astype(np.intp), kinds[1].astype(np.intp)
     k_score = kinds[2] * (k / 2.0)
@@ -181,9 +184,11 @@ def _elo_steps(
         delta -= expected
         ratings[ia] = ra + delta
         ratings[ib] = rb - delta
-        if t % 4096 == 4095:
+        if bar is not None and t % 4096 == 4095:
             bar.update(4096 * size)
-    bar.update((len(table) % 4096) * size)
+    if bar is not None:
+        bar.update((len(table) % 4096) * size)
+    return ratings.reshape(size, n_models)
 
 
 def elo_python(
@@ -271,7 +276,8 @@ def fit_bradley_terry(wins: np.ndarray, l2: float = BT_L2, tol: float = 1e-10) -
     """Natural-log strengths maximising sum_ij wins[i, j] * log sigmoid(theta_i - theta_j) - l2 |theta|^2.
 
     Newton's method: the penalised log-likelihood is strictly concave, so it converges in a few
-    steps from zero; a handful of models make the Hessian tiny."""
+    steps from zero; a handful of models make the Hessian tiny. With `l2=0` the mean strength is
+    not identified and stays at zero."""
     played = wins + wins.T
     theta = np.zeros(len(wins))
     for _ in range(100):
@@ -279,8 +285,8 @@ def fit_bradley_terry(wins: np.ndarray, l2: float = BT_L2, tol: float = 1e-10) -
         grad = (wins - played * p).sum(axis=1) - 2 * l2 * theta
         w = played * p * (1 - p)
         hessian = np.diag(w.sum(axis=1) + 2 * l2) - w
-        step = np.linalg.solve(hessian, grad)
-        theta += step
+        step = np.linalg.lstsq(hessian, grad, rcond=None)[0]  # least norm: without a prior, the
+        theta += np.clip(step, -4.0, 4.0)  # mean is free; clipped steps cannot overshoot far
         if np.abs(step).max() < tol:
             break
     return theta

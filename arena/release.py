@@ -32,7 +32,19 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from arena.cli import UserError
-from arena.store import Contestant, Generation, Judgment, Prompt, Run, Store, Tag, ids_by_key, insert_ignore
+from arena.store import (
+    STATUSES,
+    VERDICTS,
+    Contestant,
+    Generation,
+    Judgment,
+    Prompt,
+    Run,
+    Store,
+    Tag,
+    ids_by_key,
+    insert_ignore,
+)
 
 FORMATS = ("jsonl", "parquet")
 HUMAN_PREFIX = "human:"
@@ -50,6 +62,8 @@ SECRET_KEY = re.compile(
 
 SECRET_VALUE = re.compile(r"\b(sk-[A-Za-z0-9_\-]{16,}|hf_[A-Za-z0-9]{20,}|Bearer\s+[A-Za-z0-9._\-]{16,})")
 """Strings shaped like an OpenAI or Hugging Face key, or a bearer header, wherever they appear."""
+SECRET_MARKERS = ("sk-", "hf_", "Bearer")
+"""Substrings every SECRET_VALUE match contains: a cheap test before the regular expression."""
 
 PERSONAL_KEYS = {"annotator", "user", "username", "voter"}
 """Metadata keys holding a person's name: pseudonymised along with judge names."""
@@ -215,7 +229,7 @@ def scrub(value: Any, personal: bool = False) -> Any:
         return out
     if isinstance(value, list | tuple):
         return [scrub(item, personal) for item in value]
-    if isinstance(value, str):
+    if isinstance(value, str) and any(marker in value for marker in SECRET_MARKERS):
         return SECRET_VALUE.sub(REDACTED, value)
     return value
 
@@ -334,7 +348,9 @@ def _records(session: Session, model: type, where: Any = None) -> list[Any]:
 
 
 def _fields(record: Any, columns: Iterable[Column]) -> dict[str, Any]:
-    return {c.name: getattr(record, c.name, None) for c in columns if hasattr(record, c.name)}
+    """The record's values of those columns that the store table has."""
+    values = record._mapping
+    return {c.name: values[c.name] for c in columns if c.name in values}
 
 
 # ---------------------------------------------------------------- writing files
@@ -397,22 +413,29 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def export_bundle(store: Store, out: Path, options: ExportOptions | None = None) -> dict[str, Path]:
+def export_bundle(
+    store: Store, out: Path, options: ExportOptions | None = None, progress: bool = False
+) -> dict[str, Path]:
     """Write the bundle into `out` (created; files of an earlier bundle are replaced).
 
     Returns every written file by its name relative to `out`."""
+    from tqdm.auto import tqdm
+
+    from arena.leaderboard import render
     from arena.release_card import leaderboards, write_card
 
     options = options or ExportOptions()
     unknown = set(options.formats) - set(FORMATS)
     if unknown or not options.formats:
         raise UserError(f"--format: unknown {sorted(unknown)}; choose from {', '.join(FORMATS)}")
+    bar = tqdm(total=len(TABLES) + 4, desc="release", unit="step", disable=not progress)
     with store.session() as session:
         rows = collect(session, options)
+    bar.update()
     if not rows["prompts"]:
         where = f" for benchmark {options.benchmark!r}" if options.benchmark else ""
         raise UserError(f"nothing to release: the store {store.url} has no prompts{where}")
-    out.mkdir(parents=True, exist_ok=True)
+    _clear_previous(out)
     files: dict[str, Path] = {}
     for table, table_rows in rows.items():
         if "jsonl" in options.formats:
@@ -421,15 +444,17 @@ def export_bundle(store: Store, out: Path, options: ExportOptions | None = None)
         if "parquet" in options.formats:
             files[f"{table}.parquet"] = out / f"{table}.parquet"
             write_parquet(files[f"{table}.parquet"], table, table_rows)
+        bar.update()
     files[BATTLES] = out / BATTLES
     files[BATTLES].write_text(
         json.dumps(battles_rows(rows), indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
     )
+    bar.update()
     boards = leaderboards(rows, options)
     for name, board in boards.items():
         path = out / "leaderboards" / f"{name}.csv"
         path.parent.mkdir(exist_ok=True)
-        board.to_csv(path, index=False, lineterminator="\n", float_format="%.2f")
+        path.write_text(render(board, "csv"), encoding="utf-8")
         files[f"leaderboards/{name}.csv"] = path
     checksums = {name: sha256_file(path) for name, path in sorted(files.items())}
     files[CARD] = out / CARD
@@ -438,7 +463,24 @@ def export_bundle(store: Store, out: Path, options: ExportOptions | None = None)
     lines = [f"{digest}  {name}\n" for name, digest in sorted(checksums.items())]
     files[CHECKSUMS] = out / CHECKSUMS
     files[CHECKSUMS].write_text("".join(lines), encoding="utf-8")
+    bar.update(2)
+    bar.close()
     return files
+
+
+def _clear_previous(out: Path) -> None:
+    """Make `out` an empty folder: a new one, or an earlier bundle whose files are removed (so no
+    stale file outlives its SHA256SUMS). Any other non-empty folder is refused."""
+    if out.is_dir() and any(out.iterdir()):
+        sums = out / CHECKSUMS
+        if not sums.is_file():
+            raise UserError(
+                f"--out {out}: the folder is not empty and holds no release bundle; choose a new folder"
+            )
+        for line in sums.read_text(encoding="utf-8").splitlines():
+            (out / line.partition("  ")[2]).unlink(missing_ok=True)
+        sums.unlink()
+    out.mkdir(parents=True, exist_ok=True)
 
 
 # ---------------------------------------------------------------- reading a bundle back
@@ -498,9 +540,7 @@ def import_bundle(store: Store, directory: Path) -> dict[str, int]:
     data = {table: read_table(directory, table) for table in TABLES}
     for table, rows in data.items():
         for file, number, row in rows:
-            missing = [c.name for c in SCHEMA[table] if c.name not in row]
-            if missing:
-                raise UserError(f"{directory / file}:{number}: missing field {missing[0]!r}")
+            _check_row(directory / file, number, table, row)
     counts = {}
     with store.session() as session:
         run_ids, counts["runs"] = _import_runs(session, data["runs"])
@@ -542,6 +582,22 @@ def import_bundle(store: Store, directory: Path) -> dict[str, int]:
         ]  # fmt: skip
         counts["tags"] = insert_ignore(session, Tag, tag_rows)
     return counts
+
+
+def _check_row(file: Path, number: int, table: str, row: dict[str, Any]) -> None:
+    """Every column present, and a judgment's verdict and status among the known values."""
+    missing = [c.name for c in SCHEMA[table] if c.name not in row]
+    if missing:
+        raise UserError(f"{file}:{number}: missing field {missing[0]!r}")
+    if table == "judgments":
+        if row["verdict"] is not None and row["verdict"] not in VERDICTS:
+            raise UserError(
+                f"{file}:{number}: field 'verdict' = {row['verdict']!r}; expected one of {VERDICTS} or null"
+            )
+        if row["status"] not in STATUSES:
+            raise UserError(
+                f"{file}:{number}: field 'status' = {row['status']!r}; expected one of {STATUSES}"
+            )
 
 
 def _import_runs(session: Session, rows: list[tuple[str, int, dict[str, Any]]]) -> tuple[dict[str, int], int]:

@@ -16,6 +16,7 @@ from typing import Any
 
 import pandas as pd
 
+from arena.leaderboard import render
 from arena.paths import DATA_DIR
 from arena.release import BATTLES, CHECKSUMS, HUMAN_PREFIX, SCHEMA, ExportOptions
 
@@ -43,28 +44,27 @@ def judge_groups(judges: pd.Series) -> dict[str, pd.Series]:
 
 
 def leaderboards(rows: dict[str, list[dict[str, Any]]], options: ExportOptions) -> dict[str, pd.DataFrame]:
-    """One table per benchmark, judge group, template and method: `<benchmark>.<judge>.<template>.<method>`.
+    """The rating table (arena.ratings.rate) of each benchmark, judge group, template and method,
+    named `<benchmark>.<judge>.<template>.<method>`; each carries its header (parameters, counts).
 
-    Unparsed judgments are left out of the ratings (the card's judgment table counts them)."""
+    Unparsed judgments are left out of the ratings and counted in the header."""
     from arena.ratings import rate
 
     frame = judgments_table(rows)
-    pairwise = frame[frame["status"].eq("ok") & frame["verdict"].isin(["1", "2", "tie", "both_bad"])]
+    rated = frame["status"].eq("ok") & frame["verdict"].isin(["1", "2", "tie", "both_bad"])
     params = {
         "elo": {"orderings": options.leaderboard_orderings, "seed": options.seed},
         "bt": {"bootstrap": options.leaderboard_orderings, "seed": options.seed},
     }
     out = {}
-    for (benchmark, template), on_bench in pairwise.groupby(["benchmark", "template_id"], sort=True):
+    for (benchmark, template), on_bench in frame.groupby(["benchmark", "template_id"], sort=True):
         for judge, mask in judge_groups(on_bench["judge"]).items():
+            if not rated[on_bench.index[mask]].any():
+                continue
             subset = on_bench[mask].reset_index(drop=True)
             for method in LEADERBOARD_METHODS:
-                table = rate(subset, method, **params[method])
-                keep = [c for c in ("rank", "model", "rating", "lower", "upper", "matches", "wins", "ties", "losses")
-                        if c in table.columns]  # fmt: skip
-                board = table[keep].reset_index(drop=True)
-                board.attrs["params"] = table.attrs.get("header", {}).get("params", params[method])
-                out[".".join(_file_safe(part) for part in (benchmark, judge, template, method))] = board
+                name = ".".join(_file_safe(part) for part in (benchmark, judge, template, method))
+                out[name] = rate(subset, method, **params[method])
     return out
 
 
@@ -188,15 +188,7 @@ def write_card(
     if not boards:
         lines += ["No pairwise judgments, so no leaderboards.", ""]
     for name, board in boards.items():
-        lines += [
-            f"### {name}",
-            "",
-            f"`leaderboards/{name}.csv`; parameters: {_params_text(board.attrs['params'])}",
-            "",
-        ]
-        lines += _md_table(
-            list(board.columns), [[_fmt(v) for v in row] for row in board.itertuples(index=False)]
-        )
+        lines += [f"### {name}", "", f"`leaderboards/{name}.csv`", "", render(board, "md"), ""]
     lines += ["## Schema", ""]
     for table, columns in SCHEMA.items():
         lines += [f"### {table}", ""]
@@ -209,7 +201,3 @@ def write_card(
     ]
     lines += _md_table(["file", "sha256"], [[f"`{n}`", d] for n, d in sorted(checksums.items())])
     path.write_text("\n".join(lines), encoding="utf-8")
-
-
-def _fmt(value: Any) -> Any:
-    return f"{value:.1f}" if isinstance(value, float) else value

@@ -14,17 +14,19 @@ import asyncio
 import hashlib
 import itertools
 import logging
+import math
 import random
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 from sqlalchemy import select
 
-from arena.ratings import SCORE_BY_VERDICT
+from arena.ratings import SCORE_BY_VERDICT, fit_bradley_terry
 from arena.store import Contestant, Generation, Judgment, Prompt, Store, insert_ignore
-from judges.judge import Case, FatalJudgeError, Judge, Outcome
+from judges.judge import Case, Judge, Outcome
 
 log = logging.getLogger(__name__)
 
@@ -226,10 +228,17 @@ class Tally:
             return f"--max-judgments {limits.max_judgments} reached"
         if (
             limits.budget_usd is not None
-            and self.spent_usd + self.reserved_usd + estimate_usd > limits.budget_usd + 1e-9  # float sums: $0.15 is $0.15
+            and self.spent_usd + self.reserved_usd + estimate_usd
+            > limits.budget_usd + 1e-9  # float sums: $0.15 is $0.15
         ):
             return f"--budget-usd {limits.budget_usd:g} reached (spent ${self.spent_usd:.4f})"
         return None
+
+
+def once(matches: list[Match]) -> Callable[[], list[Match]]:
+    """Batches for :func:`judge_matches`: all `matches` at once, then none."""
+    pending = [matches]
+    return lambda: pending.pop() if pending else []
 
 
 async def judge_matches(
@@ -247,20 +256,21 @@ async def judge_matches(
     stops the run; `concurrency` calls in flight; each result stored as it arrives."""
     tally = Tally()
     settled = asyncio.Condition()
-    while not tally.stopped:
-        batch = batches()
-        if not batch:
-            break
-        queue = iter(batch)
-        args = (store, judge, limits, run_id, progress, on_result, tally, settled)
-        tasks = [asyncio.create_task(_worker(queue, *args)) for _ in range(min(concurrency, len(batch)))]
-        try:
-            await asyncio.gather(*tasks)
-        except FatalJudgeError:
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-            raise
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="judgment-writer") as writer:  # one writer
+        while not tally.stopped:
+            batch = batches()
+            if not batch:
+                break
+            queue = iter(batch)
+            args = (store, judge, limits, run_id, progress, on_result, tally, settled, writer)
+            tasks = [asyncio.create_task(_worker(queue, *args)) for _ in range(min(concurrency, len(batch)))]
+            try:
+                await asyncio.gather(*tasks)
+            except BaseException:  # a fatal judge error or an interrupt: let the others finish writing
+                for task in tasks:
+                    task.cancel()
+                await asyncio.gather(*tasks, return_exceptions=True)
+                raise
     return tally
 
 
@@ -274,6 +284,7 @@ async def _worker(
     on_result: Callable[[Match, Outcome], None] | None,
     tally: Tally,
     settled: asyncio.Condition,
+    writer: ThreadPoolExecutor,
 ) -> None:
     """Take matches from the shared queue; reserve each one's cost bound before sending it, and
     when it does not fit, wait for the calls in flight to settle before deciding to stop."""
@@ -300,12 +311,17 @@ async def _worker(
             async with settled:
                 settled.notify_all()
         _count(tally, outcome)
-        tally.stored += save(store, judge, match, outcome, run_id)
+        # off the event loop: the commit's fsync would otherwise stall every call in flight
+        tally.stored += await asyncio.get_running_loop().run_in_executor(
+            writer, save, store, judge, match, outcome, run_id
+        )
         if on_result:
             on_result(match, outcome)
         if progress is not None:
             progress.update(1)
-            progress.set_postfix(spent=f"${tally.spent_usd:.2f}", unparsed=tally.unparsed, errors=tally.errors)
+            progress.set_postfix(
+                spent=f"${tally.spent_usd:.2f}", unparsed=tally.unparsed, errors=tally.errors
+            )
 
 
 def _count(tally: Tally, outcome: Outcome) -> None:
@@ -320,24 +336,10 @@ def _count(tally: Tally, outcome: Outcome) -> None:
 # ---------------------------------------------------------------- active scheduling
 
 
-def bradley_terry(wins: np.ndarray, iterations: int = 200, prior: float = 0.1) -> np.ndarray:
-    """Log-strengths from win matrices `wins[..., i, j]` (i's wins over j; ties count half to each),
-    by the MM algorithm, batched over leading axes; a small symmetric prior keeps it finite."""
-    w = wins + prior * (1 - np.eye(wins.shape[-1]))
-    games = w + np.swapaxes(w, -1, -2)
-    total_wins = w.sum(-1)
-    p = np.ones(wins.shape[:-1])
-    for _ in range(iterations):
-        denom = (games / (p[..., :, None] + p[..., None, :])).sum(-1)
-        p = total_wins / denom
-        p /= np.exp(np.log(p).mean(-1, keepdims=True))
-    return np.log(p)
-
-
 def win_matrix(
     a: np.ndarray, b: np.ndarray, score: np.ndarray, k: int, weights: np.ndarray | None = None
 ) -> np.ndarray:
-    """wins[i, j]: slot-1 scores of i against j plus slot-2 scores of j... summed from match arrays."""
+    """wins[i, j]: how much i scored against j over all matches (in either slot), `weights` times."""
     weights = np.ones(len(a)) if weights is None else weights
     wins = np.bincount(a * k + b, weights=score * weights, minlength=k * k)
     wins += np.bincount(b * k + a, weights=(1 - score) * weights, minlength=k * k)
@@ -346,7 +348,7 @@ def win_matrix(
 
 def ranking(models: Sequence[str], a: np.ndarray, b: np.ndarray, score: np.ndarray) -> list[str]:
     """Models best first by Bradley-Terry strength."""
-    strength = bradley_terry(win_matrix(a, b, score, len(models)))
+    strength = fit_bradley_terry(win_matrix(a, b, score, len(models)))
     return [models[i] for i in np.argsort(-strength, kind="stable")]
 
 
@@ -369,7 +371,7 @@ class ActiveScheduler:
     """Picks the next matches where they most reduce rank uncertainty.
 
     After a warm-up round (`warmup` matches per pair), each batch goes to adjacent-rank pairs in
-    proportion to how often a bootstrap of the judgments so far puts them in the other order.
+    proportion to the probability that they are in the wrong order (:meth:`swap_probabilities`).
     It stops when every adjacent pair is separated (swap probability below `alpha`) or no
     candidate match is left."""
 
@@ -380,13 +382,13 @@ class ActiveScheduler:
         *,
         batch: int = 32,
         warmup: int = 2,
-        bootstrap: int = 100,
+        prior: float = 1.0,
         alpha: float = 0.05,
         seed: int = 0,
     ) -> None:
         self.models = list(models)
         self.index = {m: i for i, m in enumerate(self.models)}
-        self.batch, self.warmup, self.bootstrap, self.alpha = batch, warmup, bootstrap, alpha
+        self.batch, self.warmup, self.prior, self.alpha = batch, warmup, prior, alpha
         self.rng = np.random.default_rng(seed)
         self.pool: dict[tuple[str, str], list[Match]] = {}
         for match in candidates:
@@ -406,17 +408,21 @@ class ActiveScheduler:
             self.score.append(score)
 
     def swap_probabilities(self) -> dict[tuple[str, str], float]:
-        """For each adjacent pair in the current ranking, how often a bootstrap reverses them."""
+        """For each adjacent pair in the current ranking, the probability that their true order is
+        the other one: a normal (Laplace) approximation of the Bradley-Terry fit, with `prior`
+        virtual ties per pair so that a 3-0 start is not mistaken for certainty."""
         a, b, s = np.array(self.a), np.array(self.b), np.array(self.score)
         k = len(self.models)
-        order = np.argsort(-bradley_terry(win_matrix(a, b, s, k)), kind="stable")
-        counts = self.rng.multinomial(len(a), np.full(len(a), 1 / len(a)), size=self.bootstrap)
-        wins = np.stack([win_matrix(a, b, s, k, c) for c in counts])
-        strengths = bradley_terry(wins)
+        wins = win_matrix(a, b, s, k) + self.prior / 2 * (1 - np.eye(k))
+        theta = fit_bradley_terry(wins)
+        p = 1 / (1 + np.exp(theta[None, :] - theta[:, None]))
+        info = (wins + wins.T) * p * (1 - p)
+        covariance = np.linalg.pinv(np.diag(info.sum(1)) - info)  # the null space is a common shift
         out = {}
-        for hi, lo in itertools.pairwise(order):
+        for hi, lo in itertools.pairwise(np.argsort(-theta, kind="stable")):
+            sd = np.sqrt(max(covariance[hi, hi] + covariance[lo, lo] - 2 * covariance[hi, lo], 1e-12))
             pair = tuple(sorted((self.models[hi], self.models[lo])))
-            out[pair] = float((strengths[:, hi] <= strengths[:, lo]).mean())
+            out[pair] = float(0.5 * math.erfc((theta[hi] - theta[lo]) / sd / math.sqrt(2)))
         return out
 
     def next_batch(self) -> list[Match]:

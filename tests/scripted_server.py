@@ -108,6 +108,12 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, *_args: Any) -> None:  # keep test output clean
         pass
 
+    def setup(self) -> None:
+        """Headers and body go out as two writes: without TCP_NODELAY, Nagle's algorithm and the
+        client's delayed ACK would add ~40 ms to every reply."""
+        super().setup()
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
     def send_raw(self, code: int, payload: bytes, content_type: str, headers: dict | None = None) -> None:
         self.send_response(code)
         self.send_header("Content-Type", content_type)
@@ -211,3 +217,29 @@ def scripted_server_fixture() -> Iterator[ScriptedServer]:
     """A fresh scripted server per test, replying "OK" until told otherwise."""
     with ScriptedServer() as server:
         yield server
+
+
+def main() -> None:
+    """`python -m tests.scripted_server [--latency S] [--reply MODULE:FUNCTION]`: serve in the
+    foreground (benchmarks run it in its own process, so it does not share the client's GIL)."""
+    import argparse
+    import contextlib
+    import importlib
+    import sys
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("--latency", type=float, default=0.0)
+    parser.add_argument("--reply", help="MODULE:FUNCTION computing the reply text from the request body")
+    args = parser.parse_args()
+    reply: Reply | str = "OK"
+    if args.reply:
+        module, name = args.reply.split(":")
+        reply = getattr(importlib.import_module(module), name)
+    with ScriptedServer(reply=reply, latency=args.latency) as server:
+        print(server.url, flush=True)
+        with contextlib.suppress(KeyboardInterrupt):
+            sys.stdin.read()  # until the parent closes our stdin
+
+
+if __name__ == "__main__":
+    main()

@@ -76,7 +76,7 @@ def test_vote_reveal_safety_leaderboard_explore(store: Store, tmp_path: Path) ->
         assert page.evaluate("typeof window.__pwned") == "undefined"
 
         page.get_by_role("tab", name="Leaderboard").click()
-        expect(page.locator("#board-info")).to_contain_text(f"judgments rated: {votes + 1}")
+        expect(page.locator("#board-info")).to_contain_text(f"judgments rated: {votes + 2}")
         expect(page.locator("#board")).to_contain_text("alpha")
         page.get_by_label("humans").check()
         expect(page.locator("#board-info")).to_contain_text(f"judgments rated: {votes}")
@@ -97,9 +97,10 @@ def test_vote_reveal_safety_leaderboard_explore(store: Store, tmp_path: Path) ->
         expect(page.locator("#detail-info")).to_contain_text("lemon by tester: judge missed the injection")
         page.screenshot(path=tmp_path / "explore.png", full_page=True)
 
-        # a long answer scrolls inside its box instead of stretching the page
-        page.locator("#judgment-id input").fill(str(long))
-        page.get_by_role("button", name="Open").click()
+        # a click on a row opens it; a long answer scrolls inside its box, the page keeps its layout
+        rows = page.locator("#results").get_by_role("row")
+        rows.filter(has_text="openai:gpt-4").filter(has_text="tie").get_by_role("gridcell").first.click()
+        expect(page.locator("#judgment-id input")).to_have_value(str(long))
         expect(page.locator("#slot-1")).to_contain_text("beta paragraph 39")
         box = page.locator("#slot-1 .answer-box")
         assert box.evaluate("e => e.scrollHeight > e.clientHeight + 100")

@@ -64,7 +64,8 @@ def _all_text(directory: Path) -> str:
 def test_export_is_byte_identical_and_round_trips(store, tmp_path):
     _arena(store)
     first = export_bundle(store, tmp_path / "one", FAST)
-    export_bundle(store, tmp_path / "two", FAST)
+    export_bundle(store, tmp_path / "two", ExportOptions(formats=("parquet",), leaderboard_orderings=20))
+    export_bundle(store, tmp_path / "two", FAST)  # over an earlier bundle: nothing stale is left
     assert _files(tmp_path / "one") == _files(tmp_path / "two")
     assert {"judgments.parquet", "tags.jsonl", "battles.json", "README.md", CHECKSUMS} <= set(first)
     assert any(name.startswith("leaderboards/vicuna.human.") for name in first)
@@ -75,6 +76,43 @@ def test_export_is_byte_identical_and_round_trips(store, tmp_path):
     export_bundle(copy, tmp_path / "again", FAST)
     assert _files(tmp_path / "again") == _files(tmp_path / "one")
     assert set(import_bundle(copy, tmp_path / "one").values()) == {0}  # a second import adds nothing
+
+    parquet_only = ExportOptions(formats=("parquet",), leaderboard_orderings=20)
+    export_bundle(store, tmp_path / "parquet", parquet_only)
+    from_parquet = Store(f"sqlite:///{tmp_path / 'from-parquet.db'}")
+    assert import_bundle(from_parquet, tmp_path / "parquet") == counts
+    export_bundle(from_parquet, tmp_path / "parquet-again", parquet_only)
+    assert _files(tmp_path / "parquet-again") == _files(tmp_path / "parquet")
+
+
+def _edit(bundle: Path, name: str, old: str, new: str) -> None:
+    """Change a bundle file and its SHA256SUMS line, as a careless hand edit would."""
+    path = bundle / name
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    path.write_text(path.read_text().replace(old, new, 1))
+    sums = bundle / CHECKSUMS
+    sums.write_text(sums.read_text().replace(digest, hashlib.sha256(path.read_bytes()).hexdigest()))
+
+
+def test_bad_bundle_names_file_line_and_field_and_stores_nothing(store, tmp_path):
+    _arena(store)
+    bundle = tmp_path / "bundle"
+    export_bundle(store, bundle, FAST)
+    (bundle / "tags.parquet").unlink()  # read the JSONL only
+    tag_row = json.loads((bundle / "tags.jsonl").read_text())
+    _edit(bundle, "tags.jsonl", tag_row["judgment_id"], "0000000000000000")
+    sums = bundle / CHECKSUMS
+    sums.write_text("".join(line for line in sums.read_text().splitlines(True) if "tags.parquet" not in line))
+    empty = Store(f"sqlite:///{tmp_path / 'empty.db'}")
+    with pytest.raises(
+        UserError, match=r"tags.jsonl:1: field 'judgment_id' = '0000000000000000' names no record"
+    ):
+        import_bundle(empty, bundle)
+    with empty.session() as session:
+        assert session.scalars(select(Prompt)).all() == []  # one transaction: nothing half-written
+    _edit(bundle, "judgments.jsonl", '"verdict":"1"', '"verdict":"A"')
+    with pytest.raises(UserError, match=r"judgments.jsonl:\d+: field 'verdict' = 'A'"):
+        import_bundle(empty, bundle)
 
 
 def test_no_secret_ever_appears(store, tmp_path):
@@ -164,6 +202,10 @@ def test_bad_input_is_a_clear_error(db_url, tmp_path, capsys):
     assert "--format: unknown ['csv']" in capsys.readouterr().err
     assert main(["load-release", "--db", db_url, str(tmp_path)]) == 2
     assert "no SHA256SUMS" in capsys.readouterr().err
+    (tmp_path / "notes.txt").write_text("mine")
+    assert main(["release", "--db", db_url, "--out", str(tmp_path)]) == 2
+    assert "not empty and holds no release bundle" in capsys.readouterr().err
+    assert (tmp_path / "notes.txt").read_text() == "mine"
 
 
 @pytest.fixture(scope="module")

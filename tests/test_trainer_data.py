@@ -41,7 +41,9 @@ TREE = [
     msg("q2-best", "a-best", "prompter", "Is 1 prime?", rank=0),
     msg("q2-other", "a-best", "prompter", "Is 2 prime?", rank=1),
     msg("a2-deleted", "q2-best", "assistant", "removed by a moderator", rank=0, deleted=True),
-    msg("a2-usable", "q2-best", "assistant", "No: a prime needs exactly two divisors, and 1 has one.", rank=1),
+    msg(
+        "a2-usable", "q2-best", "assistant", "No: a prime needs exactly two divisors, and 1 has one.", rank=1
+    ),
     msg("a2-third", "q2-best", "assistant", "Yes.", rank=2),
     msg("q3-spam", "a2-usable", "prompter", "buy pills", review_result=False),
     msg("a-other", "q2-other", "assistant", "Yes, the only even prime."),
@@ -87,10 +89,16 @@ def test_errors_name_file_line_and_field(tmp_path: Path) -> None:
     broken = write_jsonl(tmp_path / "broken.jsonl", [{"prompt": "a", "response": "b"}, "{not json"])
     with pytest.raises(DataError, match=r"broken\.jsonl:2: not valid JSON"):
         read_records(broken)
-    missing = write_jsonl(tmp_path / "missing.jsonl", [msg("q", None, "prompter", "hi"), {"message_id": "a", "parent_id": "q", "role": "assistant"}])
+    missing = write_jsonl(
+        tmp_path / "missing.jsonl",
+        [msg("q", None, "prompter", "hi"), {"message_id": "a", "parent_id": "q", "role": "assistant"}],
+    )
     with pytest.raises(DataError, match=r"missing\.jsonl:2: field 'text' is missing"):
         load_splits(str(missing))
-    role = write_jsonl(tmp_path / "role.jsonl", [{"messages": [{"role": "user", "content": "x"}, {"role": "bot", "content": "y"}]}])
+    role = write_jsonl(
+        tmp_path / "role.jsonl",
+        [{"messages": [{"role": "user", "content": "x"}, {"role": "bot", "content": "y"}]}],
+    )
     with pytest.raises(DataError, match=r"role\.jsonl:1: messages\[1\]: field 'role' is 'bot'"):
         load_splits(str(role))
 
@@ -111,11 +119,23 @@ def test_other_formats_and_their_bad_records(tmp_path: Path) -> None:
     ])  # fmt: skip
     pairs = write_jsonl(tmp_path / "p.jsonl", [{"prompt": "Capital of France?", "completion": "Paris."}])
     cases = {
-        guanaco: ((Turn("user", "Hi there"), Turn("assistant", "Hello!"), Turn("user", "Bye"),
-                   Turn("assistant", "See you.")), {"ends_on_human": 1}),  # fmt: skip
-        alpaca: ((Turn("user", "Describe the product.\n\nA blue mug."), Turn("assistant", "A sturdy blue mug.")),
-                 {"empty_text": 1}),  # fmt: skip
-        chat: ((Turn("system", "Be brief."), Turn("user", "2+2?"), Turn("assistant", "4")), {"roles_out_of_order": 1}),
+        guanaco: (
+            (
+                Turn("user", "Hi there"),
+                Turn("assistant", "Hello!"),
+                Turn("user", "Bye"),
+                Turn("assistant", "See you."),
+            ),
+            {"ends_on_human": 1},
+        ),  # fmt: skip
+        alpaca: (
+            (Turn("user", "Describe the product.\n\nA blue mug."), Turn("assistant", "A sturdy blue mug.")),
+            {"empty_text": 1},
+        ),  # fmt: skip
+        chat: (
+            (Turn("system", "Be brief."), Turn("user", "2+2?"), Turn("assistant", "4")),
+            {"roles_out_of_order": 1},
+        ),
         pairs: ((Turn("user", "Capital of France?"), Turn("assistant", "Paris.")), {}),
     }
     for path, (expected, skipped) in cases.items():
@@ -155,13 +175,22 @@ def split_tokens(tokenizer, example) -> tuple[str, str]:
 def test_labels_masked_exactly_as_the_flag_says() -> None:
     tok = tiny_tokenizer()
     answers, _ = Encoder(tok, "guanaco", "assistant", 512).encode(CONV)
-    assert split_tokens(tok, answers) == (" yo</s> no</s>", "<s>### Human: hi### Assistant:### Human: ok?### Assistant:")
+    assert split_tokens(tok, answers) == (
+        " yo</s> no</s>",
+        "<s>### Human: hi### Assistant:### Human: ok?### Assistant:",
+    )
     everything, _ = Encoder(tok, "guanaco", "all", 512).encode(CONV)
     assert everything.input_ids == answers.input_ids
     assert everything.labels == [IGNORE] + everything.input_ids[1:]
-    assert tok.decode(everything.input_ids) == "<s>### Human: hi### Assistant: yo</s>### Human: ok?### Assistant: no</s>"
+    assert (
+        tok.decode(everything.input_ids)
+        == "<s>### Human: hi### Assistant: yo</s>### Human: ok?### Assistant: no</s>"
+    )
     chat, _ = Encoder(tok, "chat", "assistant", 512).encode(CONV)
-    assert split_tokens(tok, chat) == ("yo</s>no</s>", "<|user|>hi</s><|assistant|><|user|>ok?</s><|assistant|>")
+    assert split_tokens(tok, chat) == (
+        "yo</s>no</s>",
+        "<|user|>hi</s><|assistant|><|user|>ok?</s><|assistant|>",
+    )
 
 
 def test_truncation_is_counted() -> None:

@@ -23,8 +23,12 @@ def config(base: Path, **overrides):
     return build("smoke", overrides={"base": str(base), "lora_dropout": 0.0, **overrides})
 
 
-@pytest.mark.parametrize(("quant_type", "double_quant", "expected"), [("nf4", True, 4.127), ("fp4", False, 4.5)])
-def test_bits_per_weight_from_config_match_a_real_layer(quant_type: str, double_quant: bool, expected: float) -> None:
+@pytest.mark.parametrize(
+    ("quant_type", "double_quant", "expected"), [("nf4", True, 4.127), ("fp4", False, 4.5)]
+)
+def test_bits_per_weight_from_config_match_a_real_layer(
+    quant_type: str, double_quant: bool, expected: float
+) -> None:
     import bitsandbytes as bnb
 
     computed = qmodel.bits_per_weight(double_quant)
@@ -97,7 +101,9 @@ def test_merge_onto_the_dequantized_base_keeps_the_outputs(tiny: Path, tmp_path:
     assert not any("lora" in n for n, _ in merged.named_parameters())
     with torch.no_grad():
         merged_logits = merged(input_ids=ids).logits
-        naive = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(tiny), str(run)).merge_and_unload()
+        naive = PeftModel.from_pretrained(
+            AutoModelForCausalLM.from_pretrained(tiny), str(run)
+        ).merge_and_unload()
         naive_logits = naive(input_ids=ids).logits
     error = (merged_logits - logits).abs().max().item()
     assert error < 1e-4

@@ -21,16 +21,29 @@ def tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tiny_checkpoint(tmp_path_factory.mktemp("tiny"))
 
 
-FAST = ["--preset", "smoke", "--max-seq-len", "64", "--batch-size", "2", "--grad-accum", "2", "--max-eval-samples", "4"]
+FAST = [
+    "--preset",
+    "smoke",
+    "--max-seq-len",
+    "64",
+    "--batch-size",
+    "2",
+    "--grad-accum",
+    "2",
+    "--max-eval-samples",
+    "4",
+]
 
 
-def test_guanaco_train_lowers_the_loss_and_writes_a_complete_run(tiny: Path, tmp_path: Path, db_url: str) -> None:
+def test_guanaco_train_lowers_the_loss_and_writes_a_complete_run(
+    tiny: Path, tmp_path: Path, db_url: str
+) -> None:
     from arena.cli import main
     from arena.store import Run, Store
 
     out = tmp_path / "run"
     argv = ["train", "--db", db_url, *FAST, "--base", str(tiny), "--out", str(out), "--max-steps", "8",
-            "--learning-rate", "0.01", "--eval-steps", "4", "--save-steps", "4", "--train-on", "assistant"]  # fmt: skip
+            "--learning-rate", "0.01", "--eval-steps", "4", "--save-steps", "4"]  # fmt: skip
     assert main(argv) == 0
     metrics = json.loads((out / "metrics.json").read_text())
     losses = [row["loss"] for row in metrics["history"]]
@@ -40,12 +53,18 @@ def test_guanaco_train_lowers_the_loss_and_writes_a_complete_run(tiny: Path, tmp
     assert len(evals) == 2 and evals[1] < evals[0]
     assert metrics["data"]["train"]["skipped"] == {"deleted": 1, "spam": 1, "ends_on_human": 1}
     assert metrics["data"]["train"]["truncated"] > 0  # 64 tokens of bytes cut most sample conversations
-    for name in ("adapter_model.safetensors", "adapter_config.json", "tokenizer.json", "config.yaml", "README.md"):
+    for name in (
+        "adapter_model.safetensors",
+        "adapter_config.json",
+        "tokenizer.json",
+        "config.yaml",
+        "README.md",
+    ):
         assert (out / name).is_file(), name
     saved = build(config_file=out / "config.yaml")
     assert saved == build("smoke", overrides={"base": str(tiny), "out": str(out), "max_seq_len": 64, "batch_size": 2,
                                               "grad_accum": 2, "max_eval_samples": 4, "max_steps": 8, "learning_rate": 0.01,
-                                              "eval_steps": 4, "save_steps": 4, "train_on": "assistant"})  # fmt: skip
+                                              "eval_steps": 4, "save_steps": 4})  # fmt: skip
     assert "held-out loss" in (out / "README.md").read_text()
     with Store(db_url).session() as session:
         run = session.query(Run).one()
@@ -90,7 +109,10 @@ def test_resume_continues_at_the_same_step_with_the_same_state(tiny: Path, tmp_p
     assert resumed[2] == straight[2] == 4
     assert_same(resumed[0], straight[0])
     assert_same(resumed[1], straight[1])
-    history = [json.loads((tmp_path / run / "metrics.json").read_text())["history"] for run in ("straight", "stopped")]
+    history = [
+        json.loads((tmp_path / run / "metrics.json").read_text())["history"]
+        for run in ("straight", "stopped")
+    ]
     assert [r["step"] for r in history[1]] == [1, 2, 3, 4]
     assert [r["loss"] for r in history[1]] == [r["loss"] for r in history[0]]
 
@@ -113,10 +135,20 @@ def test_yaml_config_presets_and_flag_overrides(tmp_path: Path) -> None:
     cfg = from_args(parser.parse_args(["--config", str(mine), "--lora-r", "16", "--target-modules", "q_proj,v_proj",
                                        "--no-group-by-length"]))  # fmt: skip
     assert (cfg.lora_r, cfg.target_modules, cfg.learning_rate) == (16, ["q_proj", "v_proj"], 1e-4)
-    assert (cfg.lora_dropout, cfg.lora_alpha, cfg.max_steps, cfg.base) == (0.1, 16.0, 1875, "huggyllama/llama-7b")
+    assert (cfg.lora_dropout, cfg.lora_alpha, cfg.max_steps, cfg.base) == (
+        0.1,
+        16.0,
+        1875,
+        "huggyllama/llama-7b",
+    )
     assert cfg.group_by_length is False
     paper = {name: build(name) for name in ("guanaco-7b", "guanaco-13b", "guanaco-33b", "guanaco-65b")}
-    assert [(c.lora_dropout, c.learning_rate) for c in paper.values()] == [(0.1, 2e-4), (0.05, 2e-4), (0.05, 1e-4), (0.05, 1e-4)]
+    assert [(c.lora_dropout, c.learning_rate) for c in paper.values()] == [
+        (0.1, 2e-4),
+        (0.05, 2e-4),
+        (0.05, 1e-4),
+        (0.05, 1e-4),
+    ]
     assert {(c.lora_r, c.lora_alpha, c.batch_size, c.grad_accum, c.max_steps, c.lr_scheduler, c.max_grad_norm,
              c.adam_beta2, c.optim, c.group_by_length, c.double_quant, c.quant_type) for c in paper.values()} == {
         (64, 16.0, 1, 16, 1875, "constant", 0.3, 0.999, "paged_adamw_32bit", True, True, "nf4")}  # fmt: skip

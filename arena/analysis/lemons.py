@@ -70,7 +70,7 @@ def failed_prompts(frame: pd.DataFrame, reference: str | None = None) -> pd.Data
             judgments=("verdict", "size"), both_bad=("verdict", lambda v: int(v.eq("both_bad").sum()))
         )  # fmt: skip
         failed = per_prompt[per_prompt["judgments"].eq(per_prompt["both_bad"])].reset_index()
-        return failed.assign(models=failed.apply(lambda r: _models_on(frame, r), axis=1))
+        return _by_prompt(failed.assign(models=[_models_on(frame, row) for _, row in failed.iterrows()]))
     known = set(frame["model_1"]) | set(frame["model_2"])
     if reference not in known:
         raise UserError(f"reference {reference!r} has no judgments here; models: {', '.join(sorted(known))}")
@@ -83,7 +83,14 @@ def failed_prompts(frame: pd.DataFrame, reference: str | None = None) -> pd.Data
     per_model = versus.assign(model=other, held=held).groupby([*keys, "model"], dropna=False)["held"].any()
     per_prompt = per_model.groupby(level=keys, dropna=False).agg(models="size", held="sum")
     failed = per_prompt[per_prompt["held"].eq(0)].drop(columns="held").reset_index()
-    return failed.assign(reference=reference).sort_values(["benchmark", "prompt_key"], ignore_index=True)
+    return _by_prompt(failed.assign(reference=reference))
+
+
+def _by_prompt(table: pd.DataFrame) -> pd.DataFrame:
+    """Sorted by benchmark and prompt key, numbers in numeric order (2 before 10)."""
+    return table.sort_values(
+        ["benchmark", "prompt_key"], key=lambda s: s.astype(str).str.zfill(32), ignore_index=True
+    )
 
 
 def _models_on(frame: pd.DataFrame, row: pd.Series) -> int:

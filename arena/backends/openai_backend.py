@@ -14,6 +14,7 @@ from typing import Any
 
 from arena.backends import GenerateParams, Request, Result
 from arena.openai_client import ChatClient, ChatError, ClientConfig
+from arena.prompting import cut_at_turn_end
 from arena.store import Contestant
 
 
@@ -63,7 +64,7 @@ class OpenAIBackend:
         except ChatError as err:
             return Result(text="", raw="", prompt_sent=sent, prompt_tokens=None, completion_tokens=None,
                           seconds=0.0, error=str(err))  # fmt: skip
-        return Result(text=reply.text.strip(), raw=reply.text, prompt_sent=sent, prompt_tokens=reply.prompt_tokens,
+        return Result(text=cut_at_turn_end(reply.text, self.params.stop), raw=reply.text, prompt_sent=sent, prompt_tokens=reply.prompt_tokens,
                       completion_tokens=reply.completion_tokens, seconds=reply.seconds,
                       meta={"attempts": reply.attempts, "served_model": reply.model})  # fmt: skip
 

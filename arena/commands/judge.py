@@ -193,10 +193,10 @@ async def _run(store, cfg, batches, limits, run_id, bar, on_result, concurrency)
 
 def _batches(store: Any, cfg: Any, models: list[str], todo: list, args: argparse.Namespace):  # noqa: ANN202
     """All missing matches at once, or the active scheduler's batches fed by every result."""
+    from arena.tournament import ActiveScheduler, judged_scores, once, slot1_score
+
     if args.pairs != "active":
-        pending = [todo]
-        return (lambda: pending.pop() if pending else []), None
-    from arena.tournament import ActiveScheduler, judged_scores, slot1_score
+        return once(todo), None
 
     scheduler = ActiveScheduler(models, todo, batch=max(args.concurrency, 8), seed=args.seed)
     for model_1, model_2, score in judged_scores(store, cfg.name, cfg.template.hash, models):
