@@ -1,6 +1,6 @@
 """Lemon-picking: find the judgments worth a person's look, show them in full, tag and export them.
 
-Works on the tidy judgments table of :func:`arena.store.judgments_frame` (plus the prompt id), so
+Works on the tidy judgments table of :func:`arena.store.judgments_frame`, so
 the filters and shortcuts are plain pandas and can be tested on hand-made tables. The shortcuts:
 
 - **upsets**: a lower-rated model beat a higher-rated one, biggest rating gap first;
@@ -22,7 +22,7 @@ import pandas as pd
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from arena.store import Generation, Judgment, Prompt, Tag, insert_ignore, judgments_frame
+from arena.store import Generation, Judgment, Prompt, Tag, insert_ignore
 from arena.votes import HUMAN_PREFIX, answer_text
 
 OUTCOMES = ("win", "loss", "tie", "both_bad")
@@ -37,16 +37,6 @@ DETAIL_COLUMNS = [
     "judgment_id", "judge", "template_id", "verdict", "scores", "status", "benchmark", "prompt_key",
     "category", "context", "turns", "answer_1", "answer_2", "rationale", "meta", "tags",
 ]  # fmt: skip
-
-
-def explore_frame(session: Session, benchmark: str | None = None) -> pd.DataFrame:
-    """Every judgment as :func:`judgments_frame` gives it, plus its prompt id and rationale."""
-    frame = judgments_frame(session, benchmark=benchmark)
-    extra = pd.DataFrame(
-        session.execute(select(Judgment.id, Judgment.prompt_id, Judgment.raw)).all(),
-        columns=["judgment_id", "prompt_id", "raw"],
-    )
-    return frame.merge(extra, on="judgment_id", how="left")
 
 
 def is_human(judge: pd.Series) -> pd.Series:

@@ -63,7 +63,8 @@ def battles(frame: pd.DataFrame) -> Battles:
     When the frame holds both three-class verdicts and score-pair judgments (the QLoRA release's
     Vicuna folder has pairwise verdicts among 8 models and 1-10 scores against ChatGPT), only the
     three-class ones are matches: the score pairs answer another question (how close to the
-    reference) under another template, and mixing them would weigh ChatGPT's games twice. A frame
+    reference) under another template, and mixing them in would add thousands of games against
+    the reference to the tournament. A frame
     of score pairs only is rated from the verdicts derived from its scores. `unparsed`/`error`
     judgments are never rated and are counted in `excluded`."""
     ok = frame["status"].eq("ok")
@@ -103,6 +104,8 @@ def elo_ratings(
     shrinks with more orderings and says little about how sure the ranking is); `spread_lower`/
     `spread_upper` are the 2.5-97.5 percentiles across orderings, which show how much a rating
     depends on match order. Ranks respect the spread, the honest one of the two."""
+    if orderings < 1:
+        raise ValueError(f"orderings must be at least 1, not {orderings}")
     bt = battles(frame)
     _require_matches(bt, "elo")
     final = elo_orderings(bt.a, bt.b, bt.score, len(bt.models), k, orderings, seed, initial, progress)
@@ -112,7 +115,7 @@ def elo_ratings(
     table = _pairwise_table(bt, mean, mean - half, mean + half)
     table["spread_lower"], table["spread_upper"] = spread[0], spread[1]
     params = {"k": k, "orderings": orderings, "seed": seed, "initial": initial}
-    return _finish(table, frame, bt, "elo", params, rank_by=("spread_lower", "spread_upper"))
+    return _finish(table, bt, "elo", params, rank_by=("spread_lower", "spread_upper"))
 
 
 def elo_orderings(
@@ -130,28 +133,40 @@ def elo_orderings(
 
     Why it is fast: all orderings of a chunk advance together, so the Python loop runs once per
     match position, not once per match and ordering, and each step is a dozen numpy operations
-    across orderings. A match is stored as a one-byte code of its (slot 1, slot 2, score) type,
-    the (matches x orderings) table of codes is each ordering's shuffled sequence, and the ratings
-    are one flat vector, ordering-major, so that a step is a gather, some arithmetic, a scatter."""
+    across orderings (see `play_orderings`). Orderings are drawn chunk by chunk from one seeded
+    generator, so the result depends on the seed only."""
     from tqdm.auto import tqdm
 
-    n = len(a)
-    kinds, codes = np.unique(
-        np.stack([a, b, np.rint(2 * score).astype(a.dtype)]), axis=1, return_inverse=True
-    )
-    codes = codes.ravel().astype(np.uint8 if kinds.shape[1] <= 256 else np.uint16)
+    kinds, codes = match_codes(a, b, score)
+    n = len(codes)
     chunk = max(1, min(orderings, ELO_CHUNK_BYTES // (codes.itemsize * max(n, 1))))
     rng = np.random.default_rng(seed)
     out = np.empty((orderings, n_models))
     with tqdm(total=orderings * n, unit="step", unit_scale=True, desc="elo", disable=not progress) as bar:
         for start in range(0, orderings, chunk):
             size = min(chunk, orderings - start)
-            table = np.empty((n, size), dtype=codes.dtype)
-            for row in range(0, size, PERMUTE_ROWS):
-                rows = min(PERMUTE_ROWS, size - row)
-                table[:, row : row + rows] = rng.permuted(np.tile(codes, (rows, 1)), axis=1).T
+            table = shuffled_codes(codes, size, rng)
             out[start : start + size] = play_orderings(table, kinds, n_models, k, initial, bar)
     return out
+
+
+def match_codes(a: np.ndarray, b: np.ndarray, score: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each match as a one-byte code (two bytes past 255 kinds) of its kind, plus the kinds: a
+    (3, kinds) array of slot-1 model, slot-2 model and twice slot 1's score."""
+    kinds, codes = np.unique(
+        np.stack([a, b, np.rint(2 * score).astype(a.dtype)]), axis=1, return_inverse=True
+    )
+    return kinds, codes.ravel().astype(np.uint8 if kinds.shape[1] <= 256 else np.uint16)
+
+
+def shuffled_codes(codes: np.ndarray, orderings: int, rng: np.random.Generator) -> np.ndarray:
+    """A (matches x orderings) table whose columns are independent uniform shuffles of `codes`
+    (numpy's Fisher-Yates, ordering after ordering), laid out so that a row is one match position."""
+    table = np.empty((len(codes), orderings), dtype=codes.dtype)
+    for row in range(0, orderings, PERMUTE_ROWS):
+        rows = min(PERMUTE_ROWS, orderings - row)
+        table[:, row : row + rows] = rng.permuted(np.tile(codes, (rows, 1)), axis=1).T
+    return table
 
 
 def play_orderings(
@@ -211,7 +226,7 @@ def online_elo(frame: pd.DataFrame, k: float = 32.0, initial: float = 1000.0) ->
     _require_matches(bt, "online-elo")
     final = elo_python(bt.a, bt.b, bt.score, len(bt.models), k, initial)
     table = _pairwise_table(bt, final, np.full_like(final, np.nan), np.full_like(final, np.nan))
-    return _finish(table, frame, bt, "online-elo", {"k": k, "initial": initial})
+    return _finish(table, bt, "online-elo", {"k": k, "initial": initial})
 
 
 # ---------------------------------------------------------------- Bradley-Terry
@@ -237,6 +252,8 @@ def bradley_terry(
     their matches, which respects that matches on one prompt are not independent."""
     from tqdm.auto import tqdm
 
+    if bootstrap < 0:
+        raise ValueError(f"bootstrap must be 0 (no interval) or more, not {bootstrap}")
     if resample not in ("battle", "prompt"):
         raise ValueError(f"resample must be 'battle' or 'prompt', not {resample!r}")
     bt = battles(frame)
@@ -244,29 +261,46 @@ def bradley_terry(
     if anchor is not None and anchor not in bt.models:
         raise ValueError(f"anchor model {anchor!r} has no rated match; models: {', '.join(bt.models)}")
     anchor_index = None if anchor is None else bt.models.index(anchor)
-    point = _bt_elo(bt, np.ones(len(bt)), anchor_index)
-    rng = np.random.default_rng(seed)
-    draws = np.empty((bootstrap, len(bt.models)))
-    n_prompts = int(bt.prompt.max()) + 1
-    for i in tqdm(range(bootstrap), desc="bt bootstrap", disable=not progress):
-        if resample == "battle":
-            weights = rng.multinomial(len(bt), np.full(len(bt), 1.0 / len(bt))).astype(np.float64)
-        else:
-            weights = rng.multinomial(n_prompts, np.full(n_prompts, 1.0 / n_prompts))[bt.prompt].astype(float)
-        draws[i] = _bt_elo(bt, weights, anchor_index)
+    kinds, codes = match_codes(bt.a, bt.b, bt.score)
+    observed = np.bincount(codes, minlength=kinds.shape[1]).astype(np.float64)
+    point = _bt_elo(kinds, observed, len(bt.models), anchor_index)
+    counts = _bootstrap_counts(bt, kinds, codes, observed, bootstrap, resample, np.random.default_rng(seed))
+    draws = [
+        _bt_elo(kinds, c, len(bt.models), anchor_index) for c in tqdm(counts, desc="bt", disable=not progress)
+    ]
     lower, upper = np.percentile(draws, [2.5, 97.5], axis=0) if bootstrap else (point * np.nan,) * 2
     table = _pairwise_table(bt, point, lower, upper)
     params = {"bootstrap": bootstrap, "resample": resample, "seed": seed, "anchor": anchor or "mean 1000",
               "ties": "half win each", "l2": BT_L2}  # fmt: skip
-    return _finish(table, frame, bt, "bt", params)
+    return _finish(table, bt, "bt", params)
 
 
-def _bt_elo(bt: Battles, weights: np.ndarray, anchor_index: int | None) -> np.ndarray:
-    """Elo-scale Bradley-Terry ratings from weighted matches (weights: how often each is drawn)."""
-    m = len(bt.models)
-    wins = np.zeros((m, m))
-    np.add.at(wins, (bt.a, bt.b), weights * bt.score)
-    np.add.at(wins, (bt.b, bt.a), weights * (1.0 - bt.score))
+def _bootstrap_counts(
+    bt: Battles,
+    kinds: np.ndarray,
+    codes: np.ndarray,
+    observed: np.ndarray,
+    bootstrap: int,
+    resample: str,
+    rng: np.random.Generator,
+) -> np.ndarray:
+    """How often each kind of match is drawn in each bootstrap round: (rounds, kinds).
+
+    Redrawing battles is a multinomial over match kinds; redrawing prompts weighs each prompt's
+    kind counts by how often the prompt is drawn. Either way no round touches single matches."""
+    if resample == "battle":
+        return rng.multinomial(len(bt), observed / len(bt), size=bootstrap).astype(np.float64)
+    n_prompts = int(bt.prompt.max()) + 1
+    per_prompt = np.zeros((n_prompts, kinds.shape[1]))
+    np.add.at(per_prompt, (bt.prompt, codes), 1.0)
+    return rng.multinomial(n_prompts, np.full(n_prompts, 1.0 / n_prompts), size=bootstrap) @ per_prompt
+
+
+def _bt_elo(kinds: np.ndarray, counts: np.ndarray, n_models: int, anchor_index: int | None) -> np.ndarray:
+    """Elo-scale Bradley-Terry ratings from how often each kind of match was played."""
+    wins = np.zeros((n_models, n_models))
+    np.add.at(wins, (kinds[0], kinds[1]), counts * kinds[2] / 2)
+    np.add.at(wins, (kinds[1], kinds[0]), counts * (1 - kinds[2] / 2))
     theta = fit_bradley_terry(wins) * ELO_SCALE
     shift = theta[anchor_index] if anchor_index is not None else theta.mean()
     return theta - shift + 1000.0
@@ -318,7 +352,7 @@ def trueskill_ratings(frame: pd.DataFrame, draw_probability: float | None = None
     table["sigma"] = sigma
     table["conservative"] = mu - 3 * sigma
     params = {"draw_probability": round(draw_probability, 4), "mu": env.mu, "sigma": round(env.sigma, 4)}
-    return _finish(table, frame, bt, "trueskill", params)
+    return _finish(table, bt, "trueskill", params)
 
 
 # ---------------------------------------------------------------- win rates and relative scores
@@ -453,7 +487,6 @@ def _pairwise_table(bt: Battles, rating: np.ndarray, lower: np.ndarray, upper: n
 
 def _finish(
     table: pd.DataFrame,
-    frame: pd.DataFrame,
     bt: Battles,
     method: str,
     params: dict[str, Any],

@@ -312,9 +312,10 @@ async def _worker(
                 settled.notify_all()
         _count(tally, outcome)
         # off the event loop: the commit's fsync would otherwise stall every call in flight
-        tally.stored += await asyncio.get_running_loop().run_in_executor(
+        written = await asyncio.get_running_loop().run_in_executor(
             writer, save, store, judge, match, outcome, run_id
         )
+        tally.stored += written  # not `+= await`: that would read the count before the wait
         if on_result:
             on_result(match, outcome)
         if progress is not None:
@@ -372,8 +373,8 @@ class ActiveScheduler:
 
     After a warm-up round (`warmup` matches per pair), each batch goes to adjacent-rank pairs in
     proportion to the probability that they are in the wrong order (:meth:`swap_probabilities`).
-    It stops when every adjacent pair is separated (swap probability below `alpha`) or no
-    candidate match is left."""
+    It stops when every adjacent pair is separated (swap probability below `alpha`; strict, as it
+    is looked at after every batch) or no candidate match is left for the uncertain pairs."""
 
     def __init__(
         self,
@@ -382,8 +383,8 @@ class ActiveScheduler:
         *,
         batch: int = 32,
         warmup: int = 2,
-        prior: float = 1.0,
-        alpha: float = 0.05,
+        prior: float = 2.0,
+        alpha: float = 0.01,
         seed: int = 0,
     ) -> None:
         self.models = list(models)
@@ -399,6 +400,7 @@ class ActiveScheduler:
         self.b: list[int] = []
         self.score: list[float] = []
         self.separated = False
+        self.order = list(self.models)
 
     def record(self, model_1: str, model_2: str, score: float | None) -> None:
         """A judged match: slot 1's score (1 win, 0 loss, 0.5 tie); None for unreadable ones."""
@@ -418,8 +420,10 @@ class ActiveScheduler:
         p = 1 / (1 + np.exp(theta[None, :] - theta[:, None]))
         info = (wins + wins.T) * p * (1 - p)
         covariance = np.linalg.pinv(np.diag(info.sum(1)) - info)  # the null space is a common shift
+        order = np.argsort(-theta, kind="stable")
+        self.order = [self.models[i] for i in order]
         out = {}
-        for hi, lo in itertools.pairwise(np.argsort(-theta, kind="stable")):
+        for hi, lo in itertools.pairwise(order):
             sd = np.sqrt(max(covariance[hi, hi] + covariance[lo, lo] - 2 * covariance[hi, lo], 1e-12))
             pair = tuple(sorted((self.models[hi], self.models[lo])))
             out[pair] = float(0.5 * math.erfc((theta[hi] - theta[lo]) / sd / math.sqrt(2)))
@@ -437,17 +441,35 @@ class ActiveScheduler:
         if not uncertain:
             self.separated = True
             return []
-        open_pairs = [p for p in uncertain if self.pool.get(p)]
-        if not open_pairs:
+        targets: dict[tuple[str, str], float] = {}
+        for pair, weight in uncertain.items():
+            options = [pair] if self.pool.get(pair) else self._nearest_open(pair)
+            for option in options:
+                targets[option] = targets.get(option, 0.0) + weight / len(options)
+        if not targets:
             return []
-        weights = np.array([uncertain[p] for p in open_pairs])
-        picks = self.rng.choice(len(open_pairs), size=self.batch, p=weights / weights.sum())
+        pairs = list(targets)
+        weights = np.array([targets[p] for p in pairs])
         batch = []
-        for i in picks:
-            matches = self.pool[open_pairs[i]]
-            if matches:
-                batch.append(matches.pop())
+        for i in self.rng.choice(len(pairs), size=self.batch, p=weights / weights.sum()):
+            if self.pool[pairs[i]]:
+                batch.append(self.pool[pairs[i]].pop())
         return batch
+
+    def _nearest_open(self, pair: tuple[str, str]) -> list[tuple[str, str]]:
+        """When a close pair has no match left, compare each of the two with its nearest-ranked
+        other models instead: indirect evidence through a common opponent."""
+        rank = {m: i for i, m in enumerate(self.order)}
+        options = [
+            (abs(rank[other] - rank[m]), tuple(sorted((m, other))))
+            for m in pair
+            for other in self.models
+            if other not in pair and self.pool.get(tuple(sorted((m, other))))
+        ]
+        if not options:
+            return []
+        nearest = min(distance for distance, _ in options)
+        return sorted({p for distance, p in options if distance == nearest})
 
     def _judged(self, pair: tuple[str, str]) -> int:
         i, j = self.index[pair[0]], self.index[pair[1]]

@@ -12,6 +12,7 @@ from __future__ import annotations
 import html
 import os
 import tempfile
+import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -25,7 +26,7 @@ import pandas as pd  # noqa: E402
 from sqlalchemy import select  # noqa: E402
 
 from arena import explore, votes  # noqa: E402
-from arena.store import Contestant, Prompt, Store  # noqa: E402
+from arena.store import Contestant, Judgment, Prompt, Store, judgments_frame  # noqa: E402
 
 ALLOWED_TAGS = {
     "p", "br", "hr", "pre", "code", "blockquote", "em", "strong", "del", "ul", "ol", "li",
@@ -41,6 +42,10 @@ RATING_PARAMS = {
 """Small orderings and bootstrap counts keep the leaderboard tab responsive; the CLI does the full runs."""
 METHOD_LABELS = {"Elo over orderings": "elo", "Bradley-Terry": "bt", "TrueSkill": "trueskill"}
 ANY = "(any)"
+MAX_SELECTION = 2000
+"""Explore shows and exports at most this many judgments at once (all of them: `guanaco release`)."""
+FILE_AGE = 3600
+"""Seconds a download file is kept, by the app and by Gradio's cache."""
 EXPLORE_COLUMNS = ["judgment_id", "benchmark", "prompt_key", "category", "model_1", "model_2", "judge",
                    "verdict", "status"]  # fmt: skip
 SHORTCUT_COLUMNS = {"biggest upsets": ["winner", "loser", "gap"], "position flips": ["flip"],
@@ -98,6 +103,15 @@ class Arena:
         self.auth = auth
         self.files = Path(tempfile.mkdtemp(prefix="guanaco-app-"))
 
+    def new_file(self, stem: str) -> Path:
+        """A fresh path (no suffix) for a download; files older than :data:`FILE_AGE` are removed,
+        so a long-running app does not fill the disk (Gradio keeps its own copy while it serves it)."""
+        cutoff = time.time() - FILE_AGE
+        for old in self.files.iterdir():
+            if old.stat().st_mtime < cutoff:
+                old.unlink(missing_ok=True)
+        return self.files / f"{stem}-{uuid.uuid4().hex[:12]}"
+
     # ------------------------------------------------------------------ vote
 
     def annotator(self, typed: str, request: gr.Request | None) -> str:
@@ -138,11 +152,13 @@ class Arena:
             )
         except ValueError as err:
             return (state, f'<p class="notice">{escaped(str(err))}</p>', *[gr.update()] * len(off))
-        said = "Vote recorded" if new else "This battle was already counted"
+        said = (
+            f"Vote recorded: {label}." if new else "This battle was already counted; your first vote stands."
+        )
         reveal = (
             f'<p id="reveal"><b>A</b> was <b class="model-a">{escaped(battle.model_left)}</b>, '
             f'<b>B</b> was <b class="model-b">{escaped(battle.model_right)}</b>. '
-            f"{said}: {escaped(label)}. Press Next for another battle.</p>"
+            f"{escaped(said)} Press Next for another battle.</p>"
         )
         return (state, reveal, *off)
 
@@ -165,16 +181,16 @@ class Arena:
         method = METHOD_LABELS[method_label]
         with self.store.session() as session:
             frame = explore.filter_judgments(
-                explore.explore_frame(session, None if benchmark in (ANY, None) else benchmark),
+                judgments_frame(session, None if benchmark in (ANY, None) else benchmark),
                 judge=judge_group,
             )
         try:
             table = rate(frame, method, **RATING_PARAMS[method])
         except ValueError as err:
             return (f"Nothing to rate: {escaped(str(err))}", pd.DataFrame(), None, gr.update(value=None))
-        name = f"leaderboard-{method}-{uuid.uuid4().hex[:8]}"
-        plot = plot_ratings(table, self.files / f"{name}.png")
-        csv = self.files / f"{name}.csv"
+        name = self.new_file(f"leaderboard-{method}")
+        plot = plot_ratings(table, name.with_suffix(".png"))
+        csv = name.with_suffix(".csv")
         csv.write_text(render(table, "csv"), encoding="utf-8")
         shown = table if intervals else table.drop(columns=[c for c in table if "lower" in c or "upper" in c])
         info = " · ".join(f"{label}: {value}" for label, value in header_lines(table))
@@ -188,7 +204,7 @@ class Arena:
             benchmarks = sorted(session.scalars(select(Prompt.benchmark).distinct()))
             categories = sorted(c for c in session.scalars(select(Prompt.category).distinct()) if c)
             models = sorted(session.scalars(select(Contestant.name)))
-            judges = sorted(set(explore.explore_frame(session)["judge"]))
+            judges = sorted(session.scalars(select(Judgment.judge).distinct()))
         return (
             gr.update(choices=[ANY, *benchmarks]),
             gr.update(choices=[ANY, *categories]),
@@ -213,15 +229,23 @@ class Arena:
                 dict(benchmark=benchmark, category=category, model=model, opponent=opponent, outcome=outcome,
                      judge=judge).items()}  # fmt: skip
         with self.store.session() as session:
-            frame = explore.explore_frame(session, pick["benchmark"])
+            frame = judgments_frame(session, pick["benchmark"])
             chosen = explore.filter_judgments(frame, **pick)
             chosen, extra = self._shortcut(chosen, frame, pick["judge"], shortcut)
-            name = f"selection-{uuid.uuid4().hex[:8]}"
+            total = len(chosen)
+            chosen = chosen.head(MAX_SELECTION)
+            name = self.new_file("selection")
             ids = chosen["judgment_id"].tolist()
-            csv = explore.export_selection(session, ids, self.files / f"{name}.csv")
-            as_json = explore.export_selection(session, ids, self.files / f"{name}.json")
-        table = chosen[EXPLORE_COLUMNS + extra]
-        return (f"{len(table)} judgments", table, gr.update(value=str(csv)), gr.update(value=str(as_json)))
+            csv = explore.export_selection(session, ids, name.with_suffix(".csv"))
+            as_json = explore.export_selection(session, ids, name.with_suffix(".json"))
+        count = f"{total} judgments" + (f" (showing and exporting the first {MAX_SELECTION}: narrow the filters)"
+                                        if total > MAX_SELECTION else "")  # fmt: skip
+        return (
+            count,
+            chosen[EXPLORE_COLUMNS + extra],
+            gr.update(value=str(csv)),
+            gr.update(value=str(as_json)),
+        )
 
     def _shortcut(
         self, chosen: pd.DataFrame, frame: pd.DataFrame, judge: str | None, shortcut: str
@@ -285,109 +309,116 @@ def selected_id(table: pd.DataFrame, event: gr.SelectData) -> float | None:
 def build_app(store: Store, benchmark: str | None = None, auth: bool = False) -> gr.Blocks:
     """The Blocks app. `auth` hides the name box: the logged-in user is the annotator."""
     arena = Arena(store, benchmark, auth)
-    with gr.Blocks(title="Guanaco arena", analytics_enabled=False) as app:
+    with gr.Blocks(title="Guanaco arena", analytics_enabled=False, delete_cache=(FILE_AGE, FILE_AGE)) as app:
         gr.Markdown("# Guanaco arena")
-        with gr.Tab("Vote", id="vote"):
-            name = gr.Textbox(label="Your name (votes are stored as human:<name>)", visible=not auth,
-                              max_lines=1, elem_id="annotator")  # fmt: skip
-            battle = gr.State(None)
-            prompt = gr.HTML(elem_id="prompt")
-            with gr.Row(equal_height=False):
-                with gr.Column():
-                    gr.Markdown("### Answer A")
-                    left = gr.HTML(elem_id="answer-a")
-                with gr.Column():
-                    gr.Markdown("### Answer B")
-                    right = gr.HTML(elem_id="answer-b")
-            with gr.Row():
-                buttons = [
-                    gr.Button(label, variant="primary", interactive=False) for label in votes.BUTTON_VERDICTS
-                ]
-            status = gr.HTML(elem_id="vote-status")
-            next_button = gr.Button("Next", elem_id="next")
-        shown = [battle, prompt, left, right, status, *buttons]
-        next_button.click(arena.next_battle, [name], shown, api_name="next_battle", concurrency_limit=None)
-        name.submit(arena.next_battle, [name], shown, api_name=False, concurrency_limit=None)
-        for label, button in zip(votes.BUTTON_VERDICTS, buttons, strict=True):
-            api = "vote_" + {"1": "a", "2": "b"}.get(
-                votes.BUTTON_VERDICTS[label], votes.BUTTON_VERDICTS[label]
-            )
-            button.click(
-                arena.voter(label),
-                [battle, name],
-                [battle, status, *buttons],
-                api_name=api,
-                concurrency_limit=None,
-            )
-
-        with gr.Tab("Leaderboard", id="leaderboard") as board_tab:
-            with gr.Row():
-                method = gr.Radio(list(METHOD_LABELS), value="Bradley-Terry", label="Method")
-                judges = gr.Radio(list(explore.JUDGE_GROUPS), value="all", label="Judges")
-                board_bench = gr.Dropdown(
-                    [ANY, *([benchmark] if benchmark else [])], value=benchmark or ANY, label="Benchmark"
-                )
-                intervals = gr.Checkbox(True, label="Show intervals")
-            refresh = gr.Button("Refresh")
-            board_info = gr.Markdown(elem_id="board-info")
-            board = gr.Dataframe(elem_id="board", interactive=False)
-            plot = gr.Image(type="filepath", label="Ratings", show_label=False, elem_id="board-plot")
-            board_csv = gr.DownloadButton("Download CSV", elem_id="board-csv")
-        board_inputs = [method, judges, board_bench, intervals]
-        board_outputs = [board_info, board, plot, board_csv]
-        for trigger in (refresh.click, board_tab.select, method.change, judges.change, intervals.change,
-                        board_bench.change):  # fmt: skip
-            trigger(arena.leaderboard, board_inputs, board_outputs, api_name=False)
-
-        with gr.Tab("Explore", id="explore") as explore_tab:
-            with gr.Row():
-                f_bench = gr.Dropdown([ANY], value=ANY, label="Benchmark")
-                f_cat = gr.Dropdown([ANY], value=ANY, label="Category")
-                f_model = gr.Dropdown([ANY], value=ANY, label="Model")
-                f_opp = gr.Dropdown([ANY], value=ANY, label="Opponent")
-                f_out = gr.Dropdown([ANY, *explore.OUTCOMES], value=ANY, label="Outcome (for the model)")
-                f_judge = gr.Dropdown(list(explore.JUDGE_GROUPS), value="all", label="Judge")
-            shortcut = gr.Radio(list(explore.SHORTCUTS), value="all", label="Show")
-            find = gr.Button("Show judgments", variant="primary")
-            count = gr.Markdown()
-            results = gr.Dataframe(interactive=False, elem_id="results", max_height=320)
-            with gr.Row():
-                export_csv = gr.DownloadButton("Export CSV", size="sm")
-                export_json = gr.DownloadButton("Export JSON", size="sm")
-            with gr.Row():
-                picked = gr.Number(label="Judgment id", precision=0, elem_id="judgment-id")
-                open_button = gr.Button("Open")
-            detail_info = gr.HTML(elem_id="detail-info")
-            detail_prompt = gr.HTML()
-            with gr.Row(equal_height=False):
-                with gr.Column():
-                    gr.Markdown("### Slot 1")
-                    answer_1 = gr.HTML(elem_id="slot-1")
-                with gr.Column():
-                    gr.Markdown("### Slot 2")
-                    answer_2 = gr.HTML(elem_id="slot-2")
-            gr.Markdown("### Judge's rationale")
-            rationale = gr.HTML(elem_id="rationale")
-            with gr.Row():
-                tag = gr.Radio(list(explore.TAGS), value="lemon", label="Tag")
-                note = gr.Textbox(label="Note", max_lines=3)
-                tag_button = gr.Button("Tag")
-            tag_status = gr.Markdown()
-        filters = [f_bench, f_cat, f_model, f_opp, f_out, f_judge, shortcut]
-        find.click(arena.search, filters, [count, results, export_csv, export_json], api_name=False)
-        explore_tab.select(arena.choices, None, [f_bench, f_cat, f_model, f_opp, f_judge, board_bench],
-                           api_name=False)  # fmt: skip
-        details = [detail_info, detail_prompt, answer_1, answer_2, rationale]
-        results.select(selected_id, [results], [picked], api_name=False).then(
-            arena.detail, [picked], details, api_name=False
-        )
-        open_button.click(arena.detail, [picked], details, api_name=False)
-        tag_button.click(arena.tag, [picked, tag, note, name], [tag_status], api_name=False).then(
-            arena.detail, [picked], details, api_name=False
-        )
-        app.load(arena.choices, None, [f_bench, f_cat, f_model, f_opp, f_judge, board_bench], api_name=False)
+        name, shown = vote_tab(arena)
+        board_bench = leaderboard_tab(arena)
+        choices = explore_tab(arena, name, board_bench)
+        app.load(arena.choices, None, choices, api_name=False)
         app.load(arena.next_battle, [name], shown, api_name=False)
     return app
+
+
+def side_by_side(first: str, second: str, ids: tuple[str, str]) -> tuple[gr.HTML, gr.HTML]:
+    """Two titled boxes in two columns (two answers, or slot 1 and slot 2)."""
+    boxes = []
+    with gr.Row(equal_height=False):
+        for title, elem_id in zip((first, second), ids, strict=True):
+            with gr.Column():
+                gr.Markdown(f"### {title}")
+                boxes.append(gr.HTML(elem_id=elem_id))
+    return boxes[0], boxes[1]
+
+
+def vote_tab(arena: Arena) -> tuple[gr.Textbox, list[Any]]:
+    """The Vote tab; returns the name box and the outputs that show a battle."""
+    with gr.Tab("Vote", id="vote"):
+        name = gr.Textbox(label="Your name (votes are stored as human:<name>)", visible=not arena.auth,
+                          max_lines=1, elem_id="annotator")  # fmt: skip
+        battle = gr.State(None)
+        prompt = gr.HTML(elem_id="prompt")
+        left, right = side_by_side("Answer A", "Answer B", ("answer-a", "answer-b"))
+        with gr.Row():
+            buttons = [
+                gr.Button(label, variant="primary", interactive=False) for label in votes.BUTTON_VERDICTS
+            ]
+        status = gr.HTML(elem_id="vote-status")
+        next_button = gr.Button("Next", elem_id="next")
+    shown = [battle, prompt, left, right, status, *buttons]
+    next_button.click(arena.next_battle, [name], shown, api_name="next_battle", concurrency_limit=None)
+    name.submit(arena.next_battle, [name], shown, api_name=False, concurrency_limit=None)
+    for label, button in zip(votes.BUTTON_VERDICTS, buttons, strict=True):
+        verdict = votes.BUTTON_VERDICTS[label]
+        api = "vote_" + {"1": "a", "2": "b"}.get(verdict, verdict)
+        button.click(arena.voter(label), [battle, name], [battle, status, *buttons], api_name=api,
+                     concurrency_limit=None)  # fmt: skip
+    return name, shown
+
+
+def leaderboard_tab(arena: Arena) -> gr.Dropdown:
+    """The Leaderboard tab, refreshed whenever it is opened; returns its benchmark choice."""
+    with gr.Tab("Leaderboard", id="leaderboard") as tab:
+        with gr.Row():
+            method = gr.Radio(list(METHOD_LABELS), value="Bradley-Terry", label="Method")
+            judges = gr.Radio(list(explore.JUDGE_GROUPS), value="all", label="Judges")
+            bench = gr.Dropdown([ANY, *([arena.benchmark] if arena.benchmark else [])],
+                                value=arena.benchmark or ANY, label="Benchmark")  # fmt: skip
+            intervals = gr.Checkbox(True, label="Show intervals")
+        refresh = gr.Button("Refresh")
+        info = gr.Markdown(elem_id="board-info")
+        board = gr.Dataframe(elem_id="board", interactive=False)
+        plot = gr.Image(type="filepath", label="Ratings", show_label=False, elem_id="board-plot")
+        csv = gr.DownloadButton("Download CSV", elem_id="board-csv")
+    inputs, outputs = [method, judges, bench, intervals], [info, board, plot, csv]
+    for trigger in (refresh.click, tab.select, method.change, judges.change, intervals.change, bench.change):
+        trigger(arena.leaderboard, inputs, outputs, api_name=False)
+    return bench
+
+
+def explore_tab(arena: Arena, name: gr.Textbox, board_bench: gr.Dropdown) -> list[gr.Dropdown]:
+    """The Explore tab; returns the dropdowns whose choices come from the store (the leaderboard's
+    benchmark choice too), in the order of :meth:`Arena.choices`."""
+    with gr.Tab("Explore", id="explore") as tab:
+        with gr.Row():
+            bench = gr.Dropdown([ANY], value=ANY, label="Benchmark")
+            category = gr.Dropdown([ANY], value=ANY, label="Category")
+            model = gr.Dropdown([ANY], value=ANY, label="Model")
+            opponent = gr.Dropdown([ANY], value=ANY, label="Opponent")
+            outcome = gr.Dropdown([ANY, *explore.OUTCOMES], value=ANY, label="Outcome (for the model)")
+            judge = gr.Dropdown(list(explore.JUDGE_GROUPS), value="all", label="Judge")
+        shortcut = gr.Radio(list(explore.SHORTCUTS), value="all", label="Show")
+        find = gr.Button("Show judgments", variant="primary")
+        count = gr.Markdown()
+        results = gr.Dataframe(interactive=False, elem_id="results", max_height=320)
+        with gr.Row():
+            export_csv = gr.DownloadButton("Export CSV", size="sm")
+            export_json = gr.DownloadButton("Export JSON", size="sm")
+        with gr.Row():
+            picked = gr.Number(label="Judgment id", precision=0, elem_id="judgment-id")
+            open_button = gr.Button("Open")
+        info = gr.HTML(elem_id="detail-info")
+        prompt = gr.HTML()
+        answer_1, answer_2 = side_by_side("Slot 1", "Slot 2", ("slot-1", "slot-2"))
+        gr.Markdown("### Judge's rationale")
+        rationale = gr.HTML(elem_id="rationale")
+        with gr.Row():
+            tag = gr.Radio(list(explore.TAGS), value="lemon", label="Tag")
+            note = gr.Textbox(label="Note", max_lines=3)
+            tag_button = gr.Button("Tag")
+        tag_status = gr.Markdown()
+    filters = [bench, category, model, opponent, outcome, judge, shortcut]
+    find.click(arena.search, filters, [count, results, export_csv, export_json], api_name=False)
+    choices = [bench, category, model, opponent, judge, board_bench]
+    tab.select(arena.choices, None, choices, api_name=False)
+    details = [info, prompt, answer_1, answer_2, rationale]
+    results.select(selected_id, [results], [picked], api_name=False).then(
+        arena.detail, [picked], details, api_name=False
+    )
+    open_button.click(arena.detail, [picked], details, api_name=False)
+    tag_button.click(arena.tag, [picked, tag, note, name], [tag_status], api_name=False).then(
+        arena.detail, [picked], details, api_name=False
+    )
+    return choices
 
 
 def theme() -> gr.themes.Theme:

@@ -1,7 +1,7 @@
 """Tokens/s of batched, left-padded generation against one prompt at a time, same model (SmolLM2),
 same prompts, same sampling, in one run; writes docs/bench/generate.md.
 
-    .venv/bin/python bench/generate.py [--prompts 8] [--batch-size 8] [--max-new-tokens 32]
+    .venv/bin/python bench/generate.py [--prompts 8] [--batch-size 8] [--max-new-tokens 32] [--threads 1]
 """
 
 from __future__ import annotations
@@ -36,8 +36,12 @@ def main() -> None:
     parser.add_argument("--prompts", type=int, default=8)
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--max-new-tokens", type=int, default=32)
+    parser.add_argument(
+        "--threads", type=int, default=1, help="CPU threads (1 is fastest on a shared machine)"
+    )
     parser.add_argument("--out", type=Path, default=PROJECT / "docs" / "bench" / "generate.md")
     args = parser.parse_args()
+    torch.set_num_threads(args.threads)
     params = GenerateParams(max_new_tokens=args.max_new_tokens, batch_size=args.batch_size)
     backend = TransformersBackend(ModelSpec("smollm2", str(ensure_smollm2())), params)
     requests = [Request([{"role": "user", "content": row["turns"][0]}]) for row in load_sample_prompts()]
@@ -63,7 +67,7 @@ SmolLM2-135M-Instruct (float32), {len(requests)} prompts of the sample set, nucl
 
 Batched generation runs at **{batched / single:.1f}x** the tokens/s of one prompt at a time.
 Rerun: `.venv/bin/python bench/generate.py --prompts {args.prompts} --batch-size {args.batch_size} \\
---max-new-tokens {args.max_new_tokens}`. vLLM against transformers needs a GPU and the `vllm` extra;
+--max-new-tokens {args.max_new_tokens} --threads {args.threads}`. vLLM against transformers needs a GPU and the `vllm` extra;
 none was lent for this run.
 """
     args.out.parent.mkdir(parents=True, exist_ok=True)

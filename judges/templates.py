@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -51,7 +51,6 @@ class Template:
     variants: dict[str, Variant]
     """By prompt category; "general" is the fallback and must exist."""
     source: str = ""
-    meta: dict[str, Any] = field(default_factory=dict, compare=False)
 
     @property
     def hash(self) -> str:
@@ -115,14 +114,9 @@ def benchmark_file(relpath: str) -> Path:
 
 
 def _jsonl(path: Path) -> list[dict[str, Any]]:
-    rows = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if line.strip():
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError as err:
-                raise ValueError(f"{path}:{number}: not JSON ({err.msg})") from err
-    return rows
+    from arena.benchmarks import read_jsonl
+
+    return [record for _line, record in read_jsonl(path)]
 
 
 def _qlora_variant(row: dict[str, Any]) -> Variant:

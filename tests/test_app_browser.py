@@ -4,6 +4,8 @@ Screenshots of each tab land in the test's temporary folder for a person to look
 
 from __future__ import annotations
 
+import json
+import re
 import shutil
 from pathlib import Path
 
@@ -82,10 +84,18 @@ def test_vote_reveal_safety_leaderboard_explore(store: Store, tmp_path: Path) ->
         expect(page.locator("#board-info")).to_contain_text(f"judgments rated: {votes}")
         expect(page.locator("#board-plot img")).to_be_visible()
         page.screenshot(path=tmp_path / "leaderboard.png", full_page=True)
+        with page.expect_download() as download:
+            page.get_by_role("button", name="Download CSV").click()
+        board_csv = Path(download.value.path()).read_text()
+        assert "# method: bt" in board_csv and f"judgments rated: {votes}" in board_csv
 
         page.get_by_role("tab", name="Explore").click()
         page.get_by_role("button", name="Show judgments").click()
         expect(page.get_by_text(f"{votes + 2} judgments")).to_be_visible()
+        with page.expect_download() as download:
+            page.get_by_role("button", name="Export JSON").click()
+        exported = json.loads(Path(download.value.path()).read_text())
+        assert len(exported) == votes + 2 and {"answer_1", "answer_2", "rationale"} <= set(exported[0])
         page.locator("#judgment-id input").fill(str(gpt4))
         page.get_by_role("button", name="Open").click()
         expect(page.locator("#rationale")).to_contain_text("B is better. " + SCRIPT_TEXT)  # as text
@@ -120,3 +130,36 @@ def test_vote_reveal_safety_leaderboard_explore(store: Store, tmp_path: Path) ->
         "explore.png",
         "explore-long.png",
     }
+
+
+def test_explore_shortcuts_and_leaderboard_through_the_app_handlers(store: Store) -> None:
+    from arena.webapp import ANY, Arena
+
+    g = seed_arena(store, prompts=3)
+    add_judgment(store, g["2", "alpha"], g["2", "beta"], "1")
+    add_judgment(store, g["2", "beta"], g["2", "alpha"], "1")
+    add_judgment(store, g["2", "alpha"], g["2", "beta"], "2", judge="human:x")
+    arena = Arena(store)
+    found = {
+        shortcut: arena.search(ANY, ANY, ANY, ANY, ANY, "all", shortcut)[1]
+        for shortcut in ("all", "position flips", "GPT-4 vs human disagreements", "biggest upsets")
+    }
+    assert len(found["all"]) == 3
+    assert found["position flips"]["flip"].tolist() == [1, 1]
+    assert len(found["GPT-4 vs human disagreements"]) == 3
+    assert {"winner", "loser", "gap"} <= set(found["biggest upsets"].columns)
+    for method in ("Elo over orderings", "Bradley-Terry", "TrueSkill"):
+        info, table, plot, _ = arena.leaderboard(method, "all", ANY, True)
+        assert "judgments rated: 3" in info and set(table["model"]) == {"alpha", "beta"}
+        assert {"lower", "upper"} <= set(table.columns) and Path(plot).stat().st_size > 0
+    info, table, plot, _ = arena.leaderboard("Bradley-Terry", "humans", "mt-bench", False)
+    assert info.startswith("Nothing to rate") and table.empty and plot is None
+
+
+def test_safe_markdown_keeps_formatting_and_escapes_everything_else() -> None:
+    from arena.webapp import safe_markdown
+
+    shown = safe_markdown('**b** `<i>` [x](javascript:alert(1)) <a href="https://e.org" onclick="x()">l</a>')
+    assert "<strong>b</strong>" in shown and "<code>&lt;i&gt;</code>" in shown
+    assert "javascript" not in shown and "onclick" not in shown and 'href="https://e.org"' in shown
+    assert set(re.findall(r"<(/?\w+)", safe_markdown(PAYLOAD))) == {"p", "/p"}  # the payload is text

@@ -9,7 +9,6 @@ import pytest
 
 from arena.explore import (
     disagreements,
-    explore_frame,
     export_selection,
     filter_judgments,
     judgment_detail,
@@ -17,7 +16,7 @@ from arena.explore import (
     tag_judgment,
     upsets,
 )
-from arena.store import Store
+from arena.store import Store, judgments_frame
 from tests.arena_seed import add_judgment, seed_arena
 
 
@@ -48,7 +47,7 @@ def arena(store: Store) -> tuple[Store, dict]:
 
 def frame_of(store: Store) -> pd.DataFrame:
     with store.session() as s:
-        return explore_frame(s)
+        return judgments_frame(s)
 
 
 def test_filters(arena: tuple[Store, dict]) -> None:

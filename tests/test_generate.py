@@ -195,11 +195,11 @@ def count_generations(db: Path) -> int:
 
 
 def test_a_killed_run_resumes_without_duplicates(store, db_url, tiny_model_dir, tmp_path):
-    total = 40
+    total = 24
     add_prompts(store, "t", [f"{QUESTIONS[i % 5]} {i}" for i in range(total)])
     register(store, "tiny", tiny_model_dir)
     cmd = [sys.executable, "-m", "arena", "generate", "--benchmark", "t", "--models", "tiny", "--batch-size", "1",
-           "--max-new-tokens", "48", "--db", db_url]  # fmt: skip
+           "--max-new-tokens", "32", "--db", db_url]  # fmt: skip
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     db = Path(db_url.removeprefix("sqlite:///"))
@@ -244,3 +244,27 @@ def test_smollm2_end_to_end_through_the_command_line(db_url, capsys):
         assert g.prompt_sent.startswith("<|im_start|>system")
         assert g.params == {"temperature": 0.7, "top_p": 0.9, "max_new_tokens": 16}
     assert "Paris" in gens[0].text or len(gens[0].text.split()) >= 2
+
+
+def _cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(
+    not _cuda(), reason="the vllm backend needs a CUDA GPU (none here); checked on the GPU machine"
+)
+def test_vllm_backend_answers_with_and_without_a_lora_adapter(store, tmp_path):
+    pytest.importorskip("vllm", reason="the vllm extra is not installed")
+    smollm2 = ensure_smollm2()  # vLLM's kernels want real head sizes, not the tiny model's
+    adapter = make_adapter(smollm2, tmp_path / "adapter")
+    add_prompts(store, "t", QUESTIONS[:3], second={0: "And now shorter?"})
+    register(store, "base", smollm2)
+    register(store, "tuned", smollm2, adapter=str(adapter))
+    report = generate(store, "t", ["base", "tuned"], "vllm", GREEDY)
+    assert report.generated.tolist() == [3, 3] and set(report.backend) == {"vllm"}
+    with store.session() as session:
+        gens = session.scalars(select(Generation)).all()
+    assert len(gens) == 6 and all(g.backend == "vllm" and g.completion_tokens for g in gens)

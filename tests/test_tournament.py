@@ -9,7 +9,7 @@ from arena.cli import main
 from arena.store import Store
 from arena.tournament import ActiveScheduler, Match, load_entries, plan_matches, ranking, select_pairs
 from judges.judge import Case
-from tests.judge_helpers import MODELS, QUALITY, fill_store, threeclass_judge
+from tests.judge_helpers import MODELS, fill_store, threeclass_judge
 from tests.scripted_server import scripted_server_fixture  # noqa: F401
 
 
@@ -67,7 +67,7 @@ def test_active_scheduler_focuses_on_close_pairs_and_stops_when_separated() -> N
         by_pair[match.pair] = by_pair.get(match.pair, 0) + 1
     assert by_pair[("close1", "close2")] == max(by_pair.values())  # the uncertain pair gets the most
     assert by_pair[("bottom", "top")] == scheduler.warmup  # a settled pair only its warm-up
-    assert len(played) < len(matches)
+    assert scheduler.separated and len(played) < len(matches) / 4
     final = ranking(models, *(np.array(x) for x in (scheduler.a, scheduler.b, scheduler.score)))
     assert final[0] == "top" and final[-1] == "bottom"
 
@@ -79,8 +79,8 @@ def test_active_run_through_the_command(store: Store, db_url: str, scripted_serv
             "--base-url", scripted_server.url, "--pairs", "active", "--concurrency", "4"]  # fmt: skip
     assert main(args) == 0
     frame = store.judgments()
-    # qualities are strictly ordered and the judge never errs: separated after the warm-up round
-    assert len(frame) == 3 * 2 and frame.status.eq("ok").all()
-    assert main(args) == 0 and len(store.judgments()) == 6  # resumed: already separated, nothing sent
-    assert len(scripted_server.requests) == 6
-    assert sorted(QUALITY, key=QUALITY.get, reverse=True) == MODELS
+    # qualities are strictly ordered and the judge never errs: separated before all 36 are judged
+    judged = len(frame)
+    assert 6 < judged < 36 and frame.status.eq("ok").all()
+    assert main(args) == 0 and len(store.judgments()) == judged  # resumed: already separated
+    assert len(scripted_server.requests) == judged

@@ -52,10 +52,10 @@ def test_battle_sides_are_random_and_cover_every_pair(store: Store) -> None:
     seed_arena(store)
     rng = random.Random(1)
     with store.session() as s:
-        battles = [next_battle(s, "ann", "vicuna", rng) for _ in range(300)]
+        battles = [next_battle(s, "ann", "vicuna", rng) for _ in range(150)]
     assert Counter(b.model_left for b in battles).keys() == {"alpha", "beta", "gamma"}
     pairs = Counter(frozenset((b.model_left, b.model_right)) for b in battles)
-    assert len(pairs) == 3 and min(pairs.values()) > 60  # uniform over 3 pairs when nothing is known
+    assert len(pairs) == 3 and min(pairs.values()) > 30  # uniform over 3 pairs when nothing is known
     assert all(b.model_left != b.model_right for b in battles)
     with store.session() as s, pytest.raises(NoBattle, match="fewer than two"):
         next_battle(s, "ann", "mt-bench")

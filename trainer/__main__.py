@@ -12,7 +12,9 @@ from trainer.train import TrainError, train
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m trainer", description="Guanaco-style 4-bit QLoRA training.")
+    parser = argparse.ArgumentParser(
+        prog="python -m trainer", description="Guanaco-style 4-bit QLoRA training."
+    )
     add_arguments(parser)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")

@@ -19,7 +19,9 @@ from trainer.data import IGNORE, Example
 MEGABATCH = 50
 
 
-def epoch_batches(lengths: list[int], batch_size: int, seed: int, epoch: int, group_by_length: bool) -> list[list[int]]:
+def epoch_batches(
+    lengths: list[int], batch_size: int, seed: int, epoch: int, group_by_length: bool
+) -> list[list[int]]:
     """Index batches for one epoch; the longest batch comes first, so running out of memory shows
     up on the first step rather than hours in."""
     rng = random.Random(seed * 100_003 + epoch)

@@ -16,7 +16,8 @@ def write_card(folder: Path, cfg: TrainConfig, metrics: dict[str, Any]) -> Path:
     """A Hugging Face style card with YAML front matter, the recipe, the data report and the losses."""
     model = metrics.get("model", {})
     recipe = {
-        "quantization": f"4-bit {cfg.quant_type.upper()}" + (" + double quantization" if cfg.double_quant else ""),
+        "quantization": f"4-bit {cfg.quant_type.upper()}"
+        + (" + double quantization" if cfg.double_quant else ""),
         "bits per quantized weight": _fmt(model.get("bits_per_weight")),
         "LoRA": f"r={cfg.lora_r}, alpha={cfg.lora_alpha}, dropout={cfg.lora_dropout}, "
         f"modules={','.join(cfg.target_modules) if cfg.target_modules else 'all linear but the head'}",

@@ -36,7 +36,7 @@ class TrainConfig:
     data: str = "oasst1"
     """`oasst1` (hub OpenAssistant/oasst1), `guanaco` (hub timdettmers/openassistant-guanaco),
     `sample` (the project's OASST1 sample), or a JSONL/JSON/Parquet file."""
-    format: str | None = None
+    format: Literal["oasst1", "guanaco-text", "alpaca", "messages", "pairs"] | None = None
     """oasst1 | guanaco-text | alpaca | messages | pairs; guessed from the first record when unset."""
     eval_data: str | None = None
     """Held-out file; else the source's own validation split, else `eval_fraction` of the records."""
@@ -92,7 +92,7 @@ class TrainConfig:
         for f in dataclasses.fields(self):
             choices = _literal_choices(_field_types()[f.name])
             value = getattr(self, f.name)
-            if choices and value not in choices:
+            if choices and value not in choices and value is not None:
                 raise ConfigError(f"field {f.name}: {value!r} is not one of {', '.join(choices)}")
         if self.max_steps < 1 or self.grad_accum < 1 or self.batch_size < 1 or self.max_seq_len < 8:
             raise ConfigError("fields max_steps, grad_accum, batch_size must be >= 1 and max_seq_len >= 8")
@@ -111,6 +111,9 @@ def _field_types() -> dict[str, Any]:
 
 
 def _literal_choices(hint: Any) -> tuple[Any, ...]:
+    """The allowed values of a `Literal[...]` (or `Literal[...] | None`) field; () for other fields."""
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        hint = next(a for a in typing.get_args(hint) if a is not type(None))
     return typing.get_args(hint) if typing.get_origin(hint) is Literal else ()
 
 

@@ -21,7 +21,10 @@ from typing import Any
 from arena.paths import DATA_DIR
 
 FORMATS = ("oasst1", "guanaco-text", "alpaca", "messages", "pairs")
-HUB_SOURCES = {"oasst1": ("OpenAssistant/oasst1", "oasst1"), "guanaco": ("timdettmers/openassistant-guanaco", "guanaco-text")}
+HUB_SOURCES = {
+    "oasst1": ("OpenAssistant/oasst1", "oasst1"),
+    "guanaco": ("timdettmers/openassistant-guanaco", "guanaco-text"),
+}
 SAMPLE = DATA_DIR / "samples" / "oasst1_sample.jsonl"
 VALIDATION_NAMES = {"validation", "valid", "eval", "test"}
 IGNORE = -100
@@ -53,7 +56,11 @@ class DataReport:
         return f"{self.conversations} conversations; skipped: {reasons}; truncated: {self.truncated}"
 
     def to_dict(self) -> dict[str, Any]:
-        return {"conversations": self.conversations, "skipped": dict(self.skipped), "truncated": self.truncated}
+        return {
+            "conversations": self.conversations,
+            "skipped": dict(self.skipped),
+            "truncated": self.truncated,
+        }
 
 
 @dataclass(frozen=True)
@@ -255,7 +262,9 @@ def pairs_conversations(records: list[Record], report: DataReport) -> list[Conve
     conversations = []
     for rec in records:
         answer_field = "completion" if "completion" in rec.row else "response"
-        conversations.append((Turn("user", rec.get("prompt", str)), Turn("assistant", rec.get(answer_field, str))))
+        conversations.append(
+            (Turn("user", rec.get("prompt", str)), Turn("assistant", rec.get(answer_field, str)))
+        )
     return _valid(conversations, report)
 
 
@@ -324,14 +333,21 @@ def _split_records(
     if eval_source is not None:
         return records, read_records(Path(eval_source)), fmt
     if any("split" in r.row for r in records):
-        return (*_partition(records, lambda r: str(r.row.get("split", "train")).lower() in VALIDATION_NAMES), fmt)
+        return (
+            *_partition(records, lambda r: str(r.row.get("split", "train")).lower() in VALIDATION_NAMES),
+            fmt,
+        )
     return (*_partition(records, lambda r: _hash_fraction(_group_key(r, fmt)) < eval_fraction), fmt)
 
 
-def _partition(records: list[Record], held_out: Callable[[Record], bool]) -> tuple[list[Record], list[Record]]:
+def _partition(
+    records: list[Record], held_out: Callable[[Record], bool]
+) -> tuple[list[Record], list[Record]]:
     """(kept for training, held out), in the file's order."""
-    flags = [held_out(r) for r in records]
-    return [r for r, f in zip(records, flags) if not f], [r for r, f in zip(records, flags) if f]
+    kept, held = [], []
+    for rec in records:
+        (held if held_out(rec) else kept).append(rec)
+    return kept, held
 
 
 def _group_key(rec: Record, fmt: str) -> str:
@@ -354,7 +370,9 @@ def _hub_records(name: str, fmt: str) -> tuple[list[Record], list[Record], str]:
     try:
         loaded = datasets.load_dataset(name)
     except Exception as err:
-        raise DataError(f"cannot load {name} from the hub ({err}); download its rows and pass the file") from err
+        raise DataError(
+            f"cannot load {name} from the hub ({err}); download its rows and pass the file"
+        ) from err
     held = next((s for s in loaded if s in VALIDATION_NAMES), None)
     train = [Record(f"{name}[train]:row {i + 1}", row) for i, row in enumerate(loaded["train"])]
     valid = [Record(f"{name}[{held}]:row {i + 1}", row) for i, row in enumerate(loaded[held])] if held else []
@@ -393,9 +411,13 @@ def segments(conv: Conversation, tokenizer: Any, template: str) -> Iterator[tupl
     done = ""
     for i, turn in enumerate(conv):
         prompt_next = turn.role != "assistant" and i + 1 < len(conv) and conv[i + 1].role == "assistant"
-        rendered = tokenizer.apply_chat_template(messages[: i + 1], tokenize=False, add_generation_prompt=prompt_next)
+        rendered = tokenizer.apply_chat_template(
+            messages[: i + 1], tokenize=False, add_generation_prompt=prompt_next
+        )
         if not rendered.startswith(done):
-            raise DataError("the tokenizer's chat template does not render turn by turn; use --template guanaco")
+            raise DataError(
+                "the tokenizer's chat template does not render turn by turn; use --template guanaco"
+            )
         yield rendered[len(done) :], turn.role == "assistant"
         done = rendered
 
@@ -412,7 +434,9 @@ class Encoder:
     def __post_init__(self) -> None:
         bos = self.tokenizer.bos_token_id
         # a BOS only where the tokenizer itself puts one (Llama does, SmolLM2 does not)
-        self.bos = bos is not None and self.template == "guanaco" and self.tokenizer("a")["input_ids"][:1] == [bos]
+        self.bos = (
+            bos is not None and self.template == "guanaco" and self.tokenizer("a")["input_ids"][:1] == [bos]
+        )
 
     def encode(self, conv: Conversation) -> tuple[Example, bool]:
         """Token ids and labels (-100 where no loss is taken), and whether the end was cut off.

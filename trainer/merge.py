@@ -29,7 +29,9 @@ def dequantized_base(run: Path) -> tuple[Any, Any]:
 
     config_file = Path(run) / CONFIG_FILE
     if not config_file.is_file() or not (Path(run) / "adapter_config.json").is_file():
-        raise MergeError(f"{run}: not a finished run (needs {CONFIG_FILE} and adapter_config.json from guanaco train)")
+        raise MergeError(
+            f"{run}: not a finished run (needs {CONFIG_FILE} and adapter_config.json from guanaco train)"
+        )
     cfg = build(config_file=config_file)
     base = AutoModelForCausalLM.from_pretrained(
         qmodel.resolve_base(cfg.base),

@@ -66,7 +66,9 @@ def quantization_config(cfg: TrainConfig) -> Any:
     )
 
 
-def bits_per_weight(double_quant: bool, blocksize: int = BLOCKSIZE, nested_blocksize: int = NESTED_BLOCKSIZE) -> float:
+def bits_per_weight(
+    double_quant: bool, blocksize: int = BLOCKSIZE, nested_blocksize: int = NESTED_BLOCKSIZE
+) -> float:
     """Storage per quantized weight from the layout: 4.127 (NF4/FP4 + double quant) or 4.5."""
     if double_quant:
         return 4 + 8 / blocksize + 32 / (blocksize * nested_blocksize)
@@ -79,7 +81,9 @@ def measured_bits_per_weight(layer: Any) -> float:
     per-layer constants, not per-weight storage, and are left out as the paper does."""
     weight = layer.weight
     state = weight.quant_state
-    total = weight.numel() * weight.element_size() * 8 + state.absmax.numel() * state.absmax.element_size() * 8
+    total = (
+        weight.numel() * weight.element_size() * 8 + state.absmax.numel() * state.absmax.element_size() * 8
+    )
     if state.nested:
         total += state.state2.absmax.numel() * state.state2.absmax.element_size() * 8
     return total / state.shape.numel()
@@ -155,3 +159,16 @@ def describe(info: dict[str, float], cfg: TrainConfig) -> str:
         f"{info['bits_per_weight']:.3f} bits/weight (measured {info['bits_per_weight_measured']:.3f}); "
         f"{info['trainable_params']:,} trainable LoRA parameters"
     )
+
+
+def prepare_for_fsdp(model: Any, accelerator: Any) -> None:
+    """FSDP flattens each wrapped block into one tensor of one dtype: the LoRA weights join the
+    compute dtype (the 4-bit weights are already stored in it), and blocks are wrapped where peft
+    says (the decoder layers and the LoRA layers), as TRL does for sharded QLoRA."""
+    from peft.utils.other import fsdp_auto_wrap_policy
+
+    dtype = next(p.dtype for p in model.parameters() if not p.requires_grad and p.is_floating_point())
+    for param in model.parameters():
+        if param.requires_grad:
+            param.data = param.data.to(dtype)
+    accelerator.state.fsdp_plugin.auto_wrap_policy = fsdp_auto_wrap_policy(model)

@@ -26,9 +26,9 @@ from tqdm.auto import tqdm
 
 from trainer import model as qmodel
 from trainer.batches import collate, epoch_batches, target_count
+from trainer.card import write_card
 from trainer.config import TrainConfig
 from trainer.data import IGNORE, DataReport, Encoder, Example, load_splits
-from trainer.card import write_card
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +82,9 @@ def prepare_data(cfg: TrainConfig, tokenizer: Any) -> Prepared:
         {"train": train_report, "eval": eval_report},
     )
     if not prepared.train:
-        raise TrainError(f"no training examples in {cfg.data} ({train_report.summary()}); check --data/--format")
+        raise TrainError(
+            f"no training examples in {cfg.data} ({train_report.summary()}); check --data/--format"
+        )
     return prepared
 
 
@@ -91,7 +93,11 @@ def make_optimizer(cfg: TrainConfig, params: list[torch.nn.Parameter]) -> torch.
     unified memory to page to."""
     import bitsandbytes as bnb
 
-    kwargs = {"lr": cfg.learning_rate, "betas": (cfg.adam_beta1, cfg.adam_beta2), "weight_decay": cfg.weight_decay}
+    kwargs = {
+        "lr": cfg.learning_rate,
+        "betas": (cfg.adam_beta1, cfg.adam_beta2),
+        "weight_decay": cfg.weight_decay,
+    }
     if cfg.optim == "adamw_torch":
         return torch.optim.AdamW(params, **kwargs)
     if cfg.optim == "paged_adamw_32bit" and qmodel.on_gpu():
@@ -169,6 +175,8 @@ class Loop:
             self.scheduler.load_state_dict(state["scheduler"])
             self.step = state["step"]
             self.history = History(state["history"])
+        if qmodel.under_fsdp():
+            qmodel.prepare_for_fsdp(model, self.accelerator)
         self.model, self.optimizer = self.accelerator.prepare(model, optimizer)
         self.world, self.rank = self.accelerator.num_processes, self.accelerator.process_index
         if state is not None:
@@ -180,7 +188,9 @@ class Loop:
     def _checkpoint_to_resume(self) -> Path:
         found = checkpoints(self.out)
         if not found:
-            raise TrainError(f"{self.out} has no checkpoint-N folder to resume from; start it without --resume")
+            raise TrainError(
+                f"{self.out} has no checkpoint-N folder to resume from; start it without --resume"
+            )
         return found[-1]
 
     # ------------------------------------------------------------ batches
@@ -189,7 +199,9 @@ class Loop:
         """This process's share of one epoch's batches (every process gets as many)."""
         if epoch not in self._epochs:
             lengths = [len(e.input_ids) for e in self.data.train]
-            every = epoch_batches(lengths, self.cfg.batch_size, self.cfg.seed, epoch, self.cfg.group_by_length)
+            every = epoch_batches(
+                lengths, self.cfg.batch_size, self.cfg.seed, epoch, self.cfg.group_by_length
+            )
             per_rank = max(len(every) // self.world, 1)
             self._epochs = {epoch: every[self.rank :: self.world][:per_rank] or every[:1]}
         return self._epochs[epoch]
@@ -346,7 +358,9 @@ def _scalars(values: dict[str, Any]) -> dict[str, Any]:
 def train(cfg: TrainConfig, resume: bool = False) -> dict[str, Any]:
     """Train (or continue) one run and return its metrics; the outputs are written under `cfg.out`."""
     if not resume and checkpoints(Path(cfg.out)):
-        raise TrainError(f"{cfg.out} already holds checkpoints: pass --resume {cfg.out}, or choose another --out")
+        raise TrainError(
+            f"{cfg.out} already holds checkpoints: pass --resume {cfg.out}, or choose another --out"
+        )
     metrics = Loop(cfg, resume=resume).run()
     if not math.isfinite(metrics["train_loss"]):
         raise TrainError("the training loss is not finite; lower --learning-rate or check the data")

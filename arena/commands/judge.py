@@ -5,9 +5,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from arena.cli import UserError
+
+if TYPE_CHECKING:  # heavy modules load only when the command runs
+    from arena.store import Store
+    from arena.tournament import Limits, Match, Tally
+    from judges.judge import Judge, JudgeConfig, Outcome, Price
+    from judges.templates import Template
 
 LOCAL = ("127.0.0.1", "localhost")
 
@@ -53,10 +60,9 @@ def run(args: argparse.Namespace) -> int:
     if not args.verbose:  # one line per HTTP request would bury the progress bar
         for name in ("httpx", "httpx2", "openai"):
             logging.getLogger(name).setLevel(logging.WARNING)
-    from arena.openai_client import ClientConfig
     from arena.store import Store
     from arena.tournament import done_keys, load_entries, missing, plan_matches, select_pairs
-    from judges.judge import Judge, JudgeConfig, load_prices, price_for
+    from judges.judge import Judge, load_prices, price_for
     from judges.templates import DEFAULT_BY_BENCHMARK, load_template
 
     models = [m.strip() for m in args.models.split(",") if m.strip()]
@@ -77,7 +83,18 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(
             f"no prompt of benchmark {args.benchmark!r} has answers from two of: {', '.join(models)}"
         )
-    price = price_for(args.judge_model, prices)
+    cfg = judge_config(args, template, price_for(args.judge_model, prices))
+    todo = missing(matches, done_keys(store, cfg.name, template.hash))
+    if args.dry_run:
+        return dry_run(Judge(cfg, client=None), matches, todo, args)
+    return judge_run(store, cfg, models, matches, todo, args)
+
+
+def judge_config(args: argparse.Namespace, template: Template, price: Price | None) -> JudgeConfig:
+    """The judge's settings from the command line; a budget needs a known price (or a local model)."""
+    from arena.openai_client import ClientConfig
+    from judges.judge import JudgeConfig
+
     local = bool(args.base_url) and any(host in args.base_url for host in LOCAL)
     if price is None and args.budget_usd is not None and not local:
         raise UserError(
@@ -91,7 +108,7 @@ def run(args: argparse.Namespace) -> int:
         concurrency=args.concurrency,
         timeout_s=args.timeout,
     )
-    cfg = JudgeConfig(
+    return JudgeConfig(
         client=client,
         template=template,
         name=args.judge_name or args.judge_model,
@@ -101,13 +118,9 @@ def run(args: argparse.Namespace) -> int:
         repair=args.repair,
         price=price,
     )
-    todo = missing(matches, done_keys(store, cfg.name, template.hash))
-    if args.dry_run:
-        return dry_run(Judge(cfg, client=None), matches, todo, args)
-    return judge_run(store, cfg, models, matches, todo, args)
 
 
-def dry_run(judge: Any, matches: list, todo: list, args: argparse.Namespace) -> int:
+def dry_run(judge: Judge, matches: list[Match], todo: list[Match], args: argparse.Namespace) -> int:
     """Print what a run would send and what it could cost at most; send nothing."""
     estimates = [judge.estimate(m.case) for m in todo]
     calls = sum(len(judge.calls(m.case)) for m in todo)
@@ -133,8 +146,14 @@ def dry_run(judge: Any, matches: list, todo: list, args: argparse.Namespace) -> 
 
 
 def judge_run(
-    store: Any, cfg: Any, models: list[str], matches: list, todo: list, args: argparse.Namespace
+    store: Store,
+    cfg: JudgeConfig,
+    models: list[str],
+    matches: list[Match],
+    todo: list[Match],
+    args: argparse.Namespace,
 ) -> int:
+    """Judge what is missing under a run record, with a progress bar; report what was done."""
     from tqdm import tqdm
 
     from arena.store import finish_run, start_run
@@ -156,6 +175,9 @@ def judge_run(
         try:
             tally = asyncio.run(_run(store, cfg, batches, limits, run_id, bar, on_result, args.concurrency))
             status = "stopped" if tally.stopped else "done"
+        except KeyboardInterrupt:
+            status = "interrupted"
+            raise
         except FatalJudgeError as err:
             raise UserError(f"the judge endpoint refused the call: {err}") from err
         finally:
@@ -164,8 +186,7 @@ def judge_run(
     print(f"run {run_id}: stored {tally.stored} judgments ({tally.ok} ok, {tally.unparsed} unparsed, "
           f"{tally.errors} errors), spent ${tally.spent_usd:.4f}")  # fmt: skip
     if tally.stopped:
-        left = len(todo) - tally.sent
-        print(f"stopped: {tally.stopped}; {left} matches left: rerun to continue")
+        print(f"stopped: {tally.stopped}; {len(todo) - tally.sent} matches left: rerun to continue")
     if tally.errors:
         print(
             f"{tally.errors} judgments failed after retries and were stored as errors: rerun to ask them again"
@@ -173,7 +194,16 @@ def judge_run(
     return 0
 
 
-async def _run(store, cfg, batches, limits, run_id, bar, on_result, concurrency):  # noqa: ANN001, ANN202
+async def _run(
+    store: Store,
+    cfg: JudgeConfig,
+    batches: Callable[[], list[Match]],
+    limits: Limits,
+    run_id: int,
+    bar: Any,
+    on_result: Callable[[Match, Outcome], None] | None,
+    concurrency: int,
+) -> Tally:
     from arena.openai_client import ChatClient
     from arena.tournament import judge_matches
     from judges.judge import Judge
@@ -191,16 +221,20 @@ async def _run(store, cfg, batches, limits, run_id, bar, on_result, concurrency)
         )
 
 
-def _batches(store: Any, cfg: Any, models: list[str], todo: list, args: argparse.Namespace):  # noqa: ANN202
-    """All missing matches at once, or the active scheduler's batches fed by every result."""
+def _batches(
+    store: Store, cfg: JudgeConfig, models: list[str], todo: list[Match], args: argparse.Namespace
+) -> tuple[Callable[[], list[Match]], Callable[[Match, Outcome], None] | None]:
+    """All missing matches at once, or the active scheduler's batches fed by every result (and by
+    the judgments stored before, when resuming)."""
     from arena.tournament import ActiveScheduler, judged_scores, once, slot1_score
 
     if args.pairs != "active":
         return once(todo), None
-
     scheduler = ActiveScheduler(models, todo, batch=max(args.concurrency, 8), seed=args.seed)
     for model_1, model_2, score in judged_scores(store, cfg.name, cfg.template.hash, models):
         scheduler.record(model_1, model_2, score)
-    return scheduler.next_batch, lambda match, outcome: scheduler.record(
-        match.model_1, match.model_2, slot1_score(outcome.status, outcome.verdict)
-    )
+
+    def record(match: Match, outcome: Outcome) -> None:
+        scheduler.record(match.model_1, match.model_2, slot1_score(outcome.status, outcome.verdict))
+
+    return scheduler.next_batch, record

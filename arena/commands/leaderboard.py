@@ -7,10 +7,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from arena import leaderboard, ratings
 from arena.cli import UserError
-
-METHODS = ("elo", "online-elo", "bt", "trueskill", "relative")
-FORMATS = ("table", "csv", "json", "md", "html")
+from arena.store import Store
 
 
 def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
@@ -28,7 +27,7 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
     pick.add_argument("--template", help="judge template id; default: all")
     pick.add_argument("--models", help="comma-separated models; default: all")
     how = parser.add_argument_group("how to rate")
-    how.add_argument("--method", choices=METHODS, default="elo", help="rating method (default: elo)")
+    how.add_argument("--method", choices=ratings.METHODS, default="elo", help="rating method (default: elo)")
     how.add_argument("--k", type=float, default=32.0, help="Elo K factor (default: 32)")
     how.add_argument("--orderings", type=int, default=10_000, help="Elo random orderings (default: 10000)")
     how.add_argument("--initial", type=float, default=1000.0, help="Elo starting rating (default: 1000)")
@@ -38,7 +37,9 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
     how.add_argument("--anchor", help="bt: model fixed at 1000 (default: mean rating 1000)")
     how.add_argument("--reference", default="gpt-3.5-turbo", help="relative: reference model")
     out = parser.add_argument_group("output")
-    out.add_argument("--format", choices=FORMATS, default="table", help="output format (default: table)")
+    out.add_argument(
+        "--format", choices=leaderboard.FORMATS, default="table", help="output format (default: table)"
+    )
     out.add_argument("--out", type=Path, help="write the leaderboard to FILE instead of stdout")
     out.add_argument("--plot", type=Path, help="also write a PNG of ratings with intervals")
     out.add_argument("--heatmap", type=Path, help="also write a PNG heatmap of win rates")
@@ -59,9 +60,6 @@ def method_params(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from arena import leaderboard, ratings
-    from arena.store import Store
-
     models = [m.strip() for m in args.models.split(",") if m.strip()] if args.models else None
     frame = Store(args.db).judgments(
         benchmark=args.benchmark, judge=args.judge, models=models, template_id=args.template
