@@ -9,7 +9,8 @@ sampling parameters and seed, the backend, the model and adapter identity, token
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+import time
+from collections.abc import Sequence
 from typing import Any
 
 import pandas as pd
@@ -26,8 +27,6 @@ log = logging.getLogger(__name__)
 
 REPORT_COLUMNS = ["model", "backend", "prompts", "generated", "skipped", "failed", "prompt_tokens",
                   "completion_tokens", "seconds", "tokens_per_s"]  # fmt: skip
-
-BackendFactory = Callable[[str, Contestant, GenerateParams], Backend]
 
 
 def benchmark_prompts(store: Store, benchmark: str, limit: int | None = None) -> list[Prompt]:
@@ -53,7 +52,6 @@ def generate(
     backend: str,
     params: GenerateParams | None = None,
     limit: int | None = None,
-    load: BackendFactory = load_backend,
 ) -> pd.DataFrame:
     """Answer the missing prompts of `benchmark` with each of `models`; one report row per model."""
     params = params or GenerateParams()
@@ -64,13 +62,16 @@ def generate(
                         {"models": list(models), "backend": backend, "limit": limit,
                          **params.sampling(), "seed": params.seed, "batch_size": params.batch_size})  # fmt: skip
     todo = {c.name: _missing(store, c, prompts) for c in entrants}
-    rows = []
-    with tqdm(total=sum(map(len, todo.values())), unit="prompt", desc="generate") as bar:
-        for contestant in entrants:
-            rows.append(_run_one(store, contestant, prompts, todo[contestant.name], backend, params, run.id,
-                                 load, bar))  # fmt: skip
-    with store.session() as session:
-        finish_run(session, run.id)
+    rows, status = [], "failed"
+    try:
+        with tqdm(total=sum(map(len, todo.values())), unit="prompt", desc="generate") as bar:
+            for contestant in entrants:
+                rows.append(_run_one(store, contestant, prompts, todo[contestant.name], backend, params,
+                                     run.id, bar))  # fmt: skip
+        status = "done"
+    finally:
+        with store.session() as session:
+            finish_run(session, run.id, status)
     return pd.DataFrame(rows, columns=REPORT_COLUMNS)
 
 
@@ -90,20 +91,22 @@ def _run_one(
     backend_name: str,
     params: GenerateParams,
     run_id: int,
-    load: BackendFactory,
     bar: tqdm,
 ) -> dict[str, Any]:
+    """Generate one contestant's missing answers, committing batch by batch. `seconds` is wall time."""
     totals = {"prompt_tokens": 0, "completion_tokens": 0, "seconds": 0.0}
     name = backend_name if contestant.kind != "api" else "openai"
     failed: list[str] = []
     if todo:
         bar.set_description(f"generate {contestant.name}")
-        backend = load(backend_name, contestant, params)
+        backend = load_backend(backend_name, contestant, params)
         name = backend.name
         try:
             for start in range(0, len(todo), params.batch_size):
                 batch = todo[start : start + params.batch_size]
+                began = time.perf_counter()
                 answers = answer_turns(backend, batch)
+                totals["seconds"] += time.perf_counter() - began
                 rows = [_row(p, turns, contestant, backend, params, run_id)
                         for p, turns in zip(batch, answers, strict=True) if _complete(p, turns)]  # fmt: skip
                 failed += [f"{p.key}: {_error(turns)}" for p, turns in zip(batch, answers, strict=True)
@@ -111,7 +114,7 @@ def _run_one(
                 with store.session() as session:
                     insert_ignore(session, Generation, rows)
                 for row in rows:
-                    for key in totals:
+                    for key in ("prompt_tokens", "completion_tokens"):
                         totals[key] += row[key] or 0
                 bar.update(len(batch))
                 bar.set_postfix(tok_s=f"{totals['completion_tokens'] / max(totals['seconds'], 1e-9):.1f}")

@@ -57,6 +57,16 @@ def _with_adapter(model: Any, spec: ModelSpec) -> Any:
         ) from err
 
 
+def _stop_criteria(tokenizer: Any, stop: list[str]) -> Any:
+    """Stop strings, matched on tokens; built once per model since it scans the whole vocabulary."""
+    if not stop:
+        return None
+    from transformers import StoppingCriteriaList
+    from transformers.generation.stopping_criteria import StopStringCriteria
+
+    return StoppingCriteriaList([StopStringCriteria(tokenizer, stop)])
+
+
 class TransformersBackend:
     """One model loaded once; `generate` answers a batch of requests in one left-padded batch."""
 
@@ -69,6 +79,7 @@ class TransformersBackend:
         self.model, self.tokenizer = load_model(spec, device)
         self.prompt_format = resolve_format(prompt_format, self.tokenizer)
         self.stop = [s for s in params.stop if s]
+        self.stopping = _stop_criteria(self.tokenizer, self.stop)
 
     def identity(self) -> dict[str, Any]:
         return {**self.spec.identity(), "engine": "transformers", "prompt_format": self.prompt_format,
@@ -89,8 +100,8 @@ class TransformersBackend:
                                    "pad_token_id": self.tokenizer.pad_token_id}  # fmt: skip
         if sampling:
             options.update(temperature=self.params.temperature, top_p=self.params.top_p, top_k=0)
-        if self.stop:
-            options.update(stop_strings=self.stop, tokenizer=self.tokenizer)
+        if self.stopping is not None:
+            options["stopping_criteria"] = self.stopping
         start = time.perf_counter()
         with torch.inference_mode():
             torch.manual_seed(self.params.seed)
