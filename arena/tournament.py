@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import itertools
-import logging
 import math
 import random
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -27,8 +26,6 @@ from sqlalchemy import select
 from arena.ratings import SCORE_BY_VERDICT, fit_bradley_terry
 from arena.store import Contestant, Generation, Judgment, Prompt, Store, insert_ignore
 from judges.judge import Case, Judge, Outcome
-
-log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)

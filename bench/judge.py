@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import subprocess
 import sys
 import tempfile
@@ -91,11 +92,12 @@ def main() -> None:
         f"`bench/judge.py`: the scripted server answers every call after {args.latency:g} s; each run judges "
         f"{args.rounds} x concurrency fresh matches through the real client, parser and store (one SQLite "
         "transaction per judgment, written by one background thread). The ideal is concurrency / latency. "
-        "Until the client's own CPU per judgment (last column; the openai package builds and validates "
-        "each request and reply) times the rate fills a core, throughput follows the ideal; past that, "
-        "the CPU is the ceiling. Real judges answer in seconds, not 0.2 s (GPT-4 writing a 300-token "
-        "review: ~10 s), so at `--concurrency 32` the ideal is ~3 judgments/s, far below that ceiling.\n\n"
-        + "\n".join(table)
+        "At low concurrency throughput follows the ideal; at high concurrency the client's CPU per "
+        "judgment (the openai package builds and validates each request and reply) times the rate "
+        f"meets the CPU this machine can give: {os.cpu_count()} cores, load average "
+        f"{os.getloadavg()[0]:.1f} at the end of the run, shared with the server's process. Real judges "
+        "answer in seconds, not 0.2 s (GPT-4 writing a 300-token review: ~10 s), so at `--concurrency 32` "
+        "the ideal is ~3 judgments/s, far below that ceiling.\n\n" + "\n".join(table)
     )
     write_section(ROOT / "docs" / "bench" / "judge.md", "Judge throughput", body)
 

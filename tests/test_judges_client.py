@@ -31,7 +31,11 @@ def test_reply_usage_and_parameters_passed_through(scripted_server: ScriptedServ
     assert scripted_server.requests[0]["headers"]["authorization"] == "Bearer EMPTY"
 
 
-@pytest.mark.parametrize("action", [status(500), status(503), hang(1.5), drop(), malformed()], ids=str)
+@pytest.mark.parametrize(
+    "action",
+    [status(500), status(503), hang(1.5), drop(), malformed()],
+    ids=["500", "503", "timeout", "drop", "malformed"],
+)
 def test_transient_failures_are_retried(scripted_server: ScriptedServer, action) -> None:
     scripted_server.push(action)
     result = asyncio.run(chat(config(scripted_server, timeout_s=0.5), MESSAGES))
