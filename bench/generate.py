@@ -7,6 +7,7 @@ same prompts, same sampling, in one run; writes docs/bench/generate.md.
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import time
 from pathlib import Path
@@ -46,6 +47,7 @@ def main() -> None:
     backend = TransformersBackend(ModelSpec("smollm2", str(ensure_smollm2())), params)
     requests = [Request([{"role": "user", "content": row["turns"][0]}]) for row in load_sample_prompts()]
     requests = requests[: args.prompts]
+    load = os.getloadavg()[0]
     tokens_per_second(backend, requests[:1], 1)  # warm-up
     single, single_tokens = tokens_per_second(backend, requests, 1)
     batched, batched_tokens = tokens_per_second(backend, requests, args.batch_size)
@@ -58,7 +60,8 @@ def main() -> None:
 
 SmolLM2-135M-Instruct (float32), {len(requests)} prompts of the sample set, nucleus sampling
 (p = 0.9, T = 0.7, seed 0), at most {args.max_new_tokens} new tokens, transformers backend, on
-{platform.machine()} {device}:
+{platform.machine()} {device}, load average {load:.1f} at the start (other jobs share the cores, so
+absolute figures are low; the ratio is what to read):
 
 | mode | completion tokens | tokens/s |
 |---|---:|---:|

@@ -92,7 +92,10 @@ def test_resume_continues_at_the_same_step_with_the_same_state(tiny: Path, tmp_p
     from trainer.__main__ import main
 
     common = [*FAST, "--base", str(tiny), "--lora-dropout", "0.2", "--eval-steps", "2", "--save-steps", "2"]
-    assert main([*common, "--out", str(tmp_path / "straight"), "--max-steps", "4", "--report-to", "tensorboard"]) == 0
+    assert (
+        main([*common, "--out", str(tmp_path / "straight"), "--max-steps", "4", "--report-to", "tensorboard"])
+        == 0
+    )
     assert list((tmp_path / "straight").rglob("events.out.tfevents.*"))
     assert main([*common, "--out", str(tmp_path / "stopped"), "--max-steps", "2"]) == 0
 

@@ -129,13 +129,12 @@ def checkpoints(out: Path) -> list[Path]:
 
 def token_loss(model: Any, batch: dict[str, torch.Tensor]) -> torch.Tensor:
     """Summed next-token cross-entropy over the target tokens (divided by the caller, so gradient
-    accumulation weighs every token equally however the tokens fall into micro-batches)."""
+    accumulation weighs every token equally however the tokens fall into micro-batches). The labels
+    are shifted rather than the logits, which would copy the largest tensor of the step."""
     logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+    targets = F.pad(batch["labels"][:, 1:], (0, 1), value=IGNORE)
     return F.cross_entropy(
-        logits[:, :-1].float().reshape(-1, logits.size(-1)),
-        batch["labels"][:, 1:].reshape(-1),
-        ignore_index=IGNORE,
-        reduction="sum",
+        logits.float().view(-1, logits.size(-1)), targets.reshape(-1), ignore_index=IGNORE, reduction="sum"
     )
 
 
