@@ -1,38 +1,43 @@
 """The whole mission on embedded defaults: train, generate, judge, rate, release, vote.
 
-The demo is nothing but a sequence of ordinary `guanaco` commands, printed before each runs, so a
-newcomer sees exactly what to type for a real run. Every command is idempotent, so a second
-`make demo` reuses what the first one made.
+The demo is nothing but a sequence of ordinary `guanaco` commands, each printed before it runs, so
+a newcomer sees exactly what to type for a real run. Every command is idempotent, so a second
+`make demo` reuses what the first one made instead of redoing it.
 """
 
 from __future__ import annotations
 
 import os
 import shlex
-import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from arena.cli import UserError
 
-DEMO_MODELS = ("smollm2", "smollm2-nf4", "smollm2-guanaco")
-EMBEDDED_JUDGE_WARNING = (
-    "No OPENAI_API_KEY: judging with the embedded SmolLM2-135M served on 127.0.0.1. A 135M judge's "
-    "verdicts are only a demonstration of the pipeline, not a measurement of the models."
+CONTESTANTS = ("smollm2", "smollm2-nf4", "smollm2-guanaco")
+LOCAL_JUDGE = "smollm2-judge"
+LOCAL_JUDGE_WARNING = (
+    "OPENAI_API_KEY is not set, so the judge is the embedded SmolLM2-135M served OpenAI-compatibly on "
+    "127.0.0.1. A 135M judge's verdicts only demonstrate the pipeline; they measure nothing. Set "
+    "OPENAI_API_KEY (and OPENAI_BASE_URL for another endpoint) to judge with GPT-4."
 )
+
+Command = list[str]
 
 
 @dataclass
 class DemoConfig:
-    """What the demo runs. Defaults finish in well under 20 minutes on 2 CPU cores."""
+    """What the demo runs. The defaults finish in well under 20 minutes on 2 CPU cores."""
 
     workdir: Path = Path("demo")
-    prompts: int = 8
-    train_steps: int = 30
+    prompts: int = 6
+    train_steps: int = 20
+    max_seq_len: int = 256
     max_new_tokens: int = 96
-    judge_max_tokens: int = 64
+    judge_max_tokens: int = 24
     orderings: int = 1000
     seed: int = 0
     mirror: Path | None = None
@@ -41,78 +46,133 @@ class DemoConfig:
     timings: list[tuple[str, float]] = field(default_factory=list)
 
     @property
-    def db(self) -> str:
-        return f"sqlite:///{(self.workdir / 'arena.db').resolve()}"
+    def db(self) -> list[str]:
+        return ["--db", f"sqlite:///{(self.workdir / 'arena.db').resolve()}"]
+
+    @property
+    def out(self) -> Path:
+        return self.workdir / "out"
+
+    @property
+    def benchmark(self) -> str:
+        """The Vicuna questions when a mirror of the public files is at hand, else the project's sample."""
+        return "vicuna" if self.mirror else "sample"
 
 
-def find_mirror(explicit: Path | None) -> Path | None:
+def find_mirror(explicit: Path | None = None) -> Path | None:
     """A local copy of the public benchmark files: --from, GUANACO_DATA_MIRROR, or ../shared/data."""
-    candidates = [explicit, os.environ.get("GUANACO_DATA_MIRROR"), Path("..") / "shared" / "data"]
-    for candidate in candidates:
+    for candidate in (explicit, os.environ.get("GUANACO_DATA_MIRROR"), Path("..") / "shared" / "data"):
         if candidate and (Path(candidate) / "qlora-eval").is_dir():
             return Path(candidate).resolve()
     return None
 
 
-def stages(cfg: DemoConfig) -> list[tuple[str, list[list[str]] | Callable[[], None]]]:
-    """The demo's stages, each a list of `guanaco` command lines (or a function for the app)."""
-    db = ["--db", cfg.db]
-    run_dir = cfg.workdir / "runs" / "smollm2-guanaco"
-    out = cfg.workdir / "out"
-    benchmark = "vicuna" if cfg.mirror else "sample"
-    prompt_cmds = (
-        [["data", "fetch", "vicuna", "--from", str(cfg.mirror), *db]] if cfg.mirror else [["data", "sample", *db]]
-    )
-    judge_model = "gpt-4" if os.environ.get("OPENAI_API_KEY") else "smollm2"
-    judge = ["judge", "--benchmark", benchmark, "--models", ",".join(DEMO_MODELS), "--judge-model", judge_model,
-             "--template", "qlora-vicuna", "--orders", "both", "--concurrency", "2",
-             "--max-tokens", str(cfg.judge_max_tokens), "--seed", str(cfg.seed), *db]  # fmt: skip
-    if judge_model == "smollm2":
-        judge += ["--serve-local", "smollm2"]
-    board = ["leaderboard", "--benchmark", benchmark, "--judge", judge_model, "--method", "elo",
-             "--orderings", str(cfg.orderings), "--seed", str(cfg.seed), *db]  # fmt: skip
+def paper_leaderboard(cfg: DemoConfig) -> list[Command]:
+    """The QLoRA paper's own GPT-4 verdicts, imported and rated (kept in a store of their own)."""
+    if not cfg.mirror:
+        return []
+    db = ["--db", f"sqlite:///{(cfg.workdir / 'qlora-release.db').resolve()}"]
     return [
-        ("embedded model", [["models", "pull", "smollm2", *db]]),
-        ("prompts", prompt_cmds),
-        ("train QLoRA adapter", [["train", "--preset", "smoke", "--max-steps", str(cfg.train_steps),
-                                  "--out", str(run_dir)]]),  # fmt: skip
-        ("register contestants", [
-            ["models", "add", "smollm2-nf4", "--base", "smollm2", "--bits", "4", *db],
-            ["models", "add", "smollm2-guanaco", "--adapter", str(run_dir), "--bits", "4", *db],
-        ]),
-        ("generate", [["generate", "--benchmark", benchmark, "--models", ",".join(DEMO_MODELS),
-                       "--backend", "transformers", "--limit", str(cfg.prompts), "--max-new-tokens",
-                       str(cfg.max_new_tokens), "--seed", str(cfg.seed), *db]]),  # fmt: skip
-        ("judge both orders", [judge]),
-        ("leaderboard", [
-            board + ["--format", "table", "--plot", str(out / "elo.png"), "--heatmap", str(out / "winrate.png")],
-            board[:4] + ["--method", "bt", "--format", "md", "--out", str(out / "leaderboard.md"), *db],
-        ]),
-        ("release bundle", [["release", "--out", str(out / "release"), *db]]),
-    ]
+        ["import", "qlora-release", str(cfg.mirror / "qlora-eval"), *db],
+        ["leaderboard", "--benchmark", "vicuna", "--judge", "gpt-4", "--template", "qlora-vicuna-threeclass",
+         "--method", "elo", "--orderings", str(cfg.orderings), "--seed", str(cfg.seed), *db],
+    ]  # fmt: skip
 
 
-def run_demo(cfg: DemoConfig, run: Callable[[list[str]], int] | None = None) -> list[tuple[str, float]]:
-    """Run every stage in order; stop at the first failing command with its exit status."""
-    from arena.cli import main as guanaco
+def prepare_contestants(cfg: DemoConfig) -> list[Command]:
+    run_dir = cfg.workdir / "runs" / "smollm2-guanaco"
+    train = ["train", "--preset", "smoke", "--out", str(run_dir), "--max-steps", str(cfg.train_steps),
+             "--max-seq-len", str(cfg.max_seq_len), "--seed", str(cfg.seed)]  # fmt: skip
+    trained = (run_dir / "adapter_config.json").exists()  # a second demo reuses the adapter
+    return [
+        ["models", "pull", "smollm2", *cfg.db],
+        *([] if trained else [train]),
+        ["models", "add", "smollm2-nf4", "--base", "smollm2", "--bits", "4", *cfg.db],
+        ["models", "add", "smollm2-guanaco", "--adapter", str(run_dir), "--bits", "4", "--format", "guanaco",
+         *cfg.db],
+    ]  # fmt: skip
 
-    run = run or guanaco
+
+def generate(cfg: DemoConfig) -> list[Command]:
+    fetch = [["data", "fetch", "vicuna", "--from", str(cfg.mirror), *cfg.db]] if cfg.mirror else []
+    return fetch + [
+        ["generate", "--benchmark", cfg.benchmark, "--models", ",".join(CONTESTANTS), "--backend",
+         "transformers", "--limit", str(cfg.prompts), "--max-new-tokens", str(cfg.max_new_tokens),
+         "--seed", str(cfg.seed), *cfg.db],
+    ]  # fmt: skip
+
+
+def judge(cfg: DemoConfig, base_url: str | None, judge_model: str, judge_name: str) -> list[Command]:
+    command = ["judge", "--benchmark", cfg.benchmark, "--models", ",".join(CONTESTANTS),
+               "--judge-model", judge_model, "--judge-name", judge_name, "--template", "relative",
+               "--orders", "both", "--seed", str(cfg.seed), "--budget-usd", "2", *cfg.db]  # fmt: skip
+    if base_url:
+        command += ["--base-url", base_url, "--concurrency", "2", "--max-tokens", str(cfg.judge_max_tokens)]
+    return [command]
+
+
+def rate_and_release(cfg: DemoConfig, judge_name: str) -> list[Command]:
+    board = ["leaderboard", "--benchmark", cfg.benchmark, "--judge", judge_name, "--orderings",
+             str(cfg.orderings), "--seed", str(cfg.seed), *cfg.db]  # fmt: skip
+    return [
+        [*board, "--method", "elo", "--plot", str(cfg.out / "elo.png"), "--heatmap", str(cfg.out / "winrate.png")],
+        [*board, "--method", "bt", "--bootstrap", "200", "--format", "md", "--out", str(cfg.out / "leaderboard.md")],
+        ["analyze", "bias", "--benchmark", cfg.benchmark, "--judge", judge_name, *cfg.db],
+        ["release", "--out", str(cfg.out / "release"), "--orderings", str(cfg.orderings), *cfg.db],
+    ]  # fmt: skip
+
+
+@contextmanager
+def demo_judge(cfg: DemoConfig) -> Iterator[tuple[str | None, str, str]]:
+    """(base URL, judge model, judge name): GPT-4 with a key, else the embedded model on 127.0.0.1."""
+    if os.environ.get("OPENAI_API_KEY"):
+        yield None, "gpt-4", "gpt-4"
+        return
+    from arena.models import ensure_smollm2
+    from judges.serve import serve_local, served_name
+
+    print(f"note: {LOCAL_JUDGE_WARNING}", flush=True)
+    path = ensure_smollm2()
+    with serve_local(path) as base_url:
+        yield base_url, served_name(path), LOCAL_JUDGE
+
+
+def run_demo(cfg: DemoConfig, guanaco: Callable[[Command], int] | None = None) -> list[tuple[str, float]]:
+    """Run every stage in order, printing each command; stop at the first one that fails."""
+    from arena.cli import main
+
+    guanaco = guanaco or main
     cfg.workdir.mkdir(parents=True, exist_ok=True)
     cfg.mirror = find_mirror(cfg.mirror)
-    if not os.environ.get("OPENAI_API_KEY"):
-        print(f"note: {EMBEDDED_JUDGE_WARNING}")
-    for name, commands in stages(cfg):
+
+    def stage(name: str, commands: list[Command]) -> None:
         print(f"\n=== {name} ===", flush=True)
         started = time.perf_counter()
         for argv in commands:
             print("$ guanaco " + shlex.join(argv), flush=True)
-            status = run(argv)
+            status = guanaco(argv)
             if status:
-                raise UserError(f"demo stage '{name}' failed (exit {status}); fix the error above and rerun")
+                raise UserError(f"demo stage '{name}' failed (exit {status}): fix the error above and rerun")
         cfg.timings.append((name, time.perf_counter() - started))
-    print("\n=== timings ===")
-    for name, seconds in cfg.timings:
-        print(f"{name:<24} {seconds:7.1f} s")
-    print(f"{'total':<24} {sum(s for _, s in cfg.timings):7.1f} s")
-    sys.stdout.flush()
+
+    stage("the paper's GPT-4 verdicts (QLoRA release)", paper_leaderboard(cfg))
+    stage("contestants: embedded model, 4-bit copy, QLoRA adapter", prepare_contestants(cfg))
+    stage(f"generate answers ({cfg.benchmark})", generate(cfg))
+    with demo_judge(cfg) as (base_url, judge_model, judge_name):
+        stage(f"judge both orders ({judge_name})", judge(cfg, base_url, judge_model, judge_name))
+    stage("leaderboard, bias, release bundle", rate_and_release(cfg, judge_name))
+    print_timings(cfg.timings)
+    print(f"\nplots: {cfg.out / 'elo.png'}, {cfg.out / 'winrate.png'}; bundle: {cfg.out / 'release'}")
+    if cfg.app:
+        app = ["app", *cfg.db, "--benchmark", cfg.benchmark, "--port", str(cfg.port)]
+        print(f"\n=== the human arena ===\n$ guanaco {shlex.join(app)}\nopen http://127.0.0.1:{cfg.port} "
+              "to vote, see the leaderboard and explore (Ctrl-C stops it)", flush=True)  # fmt: skip
+        guanaco(app)
     return cfg.timings
+
+
+def print_timings(timings: list[tuple[str, float]]) -> None:
+    print("\n=== time per stage ===")
+    for name, seconds in timings:
+        print(f"{seconds:8.1f} s  {name}")
+    print(f"{sum(s for _, s in timings):8.1f} s  total")

@@ -147,6 +147,8 @@ def add_local(
         if adapter is None:
             raise UserError("give --base (a hub id or local path), --adapter DIR, or --api")
         base = adapter_base(adapter)
+    if base == SMOLLM2:  # the embedded model by its short name
+        base = str(ensure_smollm2())
     return register(session, name, kind="local", base_model=base, adapter=adapter,
                     quantization=QUANTIZATIONS[bits], api_model=None, meta={"prompt_format": prompt_format})  # fmt: skip
 

@@ -37,10 +37,15 @@ def on_gpu() -> bool:
 
 
 def compute_dtype(cfg: TrainConfig) -> torch.dtype:
-    """bfloat16 on a GPU that has it, float32 on the CPU (4-bit kernels there want float32)."""
+    """bfloat16 on a GPU that has it, float32 on the CPU: bf16 stays off there whatever was asked,
+    as the CPU's 4-bit kernels and autocast want float32 (TRL turns bf16 on by default)."""
+    if not on_gpu():
+        if cfg.compute_dtype not in ("auto", "float32"):
+            log.warning("no GPU: compute dtype %s replaced by float32", cfg.compute_dtype)
+        return torch.float32
     if cfg.compute_dtype != "auto":
         return getattr(torch, cfg.compute_dtype)
-    return torch.bfloat16 if on_gpu() and torch.cuda.is_bf16_supported() else torch.float32
+    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
 
 
 def under_fsdp() -> bool:
