@@ -146,6 +146,8 @@ def run_demo(cfg: DemoConfig, guanaco: Callable[[Command], int] | None = None) -
     cfg.mirror = find_mirror(cfg.mirror)
 
     def stage(name: str, commands: list[Command]) -> None:
+        if not commands:
+            return
         print(f"\n=== {name} ===", flush=True)
         started = time.perf_counter()
         for argv in commands:
