@@ -145,13 +145,14 @@ class ChatClient:
         temperature: float = 0.0,
         max_tokens: int | None = None,
         seed: int | None = None,
+        top_p: float | None = None,
     ) -> ChatResult:
         """One chat completion, retried as :func:`is_retryable` allows; raises :class:`ChatError`."""
         start = time.perf_counter()
         for attempt in range(1, self.cfg.max_attempts + 1):
             try:
                 async with self._limit:
-                    text, usage, model = await self._once(messages, temperature, max_tokens, seed)
+                    text, usage, model = await self._once(messages, temperature, max_tokens, seed, top_p)
                 return ChatResult(
                     text=text,
                     prompt_tokens=getattr(usage, "prompt_tokens", None),
@@ -175,13 +176,15 @@ class ChatClient:
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def _once(
-        self, messages: Sequence[dict[str, str]], temperature: float, max_tokens: int | None, seed: int | None
+        self,
+        messages: Sequence[dict[str, str]],
+        temperature: float,
+        max_tokens: int | None,
+        seed: int | None,
+        top_p: float | None,
     ) -> tuple[str, Any, str | None]:
-        extra: dict[str, Any] = {}
-        if max_tokens is not None:
-            extra["max_tokens"] = max_tokens
-        if seed is not None:
-            extra["seed"] = seed
+        optional = {"max_tokens": max_tokens, "seed": seed, "top_p": top_p}
+        extra = {name: value for name, value in optional.items() if value is not None}
         reply = await self._client.chat.completions.create(
             model=self.cfg.model, messages=list(messages), temperature=temperature, **extra
         )
@@ -215,6 +218,7 @@ async def chat(
     temperature: float = 0.0,
     max_tokens: int | None = None,
     seed: int | None = None,
+    top_p: float | None = None,
 ) -> ChatResult:
     """One call through the shared :class:`ChatClient` for `cfg` in the running event loop, so the
     concurrency limit holds across all callers of the same endpoint."""
@@ -222,4 +226,4 @@ async def chat(
     client = clients.get(cfg)
     if client is None:
         client = clients[cfg] = ChatClient(cfg)
-    return await client.chat(messages, temperature=temperature, max_tokens=max_tokens, seed=seed)
+    return await client.chat(messages, temperature=temperature, max_tokens=max_tokens, seed=seed, top_p=top_p)

@@ -47,10 +47,11 @@ def test_every_prompt_is_answered_once_despite_429_500_and_a_dropped_connection(
         assert g.text.startswith("Answer to: ") and "### Human:" not in g.text and "run-on" in g.raw_text
         raws = g.meta.get("turn_raw_texts", [g.raw_text])
         assert g.prompt_tokens > 0 and g.completion_tokens == sum(scripted.words(r) for r in raws)
-        assert g.params == {"temperature": 0.7, "top_p": None, "max_new_tokens": 32} and g.backend == "openai"
+        assert g.params == {"temperature": 0.7, "top_p": 0.9, "max_new_tokens": 32} and g.backend == "openai"
         assert g.meta["model"]["api_model"] == "scripted-model"
     answered = [t for t in scripted_server.user_texts() if t.startswith("Question")]
     assert sorted(set(answered)) == sorted(QUESTIONS)
+    assert {(r["body"]["temperature"], r["body"]["top_p"]) for r in scripted_server.requests} == {(0.7, 0.9)}
     assert sum(g.meta["attempts"][0] > 1 for g in gens) >= 1
     two = next(g for g in gens if len(g.turn_texts) == 2)
     assert two.turn_texts[1] == "Answer to: Follow-up?"

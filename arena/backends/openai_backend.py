@@ -42,10 +42,9 @@ class OpenAIBackend:
                 "engine": "openai"}  # fmt: skip
 
     def sampling(self) -> dict[str, Any]:
-        """The client sends temperature and max_tokens; top_p stays the endpoint's default."""
         return {
             "temperature": self.params.temperature,
-            "top_p": None,
+            "top_p": self.params.top_p,
             "max_new_tokens": self.params.max_new_tokens,
         }
 
@@ -60,7 +59,8 @@ class OpenAIBackend:
         sent = json.dumps(request.messages, ensure_ascii=False)
         try:
             reply = await client.chat(request.messages, temperature=self.params.temperature,
-                                      max_tokens=self.params.max_new_tokens, seed=self.params.seed)  # fmt: skip
+                                      max_tokens=self.params.max_new_tokens, seed=self.params.seed,
+                                      top_p=self.params.top_p)  # fmt: skip
         except ChatError as err:
             return Result(text="", raw="", prompt_sent=sent, prompt_tokens=None, completion_tokens=None,
                           seconds=0.0, error=str(err))  # fmt: skip
