@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import time
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,8 @@ from arena.imports import (
     write_generations,
     write_judgments,
 )
+
+log = logging.getLogger(__name__)
 
 PAIR_WINNERS = {"model_1": 0, "model_2": 1, "tie": None}
 BATTLE_VERDICTS = {"model_a": "1", "model_b": "2", "tie": "tie", "tie (bothbad)": "both_bad"}
@@ -141,6 +144,7 @@ def import_fastchat(store: Any, files: list[Path], benchmark: str = "mt-bench", 
     batch.report.notes = batch.tally.notes()
     batch.report.seconds = time.perf_counter() - started
     print(batch.report.summary())
+    log.debug("every note:\n%s", "\n".join(batch.report.notes))
     return batch.report
 
 

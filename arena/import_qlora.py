@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import re
 import time
 from collections import Counter, defaultdict
@@ -51,6 +52,8 @@ from arena.imports import (
     write_generations,
     write_judgments,
 )
+
+log = logging.getLogger(__name__)
 
 CHAT_PREAMBLE = "A chat between a curious human and an artificial intelligence"
 JUDGE = "gpt-4"
@@ -390,6 +393,7 @@ def import_qlora_release(store: Any, path: Path, strict: bool = False, progress:
     report.notes = tally.notes()
     report.seconds = time.perf_counter() - started
     print(report.summary())
+    log.debug("every note:\n%s", "\n".join(report.notes))
     return report
 
 

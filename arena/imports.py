@@ -58,7 +58,31 @@ class ImportReport:
             f"  skipped          {self.skipped:>8,}",
             f"  seconds          {self.seconds:>8.1f}",
         ]  # fmt: skip
-        return "\n".join(lines + [f"  - {note}" for note in self.notes])
+        return "\n".join(lines + [f"  - {note}" for note in _grouped(self.notes)])
+
+
+def _grouped(notes: list[str], shown: int = 2) -> list[str]:
+    """One line per reason ('file: N record(s) reason'), naming a few files: the release repeats
+    one quirk in dozens of files, and the full list is in `ImportReport.notes` (and at -v)."""
+    by_reason: dict[str, list[tuple[str, int]]] = {}
+    for note in notes:
+        source, _, rest = note.partition(": ")
+        count, _, reason = rest.partition(" record(s) ")
+        if not count.isdigit():
+            by_reason.setdefault(note, [])
+            continue
+        by_reason.setdefault(reason, []).append((source, int(count)))
+    lines = []
+    for reason, files in by_reason.items():
+        if not files:
+            lines.append(reason)
+            continue
+        names = ", ".join(source.rsplit("/", 1)[-1] for source, _ in files[:shown])
+        more = f" and {len(files) - shown} more" if len(files) > shown else ""
+        lines.append(
+            f"{sum(n for _, n in files):,} record(s) in {len(files)} file(s) {reason} ({names}{more})"
+        )
+    return lines
 
 
 class NoteTally:
