@@ -10,7 +10,7 @@ import sys
 from collections.abc import Sequence
 
 from arena import commands
-from arena.store import default_url
+from arena.paths import default_url
 
 
 class UserError(Exception):

@@ -25,3 +25,8 @@ def benchmarks_dir() -> Path:
 
 def models_dir() -> Path:
     return cache_dir() / "models"
+
+
+def default_url() -> str:
+    """The store: `GUANACO_DB` if set, else a SQLite file in the working directory."""
+    return os.environ.get("GUANACO_DB") or "sqlite:///guanaco.db"

@@ -9,7 +9,6 @@ one transaction (:meth:`Store.session`), so a failure leaves the store as it was
 from __future__ import annotations
 
 import datetime as dt
-import os
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -31,6 +30,8 @@ from sqlalchemy import (
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, aliased, mapped_column, sessionmaker
 
+from arena.paths import default_url
+
 VERDICTS = ("1", "2", "tie", "both_bad")
 """Pairwise verdicts, by slot: the answer shown first won, the second won, a tie, both bad."""
 
@@ -40,11 +41,6 @@ STATUSES = ("ok", "unparsed", "error")
 
 def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
-
-
-def default_url() -> str:
-    """`GUANACO_DB` if set, else a SQLite file in the working directory."""
-    return os.environ.get("GUANACO_DB") or "sqlite:///guanaco.db"
 
 
 class Base(DeclarativeBase):
