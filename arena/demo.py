@@ -16,9 +16,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from arena.cli import UserError
+from arena.paths import DATA_DIR
 
 CONTESTANTS = ("smollm2", "smollm2-nf4", "smollm2-guanaco")
 LOCAL_JUDGE = "smollm2-judge"
+SMALL_JUDGE_TEMPLATE = DATA_DIR / "samples" / "small-judge.yaml"
+"""A short prompt a 135M model can answer with a digit; GPT-4 gets the paper's own template."""
 LOCAL_JUDGE_WARNING = (
     "OPENAI_API_KEY is not set, so the judge is the embedded SmolLM2-135M served OpenAI-compatibly on "
     "127.0.0.1. A 135M judge's verdicts only demonstrate the pipeline; they measure nothing. Set "
@@ -37,7 +40,7 @@ class DemoConfig:
     train_steps: int = 20
     max_seq_len: int = 256
     max_new_tokens: int = 96
-    judge_max_tokens: int = 24
+    judge_max_tokens: int = 8
     orderings: int = 1000
     seed: int = 0
     mirror: Path | None = None
@@ -103,8 +106,9 @@ def generate(cfg: DemoConfig) -> list[Command]:
 
 
 def judge(cfg: DemoConfig, base_url: str | None, judge_model: str, judge_name: str) -> list[Command]:
+    template = str(SMALL_JUDGE_TEMPLATE) if base_url else "qlora-vicuna"
     command = ["judge", "--benchmark", cfg.benchmark, "--models", ",".join(CONTESTANTS),
-               "--judge-model", judge_model, "--judge-name", judge_name, "--template", "relative",
+               "--judge-model", judge_model, "--judge-name", judge_name, "--template", template,
                "--orders", "both", "--seed", str(cfg.seed), "--budget-usd", "2", *cfg.db]  # fmt: skip
     if base_url:
         command += ["--base-url", base_url, "--concurrency", "2", "--max-tokens", str(cfg.judge_max_tokens)]

@@ -13,7 +13,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from judges.templates import AB_LABEL, RATING, SCORE_PAIR, THREECLASS
+from judges.templates import AB_LABEL, ANSWER_IS, RATING, SCORE_PAIR, THREECLASS
 
 ECHO_MIN_CHARS = 12
 """A copied stretch this long (or a whole answer of at least MIN_WHOLE_ANSWER chars) is masked."""
@@ -23,6 +23,7 @@ MASK = "\u2588"
 _THREECLASS = re.compile(r"^[\s*_`#>]*(?:verdict\s*[:：]\s*)?([123])[\s.*_`]*$", re.IGNORECASE)
 _NUMBER = r"(10(?:\.0+)?|[0-9](?:\.\d+)?)"
 _SCORE_PAIR = re.compile(rf"^[\s*_`(\[]*{_NUMBER}\s*(?:,|\s|/)\s*{_NUMBER}[\s*_`)\].]*$")
+_DIGIT = re.compile(r"(?<!\d)(?<!\d\.)[123](?!\d)(?!\.\d)")
 _LABEL = re.compile(r"\[\[([ABC])\]\]")
 _RATING = re.compile(r"\[\[" + _NUMBER + r"\]\]")
 
@@ -73,6 +74,8 @@ def parse(output: str, fmt: str, answers: Sequence[str] = ()) -> Parsed:
         return _threeclass(lines[-1])
     if fmt == SCORE_PAIR:
         return _score_pair(lines[0])
+    if fmt == ANSWER_IS:
+        return _answer_is(lines[0])
     if fmt == AB_LABEL:
         labels = _LABEL.findall(text)
         if not labels:
@@ -95,6 +98,15 @@ def _threeclass(last: str) -> Parsed:
     return Parsed(status="ok", verdict=THREECLASS_VERDICT[match.group(1)])
 
 
+def _answer_is(first: str) -> Parsed:
+    if MASK in first:
+        return unparsed("the first line quotes an answer")
+    digits = set(_DIGIT.findall(first))
+    if len(digits) != 1:
+        return unparsed(f"first line {first[:60]!r} does not name exactly one of 1, 2, 3")
+    return Parsed(status="ok", verdict=THREECLASS_VERDICT[digits.pop()])
+
+
 def _score_pair(first: str) -> Parsed:
     if MASK in first:
         return unparsed("the first line quotes an answer")
@@ -114,6 +126,7 @@ REPAIR_PROMPTS = {
     THREECLASS: "Your reply must end with a line containing only 1, 2 or 3. Reply with that number only.",
     SCORE_PAIR: "Reply with only one line: the two scores (1-10) for Assistant 1 and Assistant 2, separated by a space.",
     AB_LABEL: 'Reply with only your final verdict: "[[A]]", "[[B]]" or "[[C]]".',
+    ANSWER_IS: "Reply with one digit only: 1, 2 or 3.",
     RATING: 'Reply with only your rating in the format "[[N]]", N from 1 to 10.',
 }
 """The one follow-up sent (with `--repair`) when a verdict cannot be read."""

@@ -27,7 +27,10 @@ AB_LABEL = "ab-label"
 """The last [[A]], [[B]] or [[C]] (tie) label in the output."""
 RATING = "rating"
 """Single-answer grading: the last [[N]] (1-10). Both answers are graded, one call each."""
-FORMATS = (THREECLASS, SCORE_PAIR, AB_LABEL, RATING)
+ANSWER_IS = "answer-is-123"
+"""For small judges that cannot keep to a bare digit: the first line names exactly one of 1, 2, 3
+("2", "Answer 2.", "The answer is 2."); a line naming two of them is unreadable."""
+FORMATS = (THREECLASS, SCORE_PAIR, AB_LABEL, RATING, ANSWER_IS)
 
 QLORA_PROMPTS = "qlora-eval/prompts"
 FASTCHAT_PROMPTS = "fastchat/judge_prompts.jsonl"

@@ -28,7 +28,7 @@ def counts(db: Path) -> dict[str, int]:
 def test_demo_pipeline_end_to_end_and_rerun_reuses(
     scripted_server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
 ) -> None:
-    scripted_server.reply = lambda body: "8 6\nAssistant 1 answered more helpfully."
+    scripted_server.reply = lambda body: "Assistant 1 answered more helpfully.\n1"
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("GUANACO_DATA_MIRROR", raising=False)
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test-not-a-real-key")
