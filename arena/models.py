@@ -149,8 +149,14 @@ def add_local(
         base = adapter_base(adapter)
     if base == SMOLLM2:  # the embedded model by its short name
         base = str(ensure_smollm2())
+    base, adapter = _absolute(base), _absolute(adapter)  # a contestant must load from any directory
     return register(session, name, kind="local", base_model=base, adapter=adapter,
                     quantization=QUANTIZATIONS[bits], api_model=None, meta={"prompt_format": prompt_format})  # fmt: skip
+
+
+def _absolute(model: str | None) -> str | None:
+    """A local folder as an absolute path; a hub id (no such folder here) as given."""
+    return str(Path(model).resolve()) if model and Path(model).exists() else model
 
 
 def adapter_base(adapter: str) -> str:

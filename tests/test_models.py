@@ -83,3 +83,13 @@ def test_pull_smollm2_converts_once_and_registers(db_url, capsys):
     assert main(["models", "pull", "smollm2", "--db", db_url]) == 0
     assert main(["models", "list", "--db", db_url]) == 0
     assert str(path) in capsys.readouterr().out
+
+
+def test_local_folders_are_stored_as_absolute_paths(store, tmp_path, monkeypatch):
+    adapter = tmp_path / "runs" / "mine"
+    adapter.mkdir(parents=True)
+    (adapter / "adapter_config.json").write_text(json.dumps({"base_model_name_or_path": "org/base"}))
+    monkeypatch.chdir(tmp_path)
+    with store.session() as session:
+        contestant = add_local(session, "mine", adapter="runs/mine", bits=4)
+        assert contestant.adapter == str(adapter) and contestant.base_model == "org/base"
