@@ -42,15 +42,16 @@ def test_guanaco_train_lowers_the_loss_and_writes_a_complete_run(
     from arena.store import Run, Store
 
     out = tmp_path / "run"
-    argv = ["train", "--db", db_url, *FAST, "--base", str(tiny), "--out", str(out), "--max-steps", "8",
+    argv = ["train", "--db", db_url, *FAST, "--base", str(tiny), "--out", str(out), "--max-steps", "12",
             "--learning-rate", "0.01", "--eval-steps", "4", "--save-steps", "4"]  # fmt: skip
     assert main(argv) == 0
     metrics = json.loads((out / "metrics.json").read_text())
     losses = [row["loss"] for row in metrics["history"]]
-    assert [row["step"] for row in metrics["history"]] == list(range(1, 9))
-    assert sum(losses[-2:]) < sum(losses[:2]) - 0.5  # from ln(260) = 5.56 per token, on random weights
+    assert [row["step"] for row in metrics["history"]] == list(range(1, 13))
+    # batches differ step to step, so compare a third of the run at each end (from ln(260) = 5.56)
+    assert sum(losses[-4:]) < sum(losses[:4]) - 0.4
     evals = [row["eval_loss"] for row in metrics["history"] if "eval_loss" in row]
-    assert len(evals) == 2 and evals[1] < evals[0]
+    assert len(evals) == 3 and evals[-1] < evals[0]
     assert metrics["data"]["train"]["skipped"] == {"deleted": 1, "spam": 1, "ends_on_human": 1}
     assert metrics["data"]["train"]["truncated"] > 0  # 64 tokens of bytes cut most sample conversations
     for name in (
@@ -63,7 +64,7 @@ def test_guanaco_train_lowers_the_loss_and_writes_a_complete_run(
         assert (out / name).is_file(), name
     saved = build(config_file=out / "config.yaml")
     assert saved == build("smoke", overrides={"base": str(tiny), "out": str(out), "max_seq_len": 64, "batch_size": 2,
-                                              "grad_accum": 2, "max_eval_samples": 4, "max_steps": 8, "learning_rate": 0.01,
+                                              "grad_accum": 2, "max_eval_samples": 4, "max_steps": 12, "learning_rate": 0.01,
                                               "eval_steps": 4, "save_steps": 4})  # fmt: skip
     assert "held-out loss" in (out / "README.md").read_text()
     with Store(db_url).session() as session:
