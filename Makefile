@@ -7,7 +7,7 @@ export GRADIO_ANALYTICS_ENABLED := False
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: setup system demo test lint bench clean
+.PHONY: setup system demo test lint bench clean gpu-check gpu-wheels
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +35,13 @@ lint: setup
 
 bench: setup
 	$(BIN)/python bench/ratings.py
+
+# The GPU path (docs/gpu.md): run on a GPU machine with .gpu-kit carried; stops at once without CUDA.
+gpu-check:
+	bash scripts/gpu-check.sh $(or $(OUT),gpu-check-out)
+
+gpu-wheels: setup
+	bash scripts/gpu-wheels.sh
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
