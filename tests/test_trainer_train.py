@@ -10,6 +10,7 @@ import torch
 import yaml
 from safetensors.torch import load_file
 
+from tests.tiny_model import CPU_PATHS, force_bnb_cpu_path
 from tests.trainer_tiny import tiny_checkpoint
 from trainer.batches import epoch_batches
 from trainer.config import ConfigError, TrainConfig, build
@@ -89,9 +90,13 @@ def assert_same(a: dict, b: dict) -> None:
             assert a[key] == b[key], key
 
 
-def test_resume_continues_at_the_same_step_with_the_same_state(tiny: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("cpu", CPU_PATHS)
+def test_resume_with_evaluation_continues_bit_exact_on_a_cpu_that_is(
+    cpu: str, tiny: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from trainer.__main__ import main
 
+    force_bnb_cpu_path(monkeypatch, cpu)  # evaluation every 2 steps: bitsandbytes would repack there
     common = [*FAST, "--base", str(tiny), "--lora-dropout", "0.2", "--eval-steps", "2", "--save-steps", "2"]
     assert (
         main([*common, "--out", str(tmp_path / "straight"), "--max-steps", "4", "--report-to", "tensorboard"])
