@@ -75,7 +75,7 @@ def test_guanaco_train_lowers_the_loss_and_writes_a_complete_run(
 
 
 def state_tensors(checkpoint: Path) -> tuple[dict, dict, int]:
-    state = torch.load(checkpoint / "trainer_state.pt", weights_only=False)
+    state = torch.load(checkpoint / "trainer_state.pt", weights_only=True)
     return load_file(checkpoint / "adapter_model.safetensors"), state["optimizer"]["state"], state["step"]
 
 
@@ -125,6 +125,49 @@ def test_resume_with_evaluation_continues_bit_exact_on_a_cpu_that_is(
     ]
     assert [r["step"] for r in history[1]] == [1, 2, 3, 4]
     assert [r["loss"] for r in history[1]] == [r["loss"] for r in history[0]]
+
+
+def test_every_rng_state_round_trips_through_a_tensors_only_file(tmp_path: Path) -> None:
+    import random
+
+    import numpy as np
+
+    from trainer.train import load_state, rng_state, set_rng_state
+
+    def draws() -> tuple:
+        return random.random(), np.random.rand(3).tolist(), torch.rand(3).tolist()
+
+    torch.save(rng_state(), tmp_path / "rng.pt")
+    expected = draws()
+    set_rng_state(load_state(tmp_path / "rng.pt"))
+    assert draws() == expected
+
+
+class RunsCode:
+    """Unpickling this touches a file: what a hostile checkpoint could do instead."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (Path.touch, (self.marker,))
+
+
+@pytest.mark.parametrize("file", ["trainer_state.pt", "rng-0.pt"])
+def test_a_checkpoint_that_would_run_code_is_refused_unopened(file: str, tiny: Path, tmp_path: Path) -> None:
+    from trainer.__main__ import main
+
+    out = tmp_path / "run"
+    assert main([*FAST, "--base", str(tiny), "--out", str(out), "--max-steps", "1", "--save-steps", "1"]) == 0
+    state = torch.load(out / "checkpoint-1" / file, weights_only=True)
+    marker = tmp_path / "ran"
+    torch.save({**state, "extra": RunsCode(marker)}, out / "checkpoint-1" / file)
+    cfg = build(config_file=out / "config.yaml", overrides={"max_steps": 2})
+    with pytest.raises(
+        TrainError, match=rf"checkpoint-1/{file}: not a checkpoint this trainer wrote.*Unsupported global"
+    ):
+        Loop(cfg, resume=True)
+    assert not marker.exists()
 
 
 def test_resume_needs_a_checkpoint(tmp_path: Path) -> None:

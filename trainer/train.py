@@ -12,6 +12,7 @@ import contextlib
 import json
 import logging
 import math
+import pickle
 import random
 import shutil
 import time
@@ -108,7 +109,13 @@ def make_optimizer(cfg: TrainConfig, params: list[torch.nn.Parameter]) -> torch.
 
 
 def rng_state() -> dict[str, Any]:
-    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    """Every RNG's state in types `torch.load(weights_only=True)` reads (numpy's key array as ints)."""
+    name, keys, *rest = np.random.get_state()
+    state = {
+        "python": random.getstate(),
+        "numpy": (name, keys.tolist(), *rest),
+        "torch": torch.get_rng_state(),
+    }
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
@@ -116,10 +123,26 @@ def rng_state() -> dict[str, Any]:
 
 def set_rng_state(state: dict[str, Any]) -> None:
     random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
+    name, keys, *rest = state["numpy"]
+    np.random.set_state((name, np.asarray(keys, dtype=np.uint32), *rest))
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def load_state(path: Path) -> Any:
+    """A checkpoint file, read as tensors and plain values only: unpickling it can run no code."""
+    try:
+        return torch.load(path, weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError) as err:
+        lines = str(err).splitlines()
+        reason = next(
+            (line.split("error:")[-1].strip() for line in lines if "Unpickler error" in line), lines[0]
+        )
+        raise TrainError(
+            f"{path}: not a checkpoint this trainer wrote, not loaded ({reason.split('. ')[0][:200]}); "
+            "resume from another checkpoint-N or start the run again"
+        ) from err
 
 
 def checkpoints(out: Path) -> list[Path]:
@@ -169,7 +192,7 @@ class Loop:
         self.history = History()
         state = None
         if self.checkpoint is not None:
-            state = torch.load(self.checkpoint / STATE_FILE, weights_only=False)
+            state = load_state(self.checkpoint / STATE_FILE)
             optimizer.load_state_dict(state["optimizer"])
             self.scheduler.load_state_dict(state["scheduler"])
             self.step = state["step"]
@@ -180,7 +203,7 @@ class Loop:
         self.world, self.rank = self.accelerator.num_processes, self.accelerator.process_index
         if state is not None:
             rank_file = self.checkpoint / f"rng-{self.rank}.pt"
-            set_rng_state(torch.load(rank_file, weights_only=False) if rank_file.is_file() else state["rng"])
+            set_rng_state(load_state(rank_file) if rank_file.is_file() else state["rng"])
         self._epochs: dict[int, list[list[int]]] = {}
         self.per_epoch = len(self._batches(0))
 
