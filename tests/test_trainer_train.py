@@ -53,7 +53,8 @@ def test_guanaco_train_lowers_the_loss_and_writes_a_complete_run(
     assert sum(losses[-4:]) < sum(losses[:4]) - 0.4
     evals = [row["eval_loss"] for row in metrics["history"] if "eval_loss" in row]
     assert len(evals) == 3 and evals[-1] < evals[0]
-    assert metrics["data"]["train"]["skipped"] == {"deleted": 1, "spam": 1, "ends_on_human": 1}
+    assert metrics["data"]["train"]["skipped"] == {"deleted": 1, "spam": 1}
+    assert metrics["data"]["train"]["trimmed"] == 1  # a sample tree whose best path ends on a question
     assert metrics["data"]["train"]["truncated"] > 0  # 64 tokens of bytes cut most sample conversations
     for name in (
         "adapter_model.safetensors",
@@ -67,7 +68,10 @@ def test_guanaco_train_lowers_the_loss_and_writes_a_complete_run(
     assert saved == build("smoke", overrides={"base": str(tiny), "out": str(out), "max_seq_len": 64, "batch_size": 2,
                                               "grad_accum": 2, "max_eval_samples": 4, "max_steps": 12, "learning_rate": 0.01,
                                               "eval_steps": 4, "save_steps": 4})  # fmt: skip
-    assert "held-out loss" in (out / "README.md").read_text()
+    card = (out / "README.md").read_text()
+    assert (
+        "held-out loss" in card and "loss on all tokens, EOS once at the end" in card
+    )  # auto: OASST1 sample
     with Store(db_url).session() as session:
         run = session.query(Run).one()
         assert (run.kind, run.status, run.config["lora_r"]) == ("train", "done", 8)
@@ -205,10 +209,12 @@ def test_yaml_config_presets_and_flag_overrides(tmp_path: Path) -> None:
     assert {(c.lora_r, c.lora_alpha, c.batch_size, c.grad_accum, c.max_steps, c.lr_scheduler, c.max_grad_norm,
              c.adam_beta2, c.optim, c.group_by_length, c.double_quant, c.quant_type) for c in paper.values()} == {
         (64, 16.0, 1, 16, 1875, "constant", 0.3, 0.999, "paged_adamw_32bit", True, True, "nf4")}  # fmt: skip
+    # the paper's data, with qlora.py's loss placement and a single EOS at the end of each text
+    assert {(c.data, c.train_on, c.eos) for c in paper.values()} == {("guanaco", "auto", "end")}
     mine.write_text("lora_r: 8\nlora_rank: 4\n")
     with pytest.raises(ConfigError, match=r"my\.yaml, line 2: unknown field 'lora_rank'"):
         build(config_file=mine)
-    with pytest.raises(ConfigError, match="field train_on: 'prompts' is not one of all, assistant"):
+    with pytest.raises(ConfigError, match="field train_on: 'prompts' is not one of auto, all, assistant"):
         TrainConfig(train_on="prompts")
 
 

@@ -29,7 +29,7 @@ from trainer import model as qmodel
 from trainer.batches import collate, epoch_batches, target_count
 from trainer.card import write_card
 from trainer.config import TrainConfig
-from trainer.data import IGNORE, DataReport, Encoder, Example, load_splits
+from trainer.data import IGNORE, DataReport, Encoder, Example, load_splits, train_on_for
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +76,9 @@ def prepare_data(cfg: TrainConfig, tokenizer: Any) -> Prepared:
     )
     train_convs = train_convs[: cfg.max_train_samples]
     eval_convs = eval_convs[: cfg.max_eval_samples]
-    encoder = Encoder(tokenizer, cfg.template, cfg.train_on, cfg.max_seq_len)
+    train_on = train_on_for(cfg.train_on, train_report.format)
+    log.info("loss on %s tokens (train_on %s, %s data)", train_on, cfg.train_on, train_report.format)
+    encoder = Encoder(tokenizer, cfg.template, train_on, cfg.max_seq_len, cfg.eos)
     prepared = Prepared(
         encoder.encode_all(train_convs, train_report),
         encoder.encode_all(eval_convs, eval_report),
