@@ -127,14 +127,25 @@ def four_bit(model_dir: Path) -> TransformersBackend:
     return TransformersBackend(ModelSpec("tiny4", str(model_dir), quantization="nf4"), GREEDY)
 
 
-def run_in_train_mode(backend: TransformersBackend) -> None:
-    """Forward passes with gradients, in training then eval mode, as a caller sharing the model
-    might make: left to bitsandbytes, such calls would run unpacked before the first packing one."""
+def logits_with_gradients(backend: TransformersBackend, train: bool = False):
+    """A forward pass with gradients on (in training or eval mode), as a caller sharing the model
+    might make: left to bitsandbytes, it runs unpacked until an eval-mode no-grad call packs."""
     ids = backend.tokenizer(QUESTIONS[:2], return_tensors="pt", padding=True)
-    backend.model.train()
-    backend.model(**ids)
+    backend.model.train(train)
+    logits = backend.model(**ids).logits.detach()
     backend.model.eval()
-    backend.model(**ids)
+    return logits
+
+
+def assert_calls_do_not_change_the_path(backend: TransformersBackend) -> None:
+    """Answers and logits are the same before and after calls of every kind."""
+    import torch
+
+    before = logits_with_gradients(backend)
+    first = texts(backend, QUESTIONS[:3])  # eval mode, no gradients: where bitsandbytes would pack
+    assert torch.equal(logits_with_gradients(backend), before)
+    logits_with_gradients(backend, train=True)
+    assert texts(backend, QUESTIONS[:3]) == first
 
 
 def test_packed_layout_fits_whole_tiles_of_rows_and_whole_blocks_of_columns():
@@ -153,9 +164,8 @@ def test_four_bit_unpacked_only_cpu_answers_do_not_depend_on_earlier_calls(tiny_
     force_bnb_cpu_path(monkeypatch, "unpacked-only")
     backend = four_bit(tiny_model_dir)
     assert backend.identity()["four_bit_paths"] == {"unpacked": 14}
-    first = texts(backend, QUESTIONS[:3])
-    run_in_train_mode(backend)
-    assert texts(backend, QUESTIONS[:3]) == first == texts(four_bit(tiny_model_dir), QUESTIONS[:3])
+    assert_calls_do_not_change_the_path(backend)
+    assert texts(backend, QUESTIONS[:3]) == texts(four_bit(tiny_model_dir), QUESTIONS[:3])
 
 
 def test_four_bit_packed_capable_cpu_falls_back_to_unpacked_for_shapes_it_cannot_pack(monkeypatch, tmp_path):
@@ -176,9 +186,8 @@ def test_four_bit_packed_path_is_fixed_at_load_and_answers_do_not_depend_on_earl
     wide = build_tiny_model(tmp_path / "wide", hidden=64)  # every layer fits the packed layout
     backend = four_bit(wide)
     assert backend.identity()["four_bit_paths"] == {"packed": 14}
-    first = texts(backend, QUESTIONS[:3])
-    run_in_train_mode(backend)
-    assert texts(backend, QUESTIONS[:3]) == first == texts(four_bit(wide), QUESTIONS[:3])
+    assert_calls_do_not_change_the_path(backend)
+    assert texts(backend, QUESTIONS[:3]) == texts(four_bit(wide), QUESTIONS[:3])
     mixed = four_bit(build_tiny_model(tmp_path / "mixed", hidden=32)).identity()["four_bit_paths"]
     assert mixed["packed"] > 0 and mixed["unpacked"] > 0
 
