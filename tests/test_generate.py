@@ -14,12 +14,13 @@ from sqlalchemy import func, select
 
 from arena.backends import GenerateParams, Request
 from arena.backends.transformers_backend import TransformersBackend
+from arena.bnb_cpu import packed_layout_fits
 from arena.cli import UserError, main
 from arena.generate import generate
 from arena.models import ModelSpec, add_local, ensure_smollm2
 from arena.store import Generation, Prompt, Store, insert_ignore
 from tests import tiny_model
-from tests.tiny_model import build_tiny_model
+from tests.tiny_model import build_tiny_model, cpu_has_avx512_bf16, force_bnb_cpu_path
 
 tiny_model_dir = tiny_model.tiny_model_dir  # the session fixture
 
@@ -118,6 +119,77 @@ def test_four_bit_loading_uses_real_bitsandbytes_layers(store, tiny_model_dir):
     layers = [m for m in backend.model.modules() if isinstance(m, bnb.nn.Linear4bit)]
     assert layers and layers[0].weight.quant_state.quant_type == "nf4"
     assert all(len(r) > 0 for r in texts(backend, QUESTIONS[:2]))
+    # on this CPU's own path: hidden size 32 leaves some layers too small to pack even where it can
+    assert sum(backend.identity()["four_bit_paths"].values()) == len(layers) == 14
+
+
+def four_bit(model_dir: Path) -> TransformersBackend:
+    return TransformersBackend(ModelSpec("tiny4", str(model_dir), quantization="nf4"), GREEDY)
+
+
+def logits_with_gradients(backend: TransformersBackend, train: bool = False):
+    """A forward pass with gradients on (in training or eval mode), as a caller sharing the model
+    might make: left to bitsandbytes, it runs unpacked until an eval-mode no-grad call packs."""
+    ids = backend.tokenizer(QUESTIONS[:2], return_tensors="pt", padding=True)
+    backend.model.train(train)
+    logits = backend.model(**ids).logits.detach()
+    backend.model.eval()
+    return logits
+
+
+def assert_calls_do_not_change_the_path(backend: TransformersBackend) -> None:
+    """Answers and logits are the same before and after calls of every kind."""
+    import torch
+
+    before = logits_with_gradients(backend)
+    first = texts(backend, QUESTIONS[:3])  # eval mode, no gradients: where bitsandbytes would pack
+    assert torch.equal(logits_with_gradients(backend), before)
+    logits_with_gradients(backend, train=True)
+    assert texts(backend, QUESTIONS[:3]) == first
+
+
+def test_packed_layout_fits_whole_tiles_of_rows_and_whole_blocks_of_columns():
+    import bitsandbytes as bnb
+    import torch
+
+    def layer(rows: int, cols: int):
+        return bnb.nn.Linear4bit(cols, rows, bias=False, compute_dtype=torch.float32).to("cpu")
+
+    fits = {(rows, cols): packed_layout_fits(layer(rows, cols)) for rows, cols in
+            [(64, 64), (32, 128), (96, 192), (16, 64), (48, 64), (64, 32), (64, 96)]}  # fmt: skip
+    assert [shape for shape, ok in fits.items() if ok] == [(64, 64), (32, 128), (96, 192)]
+
+
+def test_four_bit_unpacked_only_cpu_answers_do_not_depend_on_earlier_calls(tiny_model_dir, monkeypatch):
+    force_bnb_cpu_path(monkeypatch, "unpacked-only")
+    backend = four_bit(tiny_model_dir)
+    assert backend.identity()["four_bit_paths"] == {"unpacked": 14}
+    assert_calls_do_not_change_the_path(backend)
+    assert texts(backend, QUESTIONS[:3]) == texts(four_bit(tiny_model_dir), QUESTIONS[:3])
+
+
+def test_four_bit_packed_capable_cpu_falls_back_to_unpacked_for_shapes_it_cannot_pack(monkeypatch, tmp_path):
+    small = build_tiny_model(tmp_path / "small", hidden=16)  # every layer narrower than one 64-block
+    force_bnb_cpu_path(monkeypatch, "unpacked-only")
+    expected = texts(four_bit(small), QUESTIONS[:3])
+    force_bnb_cpu_path(monkeypatch, "packed-capable")
+    backend = four_bit(small)  # bitsandbytes alone would crash at the first eval-mode call
+    assert backend.identity()["four_bit_paths"] == {"unpacked": 14}
+    assert texts(backend, QUESTIONS[:3]) == expected
+
+
+@pytest.mark.skipif(
+    not cpu_has_avx512_bf16(),
+    reason="the packed 4-bit kernel needs a CPU with avx512_bf16 (this one lacks it)",
+)
+def test_four_bit_packed_path_is_fixed_at_load_and_answers_do_not_depend_on_earlier_calls(tmp_path):
+    wide = build_tiny_model(tmp_path / "wide", hidden=64)  # every layer fits the packed layout
+    backend = four_bit(wide)
+    assert backend.identity()["four_bit_paths"] == {"packed": 14}
+    assert_calls_do_not_change_the_path(backend)
+    assert texts(backend, QUESTIONS[:3]) == texts(four_bit(wide), QUESTIONS[:3])
+    mixed = four_bit(build_tiny_model(tmp_path / "mixed", hidden=32)).identity()["four_bit_paths"]
+    assert mixed["packed"] > 0 and mixed["unpacked"] > 0
 
 
 def make_adapter(base: Path, dest: Path) -> Path:

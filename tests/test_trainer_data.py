@@ -77,7 +77,19 @@ def test_bad_trees_are_skipped_by_reason() -> None:
     report = DataReport()
     assert len(oasst1_conversations(records(rows), report)) == 1
     assert report.skipped == {"deleted": 1, "spam": 2, "empty_text": 1, "missing_parent": 1, "cycle": 2,
-                              "ends_on_human": 1, "roles_out_of_order": 1}  # fmt: skip
+                              "no_assistant_reply": 1, "roles_out_of_order": 1}  # fmt: skip
+    assert report.trimmed == 0
+
+
+def test_oasst1_path_ending_on_a_human_turn_is_trimmed_back_to_its_last_answer() -> None:
+    follow_up = msg("q3", "a2-usable", "prompter", "And is 4 prime?", rank=0)
+    lonely = {**msg("lonely", None, "prompter", "Nobody answered me."), "message_tree_id": "t2"}
+    report = DataReport()
+    trimmed = oasst1_conversations(records([*TREE, follow_up, lonely]), report)
+    assert trimmed == oasst1_conversations(records(TREE), DataReport())  # the same four turns
+    assert trimmed[0][-1] == Turn("assistant", "No: a prime needs exactly two divisors, and 1 has one.")
+    assert (report.trimmed, report.skipped["no_assistant_reply"], report.conversations) == (1, 1, 1)
+    assert report.to_dict()["trimmed"] == 1 and "trimmed to the last answer: 1" in report.summary()
 
 
 def write_jsonl(path: Path, rows: list) -> Path:
@@ -172,25 +184,43 @@ def split_tokens(tokenizer, example) -> tuple[str, str]:
     return tokenizer.decode(targets), tokenizer.decode(masked)
 
 
-def test_labels_masked_exactly_as_the_flag_says() -> None:
+def test_labels_masked_exactly_as_the_flag_says_with_eos_after_every_answer() -> None:
     tok = tiny_tokenizer()
-    answers, _ = Encoder(tok, "guanaco", "assistant", 512).encode(CONV)
+    answers, _ = Encoder(tok, "guanaco", "assistant", 512, eos="turn").encode(CONV)
     assert split_tokens(tok, answers) == (
         " yo</s> no</s>",
         "<s>### Human: hi### Assistant:### Human: ok?### Assistant:",
     )
-    everything, _ = Encoder(tok, "guanaco", "all", 512).encode(CONV)
+    everything, _ = Encoder(tok, "guanaco", "all", 512, eos="turn").encode(CONV)
     assert everything.input_ids == answers.input_ids
     assert everything.labels == [IGNORE] + everything.input_ids[1:]
     assert (
         tok.decode(everything.input_ids)
         == "<s>### Human: hi### Assistant: yo</s>### Human: ok?### Assistant: no</s>"
     )
-    chat, _ = Encoder(tok, "chat", "assistant", 512).encode(CONV)
+    chat, _ = Encoder(tok, "chat", "assistant", 512, eos="turn").encode(CONV)
     assert split_tokens(tok, chat) == (
         "yo</s>no</s>",
         "<|user|>hi</s><|assistant|><|user|>ok?</s><|assistant|>",
     )
+
+
+def test_eos_once_at_the_end_of_the_text_as_qlora_by_default() -> None:
+    tok = tiny_tokenizer()
+    everything, _ = Encoder(tok, "guanaco", "all", 512).encode(CONV)
+    assert (
+        tok.decode(everything.input_ids)
+        == "<s>### Human: hi### Assistant: yo### Human: ok?### Assistant: no</s>"
+    )
+    assert everything.input_ids.count(tok.eos_token_id) == 1
+    answers, _ = Encoder(tok, "guanaco", "assistant", 512).encode(CONV)
+    assert split_tokens(tok, answers) == (
+        " yo no</s>",
+        "<s>### Human: hi### Assistant:### Human: ok?### Assistant:",
+    )
+    # a chat template that ends each turn with EOS keeps its own, and gets no second one
+    chat, _ = Encoder(tok, "chat", "all", 512).encode(CONV)
+    assert tok.decode(chat.input_ids) == "<|user|>hi</s><|assistant|>yo</s><|user|>ok?</s><|assistant|>no</s>"
 
 
 def test_truncation_is_counted() -> None:
@@ -204,3 +234,65 @@ def test_truncation_is_counted() -> None:
     assert report.skipped == {"no_target_after_truncation": 1}
     assert [len(e.input_ids) for e in examples] == [len(Encoder(tok).encode(CONV)[0].input_ids), 70]
     assert examples[1].input_ids[-1] != tok.eos_token_id  # the cut answer lost its ending
+
+
+GUANACO_TRAIN = [
+    {"text": "### Human: Name a warm colour.### Assistant: Orange."},
+    {"text": "### Human: Two plus two?### Assistant: Four.### Human: And doubled?### Assistant: Eight."},
+    {"text": "### Human: Say hello in Spanish.### Assistant: Hola."},
+]
+GUANACO_EVAL = [{"text": "### Human: Opposite of up?### Assistant: Down."}]
+
+
+def guanaco_folder(folder: Path) -> Path:
+    """The openassistant-guanaco layout (a train and an eval JSONL), with text written for this test."""
+    folder.mkdir()
+    write_jsonl(folder / "openassistant_best_replies_train.jsonl", GUANACO_TRAIN)
+    write_jsonl(folder / "openassistant_best_replies_eval.jsonl", GUANACO_EVAL)
+    return folder
+
+
+def test_guanaco_data_from_a_local_folder_keeps_its_eval_file(tmp_path: Path) -> None:
+    train, held, report, held_report = load_splits(str(guanaco_folder(tmp_path / "guanaco")))
+    assert report.format == held_report.format == "guanaco-text"
+    assert [c[-1].text for c in train] == ["Orange.", "Eight.", "Hola."]
+    assert held == [(Turn("user", "Opposite of up?"), Turn("assistant", "Down."))]
+    alone = write_jsonl(tmp_path / "only.jsonl", GUANACO_TRAIN)
+    assert load_splits(
+        str(alone), eval_source=str(tmp_path / "guanaco" / "openassistant_best_replies_eval.jsonl")
+    )[:2] == (
+        train,
+        held,
+    )
+    with pytest.raises(DataError, match=r"empty: no training data file"):
+        (tmp_path / "empty").mkdir()
+        load_splits(str(tmp_path / "empty"))
+
+
+def test_a_hub_dataset_id_goes_to_the_hub_and_a_missing_file_is_named() -> None:
+    # conftest keeps the hub offline: the id is looked up there (and its cache), not on disk
+    with pytest.raises(
+        DataError, match=r"no-one/no-dataset is not a local file or folder, and cannot be loaded from the hub"
+    ):
+        load_splits("no-one/no-dataset")
+    with pytest.raises(DataError, match=r"missing/file\.jsonl: data file not found"):
+        load_splits("missing/file.jsonl")
+
+
+def test_train_on_auto_follows_the_data_format_as_qlora(tmp_path: Path) -> None:
+    from trainer.config import build
+    from trainer.train import prepare_data
+
+    tok = tiny_tokenizer()
+    alpaca = write_jsonl(tmp_path / "alpaca.jsonl", [{"instruction": "Say yes.", "output": "Yes."}] * 2)
+    pairs = write_jsonl(tmp_path / "pairs.jsonl", [{"prompt": "Say no.", "completion": "No."}] * 2)
+    guanaco = write_jsonl(tmp_path / "guanaco.jsonl", GUANACO_TRAIN)
+    answers = {alpaca: " Yes.</s>", pairs: " No.</s>", guanaco: None}  # None: every token after BOS
+    for path, targets in answers.items():
+        cfg = build(overrides={"data": str(path), "eval_fraction": 0.0})
+        assert cfg.train_on == "auto"
+        example = prepare_data(cfg, tok).train[0]
+        everything = tok.decode(example.input_ids[1:])
+        assert split_tokens(tok, example)[0] == (targets or everything), path.name
+        forced = build(overrides={"data": str(path), "eval_fraction": 0.0, "train_on": "all"})
+        assert split_tokens(tok, prepare_data(forced, tok).train[0])[0] == everything

@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from arena.bnb_cpu import four_bit_layers, is_packed, packed_layout_fits
+from tests.tiny_model import CPU_PATHS, force_bnb_cpu_path
 from tests.trainer_tiny import tiny_checkpoint
 from trainer import model as qmodel
 from trainer.config import build
@@ -94,10 +96,51 @@ def test_saved_adapter_reloads_to_the_same_logits(tiny: Path, tmp_path: Path) ->
         assert torch.equal(reloaded(input_ids=ids).logits, logits)
 
 
-def test_merge_onto_the_dequantized_base_keeps_the_outputs(tiny: Path, tmp_path: Path) -> None:
+def stored_base(model) -> list[dict]:
+    """Each 4-bit layer's stored codes and quantization state, copied."""
+    rows = []
+    for layer in four_bit_layers(model):
+        state = layer.weight.quant_state
+        rows.append({"codes": layer.weight.data.clone(), "absmax": state.absmax.clone(), "dtype": state.dtype,
+                     "nested": state.nested, "absmax2": state.state2.absmax.clone() if state.nested else None,
+                     "packed": is_packed(layer)})  # fmt: skip
+    return rows
+
+
+@pytest.mark.parametrize("cpu", CPU_PATHS)
+def test_evaluation_never_repacks_the_frozen_base_on_a_cpu_that_is(
+    cpu: str, tiny: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    force_bnb_cpu_path(monkeypatch, cpu)
+    cfg = config(tiny)
+    model = qmodel.add_lora(qmodel.load_base(cfg), cfg)
+    # every tiny layer fits the packed layout, so on a packed-capable CPU bitsandbytes would repack them all
+    assert all(packed_layout_fits(layer) for layer in four_bit_layers(model))
+    before, bits = stored_base(model), qmodel.footprint(model, cfg)["bits_per_weight_measured"]
+    ids = torch.randint(4, 200, (2, 16))
+    model.eval()
+    with torch.no_grad():
+        evaluated = model(input_ids=ids).logits
+    model.train()
+    trained = model(input_ids=ids).logits  # dropout 0: the same function, now with gradients
+    assert torch.equal(evaluated, trained.detach())
+    after = stored_base(model)
+    assert [row["packed"] for row in after] == [False] * 14
+    for old, new in zip(before, after, strict=True):
+        assert old.keys() == new.keys()
+        for key, value in old.items():
+            assert torch.equal(value, new[key]) if isinstance(value, torch.Tensor) else value == new[key], key
+    assert qmodel.footprint(model, cfg)["bits_per_weight_measured"] == bits
+
+
+@pytest.mark.parametrize("cpu", CPU_PATHS)
+def test_merge_onto_the_dequantized_base_keeps_the_outputs_on_a_cpu_that_is(
+    cpu: str, tiny: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from peft import PeftModel
     from transformers import AutoModelForCausalLM
 
+    force_bnb_cpu_path(monkeypatch, cpu)
     run = tmp_path / "run"
     ids, logits = trained_looking_run(tiny, run)
     out = merge(run, tmp_path / "merged")

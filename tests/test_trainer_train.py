@@ -10,6 +10,7 @@ import torch
 import yaml
 from safetensors.torch import load_file
 
+from tests.tiny_model import CPU_PATHS, force_bnb_cpu_path
 from tests.trainer_tiny import tiny_checkpoint
 from trainer.batches import epoch_batches
 from trainer.config import ConfigError, TrainConfig, build
@@ -52,7 +53,8 @@ def test_guanaco_train_lowers_the_loss_and_writes_a_complete_run(
     assert sum(losses[-4:]) < sum(losses[:4]) - 0.4
     evals = [row["eval_loss"] for row in metrics["history"] if "eval_loss" in row]
     assert len(evals) == 3 and evals[-1] < evals[0]
-    assert metrics["data"]["train"]["skipped"] == {"deleted": 1, "spam": 1, "ends_on_human": 1}
+    assert metrics["data"]["train"]["skipped"] == {"deleted": 1, "spam": 1}
+    assert metrics["data"]["train"]["trimmed"] == 1  # a sample tree whose best path ends on a question
     assert metrics["data"]["train"]["truncated"] > 0  # 64 tokens of bytes cut most sample conversations
     for name in (
         "adapter_model.safetensors",
@@ -66,7 +68,10 @@ def test_guanaco_train_lowers_the_loss_and_writes_a_complete_run(
     assert saved == build("smoke", overrides={"base": str(tiny), "out": str(out), "max_seq_len": 64, "batch_size": 2,
                                               "grad_accum": 2, "max_eval_samples": 4, "max_steps": 12, "learning_rate": 0.01,
                                               "eval_steps": 4, "save_steps": 4})  # fmt: skip
-    assert "held-out loss" in (out / "README.md").read_text()
+    card = (out / "README.md").read_text()
+    assert (
+        "held-out loss" in card and "loss on all tokens, EOS once at the end" in card
+    )  # auto: OASST1 sample
     with Store(db_url).session() as session:
         run = session.query(Run).one()
         assert (run.kind, run.status, run.config["lora_r"]) == ("train", "done", 8)
@@ -74,7 +79,7 @@ def test_guanaco_train_lowers_the_loss_and_writes_a_complete_run(
 
 
 def state_tensors(checkpoint: Path) -> tuple[dict, dict, int]:
-    state = torch.load(checkpoint / "trainer_state.pt", weights_only=False)
+    state = torch.load(checkpoint / "trainer_state.pt", weights_only=True)
     return load_file(checkpoint / "adapter_model.safetensors"), state["optimizer"]["state"], state["step"]
 
 
@@ -89,9 +94,13 @@ def assert_same(a: dict, b: dict) -> None:
             assert a[key] == b[key], key
 
 
-def test_resume_continues_at_the_same_step_with_the_same_state(tiny: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("cpu", CPU_PATHS)
+def test_resume_with_evaluation_continues_bit_exact_on_a_cpu_that_is(
+    cpu: str, tiny: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from trainer.__main__ import main
 
+    force_bnb_cpu_path(monkeypatch, cpu)  # evaluation every 2 steps: bitsandbytes would repack there
     common = [*FAST, "--base", str(tiny), "--lora-dropout", "0.2", "--eval-steps", "2", "--save-steps", "2"]
     assert (
         main([*common, "--out", str(tmp_path / "straight"), "--max-steps", "4", "--report-to", "tensorboard"])
@@ -120,6 +129,49 @@ def test_resume_continues_at_the_same_step_with_the_same_state(tiny: Path, tmp_p
     ]
     assert [r["step"] for r in history[1]] == [1, 2, 3, 4]
     assert [r["loss"] for r in history[1]] == [r["loss"] for r in history[0]]
+
+
+def test_every_rng_state_round_trips_through_a_tensors_only_file(tmp_path: Path) -> None:
+    import random
+
+    import numpy as np
+
+    from trainer.train import load_state, rng_state, set_rng_state
+
+    def draws() -> tuple:
+        return random.random(), np.random.rand(3).tolist(), torch.rand(3).tolist()
+
+    torch.save(rng_state(), tmp_path / "rng.pt")
+    expected = draws()
+    set_rng_state(load_state(tmp_path / "rng.pt"))
+    assert draws() == expected
+
+
+class RunsCode:
+    """Unpickling this touches a file: what a hostile checkpoint could do instead."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (Path.touch, (self.marker,))
+
+
+@pytest.mark.parametrize("file", ["trainer_state.pt", "rng-0.pt"])
+def test_a_checkpoint_that_would_run_code_is_refused_unopened(file: str, tiny: Path, tmp_path: Path) -> None:
+    from trainer.__main__ import main
+
+    out = tmp_path / "run"
+    assert main([*FAST, "--base", str(tiny), "--out", str(out), "--max-steps", "1", "--save-steps", "1"]) == 0
+    state = torch.load(out / "checkpoint-1" / file, weights_only=True)
+    marker = tmp_path / "ran"
+    torch.save({**state, "extra": RunsCode(marker)}, out / "checkpoint-1" / file)
+    cfg = build(config_file=out / "config.yaml", overrides={"max_steps": 2})
+    with pytest.raises(
+        TrainError, match=rf"checkpoint-1/{file}: not a checkpoint this trainer wrote.*Unsupported global"
+    ):
+        Loop(cfg, resume=True)
+    assert not marker.exists()
 
 
 def test_resume_needs_a_checkpoint(tmp_path: Path) -> None:
@@ -157,10 +209,12 @@ def test_yaml_config_presets_and_flag_overrides(tmp_path: Path) -> None:
     assert {(c.lora_r, c.lora_alpha, c.batch_size, c.grad_accum, c.max_steps, c.lr_scheduler, c.max_grad_norm,
              c.adam_beta2, c.optim, c.group_by_length, c.double_quant, c.quant_type) for c in paper.values()} == {
         (64, 16.0, 1, 16, 1875, "constant", 0.3, 0.999, "paged_adamw_32bit", True, True, "nf4")}  # fmt: skip
+    # the paper's data, with qlora.py's loss placement and a single EOS at the end of each text
+    assert {(c.data, c.train_on, c.eos) for c in paper.values()} == {("guanaco", "auto", "end")}
     mine.write_text("lora_r: 8\nlora_rank: 4\n")
     with pytest.raises(ConfigError, match=r"my\.yaml, line 2: unknown field 'lora_rank'"):
         build(config_file=mine)
-    with pytest.raises(ConfigError, match="field train_on: 'prompts' is not one of all, assistant"):
+    with pytest.raises(ConfigError, match="field train_on: 'prompts' is not one of auto, all, assistant"):
         TrainConfig(train_on="prompts")
 
 

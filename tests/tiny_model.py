@@ -71,3 +71,23 @@ def build_tiny_model(dest: Path, chat_template: bool = True, hidden: int = 32, s
 def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One tiny chat model (ChatML template) per test session."""
     return build_tiny_model(tmp_path_factory.mktemp("tiny-model"))
+
+
+CPU_PATHS = ("packed-capable", "unpacked-only")  # as bitsandbytes decides with or without AVX512-BF16
+
+
+def force_bnb_cpu_path(monkeypatch: pytest.MonkeyPatch, cpu: str) -> None:
+    """Make the 4-bit layers built from now on decide as bitsandbytes does on a CPU with
+    (`packed-capable`) or without (`unpacked-only`) AVX512-BF16: each layer reads the flag when it
+    is built. Only the decision is forced: the packed kernel itself needs the instruction set, so
+    a test that forces `packed-capable` on a CPU without it must not let any layer reach it."""
+    import bitsandbytes.nn.modules
+
+    assert cpu in CPU_PATHS, cpu
+    monkeypatch.setattr(bitsandbytes.nn.modules, "has_avx512bf16", lambda: cpu == "packed-capable")
+
+
+def cpu_has_avx512_bf16() -> bool:
+    from bitsandbytes.functional import has_avx512bf16
+
+    return bool(has_avx512bf16())

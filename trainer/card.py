@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from trainer.config import TrainConfig
+from trainer.data import train_on_for
 
 
 def _fmt(value: Any) -> str:
@@ -15,6 +16,8 @@ def _fmt(value: Any) -> str:
 def write_card(folder: Path, cfg: TrainConfig, metrics: dict[str, Any]) -> Path:
     """A Hugging Face style card with YAML front matter, the recipe, the data report and the losses."""
     model = metrics.get("model", {})
+    train = metrics.get("data", {}).get("train", {})
+    train_on = train_on_for(cfg.train_on, train["format"]) if train.get("format") else cfg.train_on
     recipe = {
         "quantization": f"4-bit {cfg.quant_type.upper()}"
         + (" + double quantization" if cfg.double_quant else ""),
@@ -25,11 +28,11 @@ def write_card(folder: Path, cfg: TrainConfig, metrics: dict[str, Any]) -> Path:
         f"({cfg.adam_beta1}, {cfg.adam_beta2}), max grad norm {cfg.max_grad_norm}",
         "batch": f"{cfg.batch_size} x {cfg.grad_accum} accumulation, {cfg.max_steps} steps, "
         f"length grouping {'on' if cfg.group_by_length else 'off'}",
-        "format": f"{cfg.template} template, loss on {'all tokens' if cfg.train_on == 'all' else 'answers only'}, "
-        f"max {cfg.max_seq_len} tokens",
+        "format": f"{cfg.template} template, loss on {'all tokens' if train_on == 'all' else 'answers only'}, "
+        f"EOS {'once at the end' if cfg.eos == 'end' else 'after every answer'}, max {cfg.max_seq_len} tokens",
     }
     data_lines = [
-        f"| {split} | {r['conversations']} | {r['truncated']} | "
+        f"| {split} | {r['conversations']} | {r.get('trimmed', 0)} | {r['truncated']} | "
         f"{', '.join(f'{k}: {v}' for k, v in sorted(r['skipped'].items())) or '-'} |"
         for split, r in metrics.get("data", {}).items()
     ]
@@ -55,8 +58,8 @@ def write_card(folder: Path, cfg: TrainConfig, metrics: dict[str, Any]) -> Path:
             f"- throughput: {_fmt(metrics.get('tokens_per_s'))} real tokens/s",
             "",
             "## Data",
-            "| split | conversations | truncated | skipped (by reason) |",
-            "|---|---|---|---|",
+            "| split | conversations | trimmed to the last answer | truncated | skipped (by reason) |",
+            "|---|---|---|---|---|",
             *data_lines,
             "",
             "## Use",

@@ -33,9 +33,10 @@ class TrainConfig:
     # what to train
     base: str = "smollm2"
     """Hugging Face model id or local folder; `smollm2` is the embedded SmolLM2-135M-Instruct."""
-    data: str = "oasst1"
-    """`oasst1` (hub OpenAssistant/oasst1), `guanaco` (hub timdettmers/openassistant-guanaco),
-    `sample` (the project's OASST1 sample), or a JSONL/JSON/Parquet file."""
+    data: str = "guanaco"
+    """`guanaco` (hub timdettmers/openassistant-guanaco, the paper's data), `oasst1` (hub
+    OpenAssistant/oasst1, converted here), `sample` (the project's OASST1 sample), a JSONL/JSON/
+    Parquet file, a folder of them (eval/test/validation files held out), or a hub dataset id."""
     format: Literal["oasst1", "guanaco-text", "alpaca", "messages", "pairs"] | None = None
     """oasst1 | guanaco-text | alpaca | messages | pairs; guessed from the first record when unset."""
     eval_data: str | None = None
@@ -43,8 +44,11 @@ class TrainConfig:
     eval_fraction: float = 0.05
     template: Literal["guanaco", "chat"] = "guanaco"
     """`### Human: ... ### Assistant: ...` text, or the tokenizer's own chat template."""
-    train_on: Literal["all", "assistant"] = "all"
-    """Loss on the whole conversation (the paper) or on the assistant's turns only."""
+    train_on: Literal["auto", "all", "assistant"] = "auto"
+    """Loss on the whole conversation or on the assistant's turns only; `auto` as qlora.py: the
+    whole text of conversations (oasst1, guanaco-text, messages), the answers of alpaca and pairs."""
+    eos: Literal["end", "turn"] = "end"
+    """EOS once at the end of the text (qlora.py), or after every assistant turn."""
     max_seq_len: int = 512
     max_train_samples: int | None = None
     max_eval_samples: int | None = 1000

@@ -1,10 +1,11 @@
 """Training data: sources of many shapes -> conversations -> token ids with exactly masked labels.
 
 Sources: raw OASST1 message trees (the hub's `OpenAssistant/oasst1` or local JSONL/Parquet of its
-rows), the prebuilt `timdettmers/openassistant-guanaco` text, Alpaca records, chat `messages` and
-prompt/response pairs. A broken file stops with its name, line and field; a bad record (empty
-text, missing parent, a cycle, a conversation ending on the human) is skipped and counted by
-reason in a :class:`DataReport`, so nothing is lost silently. Truncation is counted the same way.
+rows), the prebuilt `timdettmers/openassistant-guanaco` text (the paper's data), Alpaca records,
+chat `messages` and prompt/response pairs; each from a local file or folder, or a hub dataset id.
+A broken file stops with its name, line and field; a bad record (empty text, missing parent, a
+cycle, a conversation ending on the human) is skipped and counted by reason in a
+:class:`DataReport`, so nothing is lost silently. Trimming and truncation are counted the same way.
 """
 
 from __future__ import annotations
@@ -27,7 +28,12 @@ HUB_SOURCES = {
 }
 SAMPLE = DATA_DIR / "samples" / "oasst1_sample.jsonl"
 VALIDATION_NAMES = {"validation", "valid", "eval", "test"}
+FILE_SUFFIXES = (".jsonl", ".json", ".parquet")
 IGNORE = -100
+# Where the loss goes when `train_on` is `auto`, as qlora.py does: on the whole text of
+# conversations (its OASST1/Guanaco format has an empty input), on the responses of instructions.
+TRAIN_ON_BY_FORMAT = {"oasst1": "all", "guanaco-text": "all", "messages": "all", "alpaca": "assistant",
+                      "pairs": "assistant"}  # fmt: skip
 
 
 class DataError(ValueError):
@@ -49,16 +55,25 @@ class DataReport:
 
     conversations: int = 0
     skipped: Counter = field(default_factory=Counter)
+    trimmed: int = 0
+    """OASST1 trees kept after trimming a path that ended on a human turn."""
     truncated: int = 0
+    format: str = ""
+    """The source's format, as given or guessed."""
 
     def summary(self) -> str:
         reasons = ", ".join(f"{n} {why}" for why, n in sorted(self.skipped.items())) or "none"
-        return f"{self.conversations} conversations; skipped: {reasons}; truncated: {self.truncated}"
+        return (
+            f"{self.conversations} {self.format} conversations; skipped: {reasons}; "
+            f"trimmed to the last answer: {self.trimmed}; truncated: {self.truncated}"
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return {
+            "format": self.format,
             "conversations": self.conversations,
             "skipped": dict(self.skipped),
+            "trimmed": self.trimmed,
             "truncated": self.truncated,
         }
 
@@ -149,7 +164,9 @@ def guess_format(record: Record) -> str:
 
 
 def oasst1_conversations(records: list[Record], report: DataReport) -> list[Conversation]:
-    """Each tree's root, then the top-ranked usable reply at every level down to a leaf.
+    """Each tree's root, then the top-ranked usable reply at every level down to a leaf; a path
+    that ends on a human turn is trimmed back to its last answer (counted as `trimmed`), and a
+    tree with no usable answer is dropped (counted as `no_assistant_reply`).
 
     Deleted messages and spam (`review_result` false) are left out with their replies; so are
     messages with empty text, a parent that is not in the data, or an ancestry that loops."""
@@ -166,14 +183,22 @@ def oasst1_conversations(records: list[Record], report: DataReport) -> list[Conv
     for rec in usable.values():
         if rec.row.get("parent_id") is not None:
             children[rec.row["parent_id"]].append(rec)
-    conversations = []
+    conversations, trimmed = [], set()
     for root in (rec for rec in usable.values() if rec.row.get("parent_id") is None):
         path = [root]
         while children.get(path[-1].row["message_id"]):
             path.append(min(children[path[-1].row["message_id"]], key=_rank_key))
         turns = [Turn("user" if r.row["role"] == "prompter" else "assistant", r.row["text"]) for r in path]
-        conversations.append(tuple(turns))
-    return _valid(conversations, report)
+        last_answer = max((i for i, t in enumerate(turns) if t.role == "assistant"), default=-1)
+        if last_answer < 0:
+            report.skipped["no_assistant_reply"] += 1
+            continue
+        conversations.append(tuple(turns[: last_answer + 1]))
+        if last_answer + 1 < len(turns):
+            trimmed.add(id(conversations[-1]))
+    kept = _valid(conversations, report)
+    report.trimmed += sum(id(conv) in trimmed for conv in kept)
+    return kept
 
 
 def _usable(rec: Record, messages: dict[str, Record], report: DataReport) -> bool:
@@ -306,38 +331,75 @@ CONVERTERS = {
 def load_splits(
     source: str, fmt: str | None = None, eval_source: str | None = None, eval_fraction: float = 0.05
 ) -> tuple[list[Conversation], list[Conversation], DataReport, DataReport]:
-    """Train and validation conversations, with a report for each.
+    """Train and validation conversations, with a report for each (which also names the format).
 
     The split comes from, in order: a separate `eval_source`; the source's own split (the hub's
-    validation split, or a `split` field in the rows); else a stable hash of each tree or record
-    puts `eval_fraction` of them in validation."""
+    validation split, a folder's eval/test/validation files, or a `split` field in the rows); else
+    a stable hash of each tree or record puts `eval_fraction` of them in validation."""
     train_rows, eval_rows, fmt = _split_records(source, fmt, eval_source, eval_fraction)
     if fmt not in CONVERTERS:
         raise DataError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
-    train_report, eval_report = DataReport(), DataReport()
+    train_report, eval_report = DataReport(format=fmt), DataReport(format=fmt)
     train = CONVERTERS[fmt](train_rows, train_report)
     held_out = CONVERTERS[fmt](eval_rows, eval_report)
     return train, held_out, train_report, eval_report
 
 
+def train_on_for(train_on: str, fmt: str) -> str:
+    """`all` or `assistant`: as asked, or for `auto` what qlora.py does for this format."""
+    return TRAIN_ON_BY_FORMAT[fmt] if train_on == "auto" else train_on
+
+
 def _split_records(
     source: str, fmt: str | None, eval_source: str | None, eval_fraction: float
 ) -> tuple[list[Record], list[Record], str]:
-    if source in HUB_SOURCES and not Path(source).exists():
-        return _hub_records(*HUB_SOURCES[source])
-    path = SAMPLE if source == "sample" else Path(source)
-    records = read_records(path)
+    records, own_held_out, known_fmt = _source_records(source)
     if not records:
-        raise DataError(f"{path}: no records")
-    fmt = fmt or guess_format(records[0])
+        raise DataError(f"{source}: no records")
+    fmt = fmt or known_fmt or guess_format(records[0])
     if eval_source is not None:
-        return records, read_records(Path(eval_source)), fmt
+        return records + (own_held_out or []), read_records(Path(eval_source)), fmt
+    if own_held_out is not None:
+        return records, own_held_out, fmt
     if any("split" in r.row for r in records):
         return (
             *_partition(records, lambda r: str(r.row.get("split", "train")).lower() in VALIDATION_NAMES),
             fmt,
         )
     return (*_partition(records, lambda r: _hash_fraction(_group_key(r, fmt)) < eval_fraction), fmt)
+
+
+def _source_records(source: str) -> tuple[list[Record], list[Record] | None, str | None]:
+    """(records, the source's own held-out records or None, its known format or None) of a hub
+    alias (`oasst1`, `guanaco`), `sample`, a local file or folder, or a hub dataset id."""
+    path = SAMPLE if source == "sample" else Path(source)
+    if source in HUB_SOURCES and not path.exists():
+        name, fmt = HUB_SOURCES[source]
+        return (*_hub_records(name), fmt)
+    if path.is_dir():
+        return (*_folder_records(path), None)
+    if not path.exists() and _is_hub_id(source):
+        return (*_hub_records(source), None)
+    return read_records(path), None, None
+
+
+def _is_hub_id(source: str) -> bool:
+    return re.fullmatch(r"[\w.-]+/[\w.-]+", source) is not None and not source.endswith(FILE_SUFFIXES)
+
+
+def _folder_records(folder: Path) -> tuple[list[Record], list[Record] | None]:
+    """A dataset folder (as a hub dataset's files, downloaded): its eval/test/validation files are
+    the held-out split, the other data files are for training."""
+    files = sorted(p for p in folder.iterdir() if p.suffix in FILE_SUFFIXES and p.is_file())
+    held = [p for p in files if VALIDATION_NAMES & set(re.split(r"[_.\-]", p.stem.lower()))]
+    train = [p for p in files if p not in held]
+    if not train:
+        raise DataError(f"{folder}: no training data file ({', '.join(FILE_SUFFIXES)}) in this folder")
+    return _read_all(train), _read_all(held) if held else None
+
+
+def _read_all(paths: list[Path]) -> list[Record]:
+    return [rec for path in paths for rec in read_records(path)]
 
 
 def _partition(
@@ -361,8 +423,9 @@ def _hash_fraction(key: str) -> float:
     return int(hashlib.sha256(key.encode()).hexdigest()[:8], 16) / 0x100000000
 
 
-def _hub_records(name: str, fmt: str) -> tuple[list[Record], list[Record], str]:
-    """Both splits of a hub dataset (needs the `datasets` package and the hub, or its cache)."""
+def _hub_records(name: str) -> tuple[list[Record], list[Record] | None]:
+    """A hub dataset's train split and its validation split, if it has one (needs the `datasets`
+    package and the hub, or its cache)."""
     try:
         import datasets
     except ImportError as err:
@@ -371,12 +434,15 @@ def _hub_records(name: str, fmt: str) -> tuple[list[Record], list[Record], str]:
         loaded = datasets.load_dataset(name)
     except Exception as err:
         raise DataError(
-            f"cannot load {name} from the hub ({err}); download its rows and pass the file"
+            f"{name} is not a local file or folder, and cannot be loaded from the hub ({err}); "
+            "download its files and pass the file or folder"
         ) from err
     held = next((s for s in loaded if s in VALIDATION_NAMES), None)
     train = [Record(f"{name}[train]:row {i + 1}", row) for i, row in enumerate(loaded["train"])]
-    valid = [Record(f"{name}[{held}]:row {i + 1}", row) for i, row in enumerate(loaded[held])] if held else []
-    return train, valid, fmt
+    valid = (
+        [Record(f"{name}[{held}]:row {i + 1}", row) for i, row in enumerate(loaded[held])] if held else None
+    )
+    return train, valid
 
 
 # ---------------------------------------------------------------- tokens and labels
@@ -395,8 +461,8 @@ class Example:
 def segments(conv: Conversation, tokenizer: Any, template: str) -> Iterator[tuple[str, bool]]:
     """The conversation's text in pieces, each flagged True when it is the assistant's turn.
 
-    Guanaco: `### Human: {q}### Assistant:` is prompt, ` {a}` is answer (EOS is added after it by
-    :func:`encode`). Chat: the tokenizer's template rendered turn by turn; each piece is the
+    Guanaco: `### Human: {q}### Assistant:` is prompt, ` {a}` is answer (EOS is added by
+    :meth:`Encoder.encode`). Chat: the tokenizer's template rendered turn by turn; each piece is the
     difference between consecutive renderings, so the header before an answer is prompt."""
     if template == "guanaco":
         for turn in conv:
@@ -424,12 +490,14 @@ def segments(conv: Conversation, tokenizer: Any, template: str) -> Iterator[tupl
 
 @dataclass
 class Encoder:
-    """Turns conversations into examples: the template, where the loss goes, and the length cap."""
+    """Turns conversations into examples: the template, where the loss goes, the length cap, and
+    where EOS goes (`end`: once after the last turn, as qlora.py; `turn`: after every answer)."""
 
     tokenizer: Any
     template: str = "guanaco"
     train_on: str = "all"
     max_len: int = 512
+    eos: str = "end"
 
     def __post_init__(self) -> None:
         bos = self.tokenizer.bos_token_id
@@ -441,13 +509,16 @@ class Encoder:
     def encode(self, conv: Conversation) -> tuple[Example, bool]:
         """Token ids and labels (-100 where no loss is taken), and whether the end was cut off.
 
-        Every assistant turn ends with EOS, so the model learns to stop. With `train_on="all"`
-        every token but a leading BOS is a target; with `"assistant"` only answers and their EOS."""
+        The conversation (or, with `eos="turn"`, every answer) ends with EOS, so the model learns
+        to stop; a chat template's own end token counts. With `train_on="all"` every token but a
+        leading BOS is a target; with `"assistant"` only answers and their EOS."""
         eos = self.tokenizer.eos_token_id
         ids, labels = ([self.tokenizer.bos_token_id], [IGNORE]) if self.bos else ([], [])
-        for text, is_answer in segments(conv, self.tokenizer, self.template):
+        pieces = list(segments(conv, self.tokenizer, self.template))
+        for number, (text, is_answer) in enumerate(pieces, start=1):
             piece = self.tokenizer(text, add_special_tokens=False)["input_ids"]
-            if is_answer and eos not in piece[-2:]:
+            ends = number == len(pieces) or (is_answer and self.eos == "turn")
+            if ends and eos not in piece[-2:]:
                 piece = [*piece, eos]
             ids.extend(piece)
             labels.extend(piece if (is_answer or self.train_on == "all") else [IGNORE] * len(piece))

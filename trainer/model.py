@@ -15,6 +15,7 @@ from typing import Any
 
 import torch
 
+from arena.bnb_cpu import four_bit_layers, keep_unpacked
 from trainer.config import TrainConfig
 
 log = logging.getLogger(__name__)
@@ -108,6 +109,10 @@ def load_base(cfg: TrainConfig, device_map: Any = None) -> Any:
         low_cpu_mem_usage=True,
     )
     model.config.use_cache = False
+    # The frozen base must stay as loaded: on AVX512-BF16 CPUs bitsandbytes would otherwise repack
+    # it in place (lossily) at the first evaluation pass, so training, eval and resume would differ
+    # by CPU and by when evaluation ran. See arena.bnb_cpu.
+    keep_unpacked(model)
     if under_fsdp():  # as TRL: k-bit preparation would upcast some weights and break FSDP's flat shards
         if cfg.gradient_checkpointing:
             model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
@@ -144,9 +149,7 @@ def add_lora(model: Any, cfg: TrainConfig, adapter: Path | None = None) -> Any:
 
 def footprint(model: Any, cfg: TrainConfig) -> dict[str, float]:
     """Memory of the model and bits per quantized weight, from the config and as measured."""
-    import bitsandbytes as bnb
-
-    layers = [m for m in model.modules() if isinstance(m, bnb.nn.Linear4bit)]
+    layers = four_bit_layers(model)
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     return {
         "memory_mb": model.get_memory_footprint() / 2**20,

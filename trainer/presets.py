@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 _PAPER: dict[str, Any] = {
-    "data": "oasst1",
+    "data": "guanaco",
     "lora_r": 64,
     "lora_alpha": 16.0,
     "lr_scheduler": "constant",
@@ -22,7 +22,6 @@ _PAPER: dict[str, Any] = {
     "optim": "paged_adamw_32bit",
     "group_by_length": True,
     "gradient_checkpointing": True,
-    "train_on": "all",
     "eval_steps": 187,
     "save_steps": 250,
 }

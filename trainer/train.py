@@ -12,6 +12,7 @@ import contextlib
 import json
 import logging
 import math
+import pickle
 import random
 import shutil
 import time
@@ -28,7 +29,7 @@ from trainer import model as qmodel
 from trainer.batches import collate, epoch_batches, target_count
 from trainer.card import write_card
 from trainer.config import TrainConfig
-from trainer.data import IGNORE, DataReport, Encoder, Example, load_splits
+from trainer.data import IGNORE, DataReport, Encoder, Example, load_splits, train_on_for
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +76,9 @@ def prepare_data(cfg: TrainConfig, tokenizer: Any) -> Prepared:
     )
     train_convs = train_convs[: cfg.max_train_samples]
     eval_convs = eval_convs[: cfg.max_eval_samples]
-    encoder = Encoder(tokenizer, cfg.template, cfg.train_on, cfg.max_seq_len)
+    train_on = train_on_for(cfg.train_on, train_report.format)
+    log.info("loss on %s tokens (train_on %s, %s data)", train_on, cfg.train_on, train_report.format)
+    encoder = Encoder(tokenizer, cfg.template, train_on, cfg.max_seq_len, cfg.eos)
     prepared = Prepared(
         encoder.encode_all(train_convs, train_report),
         encoder.encode_all(eval_convs, eval_report),
@@ -108,7 +111,13 @@ def make_optimizer(cfg: TrainConfig, params: list[torch.nn.Parameter]) -> torch.
 
 
 def rng_state() -> dict[str, Any]:
-    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    """Every RNG's state in types `torch.load(weights_only=True)` reads (numpy's key array as ints)."""
+    name, keys, *rest = np.random.get_state()
+    state = {
+        "python": random.getstate(),
+        "numpy": (name, keys.tolist(), *rest),
+        "torch": torch.get_rng_state(),
+    }
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
@@ -116,10 +125,26 @@ def rng_state() -> dict[str, Any]:
 
 def set_rng_state(state: dict[str, Any]) -> None:
     random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
+    name, keys, *rest = state["numpy"]
+    np.random.set_state((name, np.asarray(keys, dtype=np.uint32), *rest))
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def load_state(path: Path) -> Any:
+    """A checkpoint file, read as tensors and plain values only: unpickling it can run no code."""
+    try:
+        return torch.load(path, weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError) as err:
+        lines = str(err).splitlines()
+        reason = next(
+            (line.split("error:")[-1].strip() for line in lines if "Unpickler error" in line), lines[0]
+        )
+        raise TrainError(
+            f"{path}: not a checkpoint this trainer wrote, not loaded ({reason.split('. ')[0][:200]}); "
+            "resume from another checkpoint-N or start the run again"
+        ) from err
 
 
 def checkpoints(out: Path) -> list[Path]:
@@ -169,7 +194,7 @@ class Loop:
         self.history = History()
         state = None
         if self.checkpoint is not None:
-            state = torch.load(self.checkpoint / STATE_FILE, weights_only=False)
+            state = load_state(self.checkpoint / STATE_FILE)
             optimizer.load_state_dict(state["optimizer"])
             self.scheduler.load_state_dict(state["scheduler"])
             self.step = state["step"]
@@ -180,7 +205,7 @@ class Loop:
         self.world, self.rank = self.accelerator.num_processes, self.accelerator.process_index
         if state is not None:
             rank_file = self.checkpoint / f"rng-{self.rank}.pt"
-            set_rng_state(torch.load(rank_file, weights_only=False) if rank_file.is_file() else state["rng"])
+            set_rng_state(load_state(rank_file) if rank_file.is_file() else state["rng"])
         self._epochs: dict[int, list[list[int]]] = {}
         self.per_epoch = len(self._batches(0))
 

@@ -7,6 +7,7 @@ import time
 from typing import Any
 
 from arena.backends import GenerateParams, Request, Result
+from arena.bnb_cpu import paths, settle_for_inference
 from arena.cli import UserError
 from arena.models import ModelSpec
 from arena.prompting import cut_at_turn_end, render, resolve_format
@@ -42,6 +43,8 @@ def load_model(spec: ModelSpec, device: str | None = None) -> tuple[Any, Any]:
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     model.eval()
+    if spec.quantization:
+        settle_for_inference(model)  # the same 4-bit CPU path for every call, whatever ran before
     return model, tokenizer
 
 
@@ -82,8 +85,13 @@ class TransformersBackend:
         self.stopping = _stop_criteria(self.tokenizer, self.stop)
 
     def identity(self) -> dict[str, Any]:
-        return {**self.spec.identity(), "engine": "transformers", "prompt_format": self.prompt_format,
-                "dtype": str(self.model.dtype), "device": str(self.model.device)}  # fmt: skip
+        """What produced the answers; for a 4-bit model, also how many layers took each bitsandbytes
+        path (the packed CPU path computes in bfloat16, so its answers can differ)."""
+        identity = {**self.spec.identity(), "engine": "transformers", "prompt_format": self.prompt_format,
+                    "dtype": str(self.model.dtype), "device": str(self.model.device)}  # fmt: skip
+        if self.spec.quantization:
+            identity["four_bit_paths"] = paths(self.model)
+        return identity
 
     def sampling(self) -> dict[str, Any]:
         return self.params.sampling()
