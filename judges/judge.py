@@ -1,5 +1,8 @@
 """The OpenAI-compatible judge: one call per comparison (two for single-answer grading), the verdict
 read strictly, the cost worked out from the usage the server reports and a price table that is data.
+
+A failed attempt may still have been billed (a timeout, a dropped connection), so each one is
+charged at its call's upper-bound estimate: the budget errs on the side of spending less.
 """
 
 from __future__ import annotations
@@ -13,11 +16,10 @@ from typing import Any
 from arena.openai_client import ChatClient, ChatError, ClientConfig
 from judges.parse import REPAIR_PROMPTS, Parsed, parse, scored
 from judges.templates import RATING, Template
+from judges.tokens import PER_MESSAGE, prompt_tokens
 
 COSTS_FILE = Path(__file__).with_name("costs.json")
 COSTS_ENV = "GUANACO_JUDGE_COSTS"
-CHARS_PER_TOKEN = 4
-"""For estimates before a call: English text runs about four characters to a token."""
 FATAL_ERRORS = ("AuthenticationError", "PermissionDeniedError", "NotFoundError")
 """Errors that will fail every call the same way: the run stops instead of storing them all."""
 
@@ -95,6 +97,8 @@ class Outcome:
     completion_tokens: int | None = None
     cost_usd: float | None = None
     seconds: float = 0.0
+    failed_usd: float = 0.0
+    """Failed attempts, each charged at its call's estimate (part of `cost_usd`)."""
     meta: dict[str, Any] = field(default_factory=dict)
 
 
@@ -119,14 +123,24 @@ class Judge:
         return [t.messages(case.question, case.answer_1, case.answer_2, **kw)]
 
     def estimate(self, case: Case) -> tuple[int, int, float]:
-        """(prompt tokens, at most this many completion tokens, at most this cost) before calling."""
-        calls = self.calls(case)
-        prompt = sum(len(m["content"]) for msgs in calls for m in msgs) // CHARS_PER_TOKEN + 8 * len(calls)
-        completion = self.cfg.max_tokens * len(calls) * (2 if self.cfg.repair else 1)
-        cost = (
-            self.cfg.price.cost(prompt * (2 if self.cfg.repair else 1), completion) if self.cfg.price else 0.0
-        )
+        """(prompt tokens, at most this many completion tokens, at most this cost) before calling:
+        every call, plus its repair follow-up when `repair` is on."""
+        prompt = completion = 0
+        for messages in self.calls(case):
+            tokens, most, _ = self.call_bound(messages)
+            prompt, completion = prompt + tokens, completion + most
+            if self.cfg.repair:  # the follow-up resends the call, its reply and the repair request
+                request = [{"role": "user", "content": REPAIR_PROMPTS[self.cfg.template.output]}]
+                repair = prompt_tokens(self.cfg.client.model, request) + PER_MESSAGE
+                prompt, completion = prompt + tokens + most + repair, completion + most
+        cost = self.cfg.price.cost(prompt, completion) if self.cfg.price else 0.0
         return prompt, completion, cost
+
+    def call_bound(self, messages: list[dict[str, str]]) -> tuple[int, int, float]:
+        """(prompt tokens, at most this many completion tokens, at most this cost) of one call."""
+        prompt = prompt_tokens(self.cfg.client.model, messages)
+        cost = self.cfg.price.cost(prompt, self.cfg.max_tokens) if self.cfg.price else 0.0
+        return prompt, self.cfg.max_tokens, cost
 
     async def judge(self, case: Case) -> Outcome:
         """Ask, read the verdict, and account for it; errors become `error` outcomes."""
@@ -174,9 +188,14 @@ class Judge:
         return parse(repaired, self.cfg.template.output, answers), f"{result}\n\n[repair]\n{repaired}"
 
     async def _chat(self, messages: list[dict[str, str]], outcome: Outcome) -> str:
-        result = await self.client.chat(
-            messages, temperature=self.cfg.temperature, max_tokens=self.cfg.max_tokens, seed=self.cfg.seed
-        )
+        try:
+            result = await self.client.chat(
+                messages, temperature=self.cfg.temperature, max_tokens=self.cfg.max_tokens, seed=self.cfg.seed
+            )
+        except ChatError as err:
+            self._charge_failures(messages, err.attempts, outcome)
+            raise
+        self._charge_failures(messages, result.attempts - 1, outcome)
         outcome.seconds += result.seconds
         outcome.prompt_tokens = _add(outcome.prompt_tokens, result.prompt_tokens)
         outcome.completion_tokens = _add(outcome.completion_tokens, result.completion_tokens)
@@ -188,9 +207,17 @@ class Judge:
         bad = [p for p in parts if p.status != "ok"]
         return bad[0] if bad else scored(parts[0].score1, parts[1].score1)
 
+    def _charge_failures(self, messages: list[dict[str, str]], attempts: int, outcome: Outcome) -> None:
+        if attempts > 0:
+            outcome.meta["failed_attempts"] = outcome.meta.get("failed_attempts", 0) + attempts
+            outcome.failed_usd += attempts * self.call_bound(messages)[2]
+
     def _cost(self, outcome: Outcome) -> None:
+        """The answered calls' cost from the usage reported, plus the failed attempts' charge; None
+        (charged at the estimate by the caller) when the server reported no usage."""
         if self.cfg.price and outcome.prompt_tokens is not None and outcome.completion_tokens is not None:
-            outcome.cost_usd = self.cfg.price.cost(outcome.prompt_tokens, outcome.completion_tokens)
+            answered = self.cfg.price.cost(outcome.prompt_tokens, outcome.completion_tokens)
+            outcome.cost_usd = answered + outcome.failed_usd
 
 
 def _add(total: int | None, more: int | None) -> int | None:
