@@ -318,18 +318,22 @@ def _stop_signals(interrupt: asyncio.Event, bar: Any) -> Iterator[None]:
         interrupt.set()
         bar.write("stopping: finishing the calls in flight and storing them (again to abandon them)")
 
-    installed = []
+    previous = {}
     for sig in STOP_SIGNALS:
+        handler = signal.getsignal(sig)
         try:
             loop.add_signal_handler(sig, on_signal)
-            installed.append(sig)
+            previous[sig] = handler
         except (NotImplementedError, RuntimeError, ValueError):  # not the main thread, or Windows
             pass
     try:
         yield
     finally:
-        for sig in installed:
+        for sig, handler in previous.items():
             loop.remove_signal_handler(sig)
+            signal.signal(
+                sig, handler
+            )  # the handler before ours (e.g. the demo's, stopping its judge server)
 
 
 def _batches(
