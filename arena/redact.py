@@ -13,10 +13,12 @@ from urllib.parse import urlsplit, urlunsplit
 
 URL = re.compile(r"\b[A-Za-z][A-Za-z0-9+.-]*://[^\s\"'<>`]+")
 ABSOLUTE_PATH = re.compile(
-    r"(?:^|(?<=[\s\"'=(,\[{]))(?:~?/[^\s\"'/<>`]+(?:/[^\s\"'/<>`]+)*/?|[A-Za-z]:\\[^\s\"'<>`]*)"
+    r"(?:^|(?<=[\s\"'=(,\[{]))"
+    r"(?:(?:~|(?:\.\./)*\.\.)?/[^\s\"'/<>`]+(?:/[^\s\"'/<>`]+)*/?|[A-Za-z]:\\[^\s\"'<>`]*)"
 )
-"""A POSIX path from the root or home (`/home/ann/x`, `~/x`) or a Windows one (`C:\\Users\\x`),
-standing on its own (after a space, quote, `=`, bracket or comma): `and/or` or `1/2` are not."""
+"""A path from the root, home or a parent folder (`/home/ann/x`, `~/x`, `../../x`) or a Windows one
+(`C:\\Users\\x`), standing on its own (after a space, quote, `=`, bracket or comma): `and/or`,
+`1/2` or `data/x.jsonl` are not."""
 
 
 def safe_url(url: str, keep_query: bool = False) -> str:

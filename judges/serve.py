@@ -80,7 +80,7 @@ def child_server(
                 proc.wait()
 
 
-STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
+STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name))
 """Signals whose default action ends Python without running `finally` blocks."""
 
 

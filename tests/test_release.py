@@ -426,3 +426,24 @@ def test_load_release_refuses_unlisted_tables_and_paths_before_writing(store, tm
     refused(original + f"{digest}  {outside}\n", r"is not a file of a release bundle")
     sums.write_text(original)
     assert import_bundle(empty, bundle)["judgments"] == 6
+
+
+@pytest.mark.parametrize(
+    ("text", "content", "expected"),
+    [
+        ("https://u:pw@judge.example:8443/v1?key=s#f", False, "https://judge.example:8443/v1"),
+        ("https://u:pw@judge.example/v1?q=1", True, "https://judge.example/v1?q=1"),
+        ("see https://a.example/b?q=1 now", True, "see https://a.example/b?q=1 now"),
+        ("postgresql+psycopg://arena:pw@db:5432/x?sslmode=require", False, "postgresql+psycopg://db:5432/x"),
+        ("sqlite:////home/ann/arena.db", False, "sqlite:///arena.db"),
+        ("read /home/ann/x/y.json, ~/z and ../../up/w.txt", False, "read y.json, z and w.txt"),
+        ("and/or 1/2 qlora-eval/answers/x.jsonl", False, "and/or 1/2 qlora-eval/answers/x.jsonl"),
+        ("C:\\Users\\ann\\x.txt", False, "x.txt"),
+        ("run `ls /usr/bin` in /home/ann", True, "run `ls /usr/bin` in /home/ann"),
+        ("http://[::1]:8000/v1", False, "http://[::1]:8000/v1"),
+    ],
+)
+def test_redaction_of_urls_and_paths(text: str, content: bool, expected: str) -> None:
+    from arena.redact import redact_text
+
+    assert redact_text(text, content) == expected

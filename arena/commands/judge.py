@@ -206,8 +206,11 @@ def dry_run(judge: Judge, matches: list[Match], todo: list[Match], args: argpars
     print(
         f"matches planned: {len(matches)}; already judged: {len(matches) - len(todo)}; to judge: {len(todo)}"
     )
+    from judges.tokens import exact_for
+
+    counted = "counted with tiktoken" if exact_for(judge.cfg.client.model) else "at most: UTF-8 bytes"
     print(
-        f"judge calls: {calls}; estimated prompt tokens: {prompt:,}; completion tokens: at most {completion:,}"
+        f"judge calls: {calls}; prompt tokens: {prompt:,} ({counted}); completion tokens: at most {completion:,}"
     )
     if price is None:
         print(f"cost: unknown (no price for {judge.cfg.client.model!r}; add one with --costs)")
