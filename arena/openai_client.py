@@ -20,7 +20,7 @@ import os
 import random
 import time
 import weakref
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -189,8 +189,12 @@ class ChatClient:
         max_tokens: int | None = None,
         seed: int | None = None,
         top_p: float | None = None,
+        on_failure: Callable[[BaseException], bool] | None = None,
     ) -> ChatResult:
-        """One chat completion, retried as :func:`is_retryable` allows; raises :class:`ChatError`."""
+        """One chat completion, retried as :func:`is_retryable` allows; raises :class:`ChatError`.
+
+        `on_failure` hears of every failed attempt (a judge charges it to its budget) and answers
+        whether another attempt may be made."""
         start = time.perf_counter()
         for attempt in range(1, self.cfg.max_attempts + 1):
             try:
@@ -207,9 +211,11 @@ class ChatClient:
             except Exception as error:  # noqa: BLE001 - classified right below
                 retryable = is_retryable(error)
                 summary = f"{type(error).__name__}: {str(error)[:300]}"
-                if not retryable or attempt == self.cfg.max_attempts:
+                allowed = on_failure(error) if on_failure else True
+                if not retryable or attempt == self.cfg.max_attempts or not allowed:
+                    refused = "" if allowed else " (not retried: no room left for another attempt)"
                     raise ChatError(
-                        f"{self.cfg.model} call failed after {attempt} attempt(s): {summary}",
+                        f"{self.cfg.model} call failed after {attempt} attempt(s){refused}: {summary}",
                         attempts=attempt,
                         retryable=retryable,
                     ) from error

@@ -244,14 +244,15 @@ class Tally:
         upper-bound estimate must stay within the budget."""
         if limits.max_judgments is not None and self.sent >= limits.max_judgments:
             return f"--max-judgments {limits.max_judgments} reached"
-        spent = limits.spent_before + self.spent_usd
-        if (
-            limits.budget_usd is not None
-            and spent + self.reserved_usd + estimate_usd
-            > limits.budget_usd + 1e-9  # float sums: $0.15 is $0.15
-        ):
+        if self.exceeds(limits, estimate_usd):
+            spent = limits.spent_before + self.spent_usd
             return f"--budget-usd {limits.budget_usd:g} reached (the tournament has spent ${spent:.4f})"
         return None
+
+    def exceeds(self, limits: Limits, more_usd: float = 0.0) -> bool:
+        """Whether spent (earlier runs and this one) plus reserved plus `more_usd` passes the budget."""
+        spent = limits.spent_before + self.spent_usd + self.reserved_usd + more_usd
+        return limits.budget_usd is not None and spent > limits.budget_usd + 1e-9  # $0.15 is $0.15
 
 
 def once(matches: list[Match]) -> Callable[[], list[Match]]:
@@ -329,11 +330,17 @@ async def _worker(
         tally.sent += 1
         tally.in_flight += 1
         tally.reserved_usd += estimate
+
+        def failed_attempt(cost: float) -> bool:
+            """Charged as it happens; a retry is made only while the call's reservation still fits."""
+            tally.spent_usd += cost
+            return not tally.exceeds(limits)
+
         try:
-            outcome = await judge.judge(match.case)
+            outcome = await judge.judge(match.case, failed_attempt)
             unknown_cost = outcome.cost_usd is None and judge.cfg.price is not None
-            charge = estimate if unknown_cost else outcome.cost_usd or 0.0
-            tally.spent_usd += charge
+            charge = estimate + outcome.failed_usd if unknown_cost else outcome.cost_usd or 0.0
+            tally.spent_usd += charge - outcome.failed_usd  # failed attempts were added as they failed
             # queued before any other await, so a cancellation from here on cannot lose the reply;
             # off the event loop: the commit's fsync would otherwise stall every call in flight
             written = writer.submit(save, store, judge, match, outcome, run_id, charge)

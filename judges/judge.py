@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -142,14 +143,19 @@ class Judge:
         cost = self.cfg.price.cost(prompt, self.cfg.max_tokens) if self.cfg.price else 0.0
         return prompt, self.cfg.max_tokens, cost
 
-    async def judge(self, case: Case) -> Outcome:
-        """Ask, read the verdict, and account for it; errors become `error` outcomes."""
+    async def judge(self, case: Case, on_failed_attempt: Callable[[float], bool] | None = None) -> Outcome:
+        """Ask, read the verdict, and account for it; errors become `error` outcomes.
+
+        Each failed attempt is charged at its call's bound and reported to `on_failed_attempt`,
+        which answers whether the budget leaves room for another."""
         outcome = Outcome(status="ok", prompt_tokens=0, completion_tokens=0)
         parts: list[Parsed] = []
         raws: list[str] = []
         try:
             for messages in self.calls(case):
-                parsed, raw = await self._ask(messages, [case.answer_1, case.answer_2], outcome)
+                parsed, raw = await self._ask(
+                    messages, [case.answer_1, case.answer_2], outcome, on_failed_attempt
+                )
                 parts.append(parsed)
                 raws.append(raw)
         except ChatError as err:
@@ -172,9 +178,13 @@ class Judge:
         return outcome
 
     async def _ask(
-        self, messages: list[dict[str, str]], answers: list[str], outcome: Outcome
+        self,
+        messages: list[dict[str, str]],
+        answers: list[str],
+        outcome: Outcome,
+        on_failed_attempt: Callable[[float], bool] | None,
     ) -> tuple[Parsed, str]:
-        result = await self._chat(messages, outcome)
+        result = await self._chat(messages, outcome, on_failed_attempt)
         parsed = parse(result, self.cfg.template.output, answers)
         if parsed.status == "ok" or not self.cfg.repair:
             return parsed, result
@@ -183,19 +193,30 @@ class Judge:
             {"role": "assistant", "content": result},
             {"role": "user", "content": REPAIR_PROMPTS[self.cfg.template.output]},
         ]
-        repaired = await self._chat(follow_up, outcome)
+        repaired = await self._chat(follow_up, outcome, on_failed_attempt)
         outcome.meta["repaired"] = True
         return parse(repaired, self.cfg.template.output, answers), f"{result}\n\n[repair]\n{repaired}"
 
-    async def _chat(self, messages: list[dict[str, str]], outcome: Outcome) -> str:
-        try:
-            result = await self.client.chat(
-                messages, temperature=self.cfg.temperature, max_tokens=self.cfg.max_tokens, seed=self.cfg.seed
-            )
-        except ChatError as err:
-            self._charge_failures(messages, err.attempts, outcome)
-            raise
-        self._charge_failures(messages, result.attempts - 1, outcome)
+    async def _chat(
+        self,
+        messages: list[dict[str, str]],
+        outcome: Outcome,
+        on_failed_attempt: Callable[[float], bool] | None,
+    ) -> str:
+        bound = self.call_bound(messages)[2]
+
+        def failed(_error: BaseException) -> bool:
+            outcome.meta["failed_attempts"] = outcome.meta.get("failed_attempts", 0) + 1
+            outcome.failed_usd += bound
+            return on_failed_attempt(bound) if on_failed_attempt else True
+
+        result = await self.client.chat(
+            messages,
+            temperature=self.cfg.temperature,
+            max_tokens=self.cfg.max_tokens,
+            seed=self.cfg.seed,
+            on_failure=failed,
+        )
         outcome.seconds += result.seconds
         outcome.prompt_tokens = _add(outcome.prompt_tokens, result.prompt_tokens)
         outcome.completion_tokens = _add(outcome.completion_tokens, result.completion_tokens)
@@ -206,11 +227,6 @@ class Judge:
             return parts[0]
         bad = [p for p in parts if p.status != "ok"]
         return bad[0] if bad else scored(parts[0].score1, parts[1].score1)
-
-    def _charge_failures(self, messages: list[dict[str, str]], attempts: int, outcome: Outcome) -> None:
-        if attempts > 0:
-            outcome.meta["failed_attempts"] = outcome.meta.get("failed_attempts", 0) + attempts
-            outcome.failed_usd += attempts * self.call_bound(messages)[2]
 
     def _cost(self, outcome: Outcome) -> None:
         """The answered calls' cost from the usage reported, plus the failed attempts' charge; None

@@ -207,3 +207,23 @@ def test_interrupt_stores_every_answered_call(store: Store, db_url: str, sig: si
     assert len(frame) == received == answered  # in flight when stopped: finished and stored
     with store.session() as session:
         assert session.scalars(select(Run.status)).all() == ["interrupted"]
+
+
+def test_retries_stop_where_the_budget_ends(
+    store: Store, db_url: str, scripted_server, tmp_path: Path
+) -> None:
+    """Each failed attempt is charged at its bound ($0.10) as it fails; a retry is made only while
+    the call's reservation still fits, so failures cannot carry the spend past the budget."""
+    fill_store(store, prompts=2)
+    scripted_server.reply = threeclass_judge
+    prices = tmp_path / "prices.json"
+    prices.write_text(json.dumps({"gpt-4": {"prompt": 0.0, "completion": 1.0}}))
+    scripted_server.push(*[status(500)] * 6)
+    limits = ["--costs", str(prices), "--max-tokens", "100", "--concurrency", "1", "--budget-usd", "0.25"]
+    assert main(judge_args(db_url, scripted_server, *limits)) == 0
+    with store.session() as session:
+        spent = session.scalars(select(Run.spent_usd)).one()
+        errors = session.scalars(select(Judgment).where(Judgment.status == "error")).all()
+    assert len(scripted_server.requests) == 2  # two attempts; a third would not have fitted
+    assert spent == pytest.approx(0.20) and len(errors) == 1 and errors[0].cost_usd == pytest.approx(0.20)
+    assert "not retried: no room left" in errors[0].raw
