@@ -334,9 +334,8 @@ def _stop_signals(interrupt: asyncio.Event, bar: Any) -> Iterator[None]:
     finally:
         for sig, handler in previous.items():
             loop.remove_signal_handler(sig)
-            signal.signal(
-                sig, handler
-            )  # the handler before ours (e.g. the demo's, stopping its judge server)
+            if handler is not None:  # the handler before ours (the demo's stops its judge server)
+                signal.signal(sig, handler)
 
 
 def _batches(
