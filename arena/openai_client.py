@@ -1,29 +1,53 @@
 """The one async client for OpenAI-compatible chat endpoints (OpenAI, vLLM, `transformers serve`, ...).
 
 Judges and the generation helper's `openai` backend both call :func:`chat` (or a :class:`ChatClient`)
-so that every paid call gets the same treatment: a concurrency limit, a per-call timeout, retries
-with exponential backoff and full jitter on 429/5xx/timeouts/dropped connections/malformed replies
-that honour the server's ``Retry-After``, and the token usage the server reports. The API key is read
-from the environment and never logged.
+so that every paid call gets the same treatment: a concurrency limit, a deadline on every attempt
+(the whole reply, not each read, so a server that trickles bytes cannot hold a call), retries with
+exponential backoff and full jitter on 429/5xx/timeouts/dropped connections/malformed replies that
+honour the server's ``Retry-After`` (a malformed one counts as absent), and the token usage the
+server reports. The API key is read from the environment and never logged.
 """
 
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import email.utils
+import ipaddress
 import json
 import logging
 import os
 import random
 import time
 import weakref
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 log = logging.getLogger(__name__)
 
-LOCAL_HOSTS = ("127.0.0.1", "localhost", "[::1]", "0.0.0.0")
+LOCAL_NAMES = ("localhost", "localhost.localdomain")
+
+
+def is_local_url(url: str | None) -> bool:
+    """Whether `url` names this machine: its parsed host is a loopback address, `localhost` or the
+    unspecified address (never a substring test: `https://localhost.evil.example` is remote)."""
+    if not url:
+        return False
+    try:
+        host = urlsplit(url).hostname
+    except ValueError:
+        return False
+    if not host:
+        return False
+    if host in LOCAL_NAMES:
+        return True
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return address.is_loopback or address.is_unspecified
 
 
 @dataclass(frozen=True)
@@ -31,7 +55,8 @@ class ClientConfig:
     """Where and how to call: one endpoint and model, with its limits.
 
     `base_url` None means api.openai.com. The key is read from the environment variable named by
-    `api_key_env`; local endpoints (127.0.0.1, localhost) work without one."""
+    `api_key_env`; local endpoints (127.0.0.1, localhost) work without one. `timeout_s` bounds each
+    attempt from request to the reply's last byte."""
 
     model: str
     base_url: str | None = None
@@ -68,12 +93,16 @@ class MalformedReply(Exception):
     """The server answered 2xx but the body was not a chat completion."""
 
 
+class DeadlineExceeded(Exception):
+    """An attempt had no complete reply within the client's `timeout_s`."""
+
+
 def api_key(cfg: ClientConfig) -> str:
     """The key from `cfg.api_key_env`; a placeholder for local servers; a clear error otherwise."""
     key = os.environ.get(cfg.api_key_env)
     if key:
         return key
-    if cfg.base_url and any(host in cfg.base_url for host in LOCAL_HOSTS):
+    if is_local_url(cfg.base_url):
         return "EMPTY"
     raise ChatError(
         f"no API key: set the environment variable {cfg.api_key_env} (or pass --base-url for a local server)",
@@ -83,7 +112,8 @@ def api_key(cfg: ClientConfig) -> str:
 
 
 def retry_after_seconds(error: BaseException) -> float | None:
-    """The wait the server asked for (`retry-after-ms`, or `Retry-After` in seconds or as a date)."""
+    """The wait the server asked for (`retry-after-ms`, or `Retry-After` in seconds or as an HTTP
+    date); None when absent or unreadable, so a malformed header never fails the call."""
     response = getattr(error, "response", None)
     headers = getattr(response, "headers", None)
     if not headers:
@@ -99,8 +129,14 @@ def retry_after_seconds(error: BaseException) -> float | None:
     try:
         return max(0.0, float(value))
     except ValueError:
-        when = email.utils.parsedate_to_datetime(value) if value else None
-        return None if when is None else max(0.0, when.timestamp() - time.time())
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:  # RFC 7231 dates are GMT
+        when = when.replace(tzinfo=dt.timezone.utc)
+    return max(0.0, when.timestamp() - time.time())
 
 
 def is_retryable(error: BaseException) -> bool:
@@ -108,7 +144,14 @@ def is_retryable(error: BaseException) -> bool:
     import openai
 
     if isinstance(
-        error, (openai.APITimeoutError, openai.APIConnectionError, MalformedReply, json.JSONDecodeError)
+        error,
+        (
+            openai.APITimeoutError,
+            openai.APIConnectionError,
+            MalformedReply,
+            DeadlineExceeded,
+            json.JSONDecodeError,
+        ),
     ):
         return True
     if isinstance(error, openai.APIStatusError):
@@ -146,13 +189,17 @@ class ChatClient:
         max_tokens: int | None = None,
         seed: int | None = None,
         top_p: float | None = None,
+        on_failure: Callable[[BaseException], bool] | None = None,
     ) -> ChatResult:
-        """One chat completion, retried as :func:`is_retryable` allows; raises :class:`ChatError`."""
+        """One chat completion, retried as :func:`is_retryable` allows; raises :class:`ChatError`.
+
+        `on_failure` hears of every failed attempt (a judge charges it to its budget) and answers
+        whether another attempt may be made."""
         start = time.perf_counter()
         for attempt in range(1, self.cfg.max_attempts + 1):
             try:
                 async with self._limit:
-                    text, usage, model = await self._once(messages, temperature, max_tokens, seed, top_p)
+                    text, usage, model = await self._attempt(messages, temperature, max_tokens, seed, top_p)
                 return ChatResult(
                     text=text,
                     prompt_tokens=getattr(usage, "prompt_tokens", None),
@@ -164,9 +211,11 @@ class ChatClient:
             except Exception as error:  # noqa: BLE001 - classified right below
                 retryable = is_retryable(error)
                 summary = f"{type(error).__name__}: {str(error)[:300]}"
-                if not retryable or attempt == self.cfg.max_attempts:
+                allowed = on_failure(error) if on_failure else True
+                if not retryable or attempt == self.cfg.max_attempts or not allowed:
+                    refused = "" if allowed else " (not retried: no room left for another attempt)"
                     raise ChatError(
-                        f"{self.cfg.model} call failed after {attempt} attempt(s): {summary}",
+                        f"{self.cfg.model} call failed after {attempt} attempt(s){refused}: {summary}",
                         attempts=attempt,
                         retryable=retryable,
                     ) from error
@@ -174,6 +223,23 @@ class ChatClient:
                 log.debug("attempt %d failed (%s); retrying in %.2fs", attempt, summary, wait)
                 await asyncio.sleep(wait)
         raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _attempt(
+        self,
+        messages: Sequence[dict[str, str]],
+        temperature: float,
+        max_tokens: int | None,
+        seed: int | None,
+        top_p: float | None,
+    ) -> tuple[str, Any, str | None]:
+        """One request under the attempt's deadline: httpx's timeout is per read, which a server
+        sending a byte at a time never trips."""
+        try:
+            return await asyncio.wait_for(
+                self._once(messages, temperature, max_tokens, seed, top_p), self.cfg.timeout_s
+            )
+        except asyncio.TimeoutError:
+            raise DeadlineExceeded(f"no complete reply within {self.cfg.timeout_s:g}s") from None
 
     async def _once(
         self,

@@ -8,9 +8,16 @@ A bundle is meant to be trusted and reused by people who never saw the store, so
 - **byte-identical** output for the same store: rows sorted by id, fixed column order, nested
   values as canonical JSON (sorted keys), deterministic Parquet, and no export-time timestamps;
 - **no secrets**: keys such as ``api_key``, ``authorization``, ``password`` are redacted from every
-  config and metadata dict, and anything shaped like an API key is redacted from every string;
-- **pseudonyms** by flag: annotator ``alice`` becomes ``annotator-<8 hex of sha256("alice")>``;
+  config and metadata dict, anything shaped like an API key is redacted from every string, and URLs
+  lose their user name, password and (outside prompts, answers and judges' reasons) their query;
+- **no machine paths**: outside prompts, answers and judges' reasons, an absolute path keeps only
+  its file's name (:mod:`arena.redact`);
+- **pseudonyms** by default: annotator ``alice`` becomes ``annotator-<16 hex of HMAC-SHA256(key,
+  "alice")>``, the key being a secret of the store (or ``GUANACO_PSEUDONYM_KEY``) that never leaves
+  it, so guessing names and hashing them re-identifies no one; ``--real-names`` opts out;
 - **checksums**: ``SHA256SUMS`` (``sha256sum -c`` format) covers every file, the card lists them;
+  a new release deletes only files an earlier release wrote in its folder, and reading a bundle
+  back refuses any file that SHA256SUMS does not vouch for;
 - FastChat's ``clean_battle`` format (``battles.json``) so their Elo notebooks read it unchanged.
 
 :func:`import_bundle` reads a bundle back into a store; importing into an empty store and
@@ -21,7 +28,9 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import hmac
 import json
+import os
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -32,6 +41,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from arena.cli import UserError
+from arena.redact import redact_text
 from arena.store import (
     STATUSES,
     VERDICTS,
@@ -44,6 +54,7 @@ from arena.store import (
     Tag,
     ids_by_key,
     insert_ignore,
+    store_secret,
 )
 
 FORMATS = ("jsonl", "parquet")
@@ -69,6 +80,20 @@ PERSONAL_KEYS = {"annotator", "user", "username", "voter"}
 """Metadata keys holding a person's name: pseudonymised along with judge names."""
 PERSONAL_DROP = {"ip", "ip_address", "session_id", "user_agent"}
 """Metadata keys identifying a person's machine: dropped when pseudonymising."""
+PSEUDONYM_KEY_ENV = "GUANACO_PSEUDONYM_KEY"
+"""A key shared by several stores, so that their bundles give one annotator the same pseudonym."""
+PSEUDONYM = re.compile(r"annotator-[0-9a-f]{16}")
+CONTENT = {
+    "prompts": {"turns", "context", "reference"},
+    "generations": {"text", "turn_texts", "raw_text", "prompt_sent"},
+    "judgments": {"raw"},
+    "tags": {"note"},
+}
+"""Data kept as written (a prompt may well name /usr/bin): only credentials in URLs are cut."""
+IDENTIFIERS = {"run_id", "prompt_id", "benchmark", "key", "name", "contestant", "generation_id",
+               "generation1_id", "generation2_id", "model_1", "model_2", "judgment_id", "tag_id",
+               "annotator", "tag"}  # fmt: skip
+"""Columns that link records: never rewritten as paths, or the links would break."""
 
 
 @dataclass(frozen=True)
@@ -186,7 +211,7 @@ class ExportOptions:
 
     benchmark: str | None = None
     formats: tuple[str, ...] = FORMATS
-    pseudonymise: bool = False
+    pseudonymise: bool = True
     leaderboard_orderings: int = 200
     seed: int = 0
 
@@ -199,38 +224,52 @@ def stable_id(*parts: Any) -> str:
     return hashlib.sha256("\x1f".join(str(p) for p in parts).encode()).hexdigest()[:16]
 
 
-def pseudonym(name: str) -> str:
-    """`annotator-<8 hex>`: stable across exports, and a pseudonym is kept as it is."""
-    if re.fullmatch(r"annotator-[0-9a-f]{8}", name):
-        return name
-    return "annotator-" + hashlib.sha256(name.encode()).hexdigest()[:8]
+class Pseudonyms:
+    """`annotator-<16 hex of HMAC-SHA256(key, name)>`: stable for one key, and a pseudonym is kept
+    as it is (re-exporting an imported bundle changes nothing). Without the key, a list of guessed
+    names cannot be hashed into the same pseudonyms."""
+
+    def __init__(self, key: bytes) -> None:
+        self._key = key
+
+    def __call__(self, name: str) -> str:
+        if PSEUDONYM.fullmatch(name):
+            return name
+        return "annotator-" + hmac.new(self._key, name.encode(), hashlib.sha256).hexdigest()[:16]
+
+    def judge(self, judge: str) -> str:
+        if judge.startswith(HUMAN_PREFIX):
+            return HUMAN_PREFIX + self(judge[len(HUMAN_PREFIX) :])
+        return judge
 
 
-def pseudonymise_judge(judge: str) -> str:
-    if judge.startswith(HUMAN_PREFIX):
-        return HUMAN_PREFIX + pseudonym(judge[len(HUMAN_PREFIX) :])
-    return judge
+def pseudonym_key(session: Session) -> bytes:
+    """`GUANACO_PSEUDONYM_KEY` if set, else the store's own secret (made on first use)."""
+    return (os.environ.get(PSEUDONYM_KEY_ENV) or store_secret(session, "pseudonym-key")).encode()
 
 
-def scrub(value: Any, personal: bool = False) -> Any:
-    """The value with secrets redacted (and, if `personal`, people's names pseudonymised)."""
+def scrub(value: Any, pseudonyms: Pseudonyms | None = None, content: bool = False) -> Any:
+    """The value with secrets, credentials in URLs and (unless `content`) machine paths redacted;
+    with `pseudonyms`, people's names pseudonymised and their machines' identifiers dropped."""
     if isinstance(value, dict):
         out = {}
         for key, item in value.items():
             name = str(key)
             if SECRET_KEY.search(name):
                 out[name] = REDACTED
-            elif personal and name.lower() in PERSONAL_DROP:
+            elif pseudonyms and name.lower() in PERSONAL_DROP:
                 continue
-            elif personal and name.lower() in PERSONAL_KEYS and isinstance(item, str):
-                out[name] = pseudonym(item)
+            elif pseudonyms and name.lower() in PERSONAL_KEYS and isinstance(item, str):
+                out[name] = pseudonyms(item)
             else:
-                out[name] = scrub(item, personal)
+                out[name] = scrub(item, pseudonyms, content)
         return out
     if isinstance(value, list | tuple):
-        return [scrub(item, personal) for item in value]
-    if isinstance(value, str) and any(marker in value for marker in SECRET_MARKERS):
-        return SECRET_VALUE.sub(REDACTED, value)
+        return [scrub(item, pseudonyms, content) for item in value]
+    if isinstance(value, str):
+        if any(marker in value for marker in SECRET_MARKERS):
+            value = SECRET_VALUE.sub(REDACTED, value)
+        return redact_text(value, content)
     return value
 
 
@@ -252,14 +291,14 @@ def _time(value: dt.datetime | None) -> str | None:
 
 def collect(session: Session, options: ExportOptions) -> dict[str, list[dict[str, Any]]]:
     """Every table's rows, as exported: stable ids, scrubbed, sorted, in column order."""
-    personal = options.pseudonymise
+    personal = Pseudonyms(pseudonym_key(session)) if options.pseudonymise else None
     prompts = _records(session, Prompt, Prompt.benchmark == options.benchmark if options.benchmark else None)
     prompt_ids = {p.id: f"{p.benchmark}/{p.key}" for p in prompts}
     in_benchmark = (
         select(Prompt.id).where(Prompt.benchmark == options.benchmark) if options.benchmark else None
     )
     runs = _records(session, Run)
-    run_ids = {r.id: stable_id("run", r.kind, r.name, _time(r.started_at)) for r in runs}
+    run_ids = {r.id: stable_id("run", r.kind, scrub(r.name), _time(r.started_at)) for r in runs}
     names = dict(session.execute(select(Contestant.id, Contestant.name)).all())
     generations = _records(
         session, Generation, None if in_benchmark is None else Generation.prompt_id.in_(in_benchmark)
@@ -271,7 +310,10 @@ def collect(session: Session, options: ExportOptions) -> dict[str, list[dict[str
     judgments = _records(
         session, Judgment, None if in_benchmark is None else Judgment.prompt_id.in_(in_benchmark)
     )
-    judge_name = pseudonymise_judge if personal else (lambda judge: judge)
+
+    def judge_name(judge: str) -> str:
+        return scrub(personal.judge(judge) if personal else judge)
+
     judgment_ids = {
         j.id: stable_id("judgment", judge_name(j.judge), j.template_hash, gen_ids[j.generation1_id],
                         gen_ids[j.generation2_id])
@@ -280,16 +322,17 @@ def collect(session: Session, options: ExportOptions) -> dict[str, list[dict[str
     tags = [t for t in _records(session, Tag) if t.judgment_id in judgment_ids]
     used_models = set(gen_model.values()) if options.benchmark else set(names.values())
     contestants = [c for c in _records(session, Contestant) if c.name in used_models]
-    annotator = pseudonym if personal else (lambda name: name)
+    annotator = personal or (lambda name: name)
 
     def row(table: str, values: dict[str, Any]) -> dict[str, Any]:
         out = {}
         for col in SCHEMA[table]:
             value = values[col.name]
+            content = col.name in CONTENT.get(table, ()) or col.name in IDENTIFIERS
             if col.kind == "json":
-                value = canonical(scrub(value, personal))
+                value = canonical(scrub(value, personal, content))
             elif isinstance(value, str):
-                value = scrub(value)
+                value = scrub(value, content=content)
             out[col.name] = value
         return out
 
@@ -298,7 +341,7 @@ def collect(session: Session, options: ExportOptions) -> dict[str, list[dict[str
 
     rows = {
         "runs": [
-            row("runs", {"run_id": run_ids[r.id], "kind": r.kind, "name": r.name, "status": r.status,
+            row("runs", {"run_id": run_ids[r.id], "kind": r.kind, "name": scrub(r.name), "status": r.status,
                          "config": r.config, "started_at": _time(r.started_at),
                          "finished_at": _time(r.finished_at)})
             for r in runs
@@ -470,24 +513,56 @@ def export_bundle(
 
 def _clear_previous(out: Path) -> None:
     """Make `out` an empty folder: a new one, or an earlier bundle whose files are removed (so no
-    stale file outlives its SHA256SUMS). Any other non-empty folder is refused."""
+    stale file outlives its SHA256SUMS). Only names a release writes are removed, and only inside
+    `out`: a SHA256SUMS listing anything else (`../x`, `/etc/x`, a link) is refused, and so is any
+    other non-empty folder."""
     if out.is_dir() and any(out.iterdir()):
         sums = out / CHECKSUMS
-        if not sums.is_file():
+        if not sums.is_file() or sums.is_symlink():
             raise UserError(
                 f"--out {out}: the folder is not empty and holds no release bundle; choose a new folder"
             )
-        for line in sums.read_text(encoding="utf-8").splitlines():
-            (out / line.partition("  ")[2]).unlink(missing_ok=True)
+        listed = _listed_names(sums)
+        root = out.resolve()
+        for name in listed:
+            if (
+                not bundle_file_name(name)
+                or (out / name).is_symlink()
+                or root not in (out / name).resolve().parents
+            ):
+                raise UserError(
+                    f"{sums}: lists {name!r}, which no release writes; nothing was deleted: choose a new "
+                    "folder for --out"
+                )
+        for name in listed:
+            (out / name).unlink(missing_ok=True)
         sums.unlink()
     out.mkdir(parents=True, exist_ok=True)
+
+
+BUNDLE_FILE = re.compile(
+    r"(?:(?:" + "|".join(TABLES) + r")\.(?:jsonl|parquet)|" + re.escape(BATTLES) + "|" + re.escape(CARD)
+    + r"|leaderboards/[A-Za-z0-9_.-]+\.csv)"
+)  # fmt: skip
+"""Every name a release writes: the tables, the battles, the card and leaderboards/<safe name>.csv."""
+
+
+def bundle_file_name(name: str) -> bool:
+    """Whether `name` is one a release writes (so no path outside the bundle, no `..`)."""
+    return bool(BUNDLE_FILE.fullmatch(name)) and ".." not in name.split("/")
+
+
+def _listed_names(sums: Path) -> list[str]:
+    return [line.partition("  ")[2] for line in sums.read_text(encoding="utf-8").splitlines() if line]
 
 
 # ---------------------------------------------------------------- reading a bundle back
 
 
 def verify_bundle(directory: Path) -> dict[str, str]:
-    """Check every file listed in SHA256SUMS; raises UserError naming the first that differs."""
+    """Check every file listed in SHA256SUMS, and that every table file present is listed; raises
+    UserError naming the first problem. Only names a release writes are accepted (no `..`, no
+    absolute path, no link), so nothing outside the bundle is ever read."""
     sums = directory / CHECKSUMS
     if not sums.is_file():
         raise UserError(f"{directory}: no {CHECKSUMS} file; is this a guanaco release bundle?")
@@ -496,12 +571,21 @@ def verify_bundle(directory: Path) -> dict[str, str]:
         digest, _, name = line.partition("  ")
         if len(digest) != 64 or not name:
             raise UserError(f"{sums}:{number}: expected '<sha256>  <file>', got {line!r}")
+        if not bundle_file_name(name):
+            raise UserError(
+                f"{sums}:{number}: {name!r} is not a file of a release bundle (a path, or an unknown name)"
+            )
         path = directory / name
-        if not path.is_file():
-            raise UserError(f"{sums}:{number}: {name} is listed but missing")
+        if path.is_symlink() or not path.is_file():
+            raise UserError(f"{sums}:{number}: {name} is listed but missing (or a link)")
         if sha256_file(path) != digest:
             raise UserError(f"{path}: sha256 differs from {CHECKSUMS} line {number}; the file was changed")
         listed[name] = digest
+    for table in TABLES:
+        for fmt in FORMATS:
+            name = f"{table}.{fmt}"
+            if name not in listed and (directory / name).exists():
+                raise UserError(f"{directory / name}: not listed in {CHECKSUMS}; its content is unverified")
     return listed
 
 

@@ -136,9 +136,11 @@ def write_card(
         "",
         f"- Benchmarks: {', '.join(f'{b} ({n} prompts)' for b, n in sorted(benchmarks.items()))}",
         f"- Newest record: {max(times) if times else 'none'} (UTC)",
-        f"- Annotators pseudonymised: {'yes (annotator-<first 8 hex of sha256(name)>)' if options.pseudonymise else 'no'}",
+        f"- Annotators pseudonymised: {'yes (annotator-<16 hex of HMAC-SHA256(a key kept outside this bundle, name)>)' if options.pseudonymise else 'no: real names (--real-names)'}",
         "- Secrets: keys named like api_key, authorization, token, password, secret are replaced by "
-        "`[redacted]` in every config and metadata field, and key-shaped strings in every text.",
+        "`[redacted]` in every config and metadata field, and key-shaped strings in every text; URLs "
+        "carry no user name or password (nor, outside prompts, answers and judges' reasons, a query); "
+        "absolute paths there keep only their file's name.",
         f"- Formats: {', '.join(options.formats)}; nested fields are JSON (JSON text in Parquet).",
         f"- `{BATTLES}`: FastChat `clean_battle` format (model_a, model_b, winner, judge, question_id, "
         "turn, anony, tstamp) for their Elo notebooks; `tstamp` is the judgment's time.",

@@ -9,6 +9,8 @@ one transaction (:meth:`Store.session`), so a failure leaves the store as it was
 from __future__ import annotations
 
 import datetime as dt
+import logging
+import secrets
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -31,6 +33,8 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, aliased, mapped_column, sessionmaker
 
 from arena.paths import default_url
+
+log = logging.getLogger(__name__)
 
 VERDICTS = ("1", "2", "tie", "both_bad")
 """Pairwise verdicts, by slot: the answer shown first won, the second won, a tie, both bad."""
@@ -58,6 +62,10 @@ class Run(Base):
     status: Mapped[str] = mapped_column(String(16), default="running")
     started_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
     finished_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
+    tournament: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
+    """Runs that continue one another (reruns of one judging command) share this key."""
+    spent_usd: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")
+    """What the run's paid calls cost, failed attempts at their estimate."""
 
 
 class Prompt(Base):
@@ -164,24 +172,39 @@ class Tag(Base):
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
 
 
+class Secret(Base):
+    """A secret of this store that never leaves it (the key of annotator pseudonyms)."""
+
+    __tablename__ = "secrets"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    value: Mapped[str] = mapped_column(String(256))
+
+
 UNIQUE_KEYS: dict[type[Base], tuple[str, ...]] = {
     Prompt: ("benchmark", "key"),
     Contestant: ("name",),
     Generation: ("prompt_id", "contestant_id"),
     Judgment: ("judge", "template_hash", "generation1_id", "generation2_id"),
     Tag: ("judgment_id", "annotator", "tag"),
+    Secret: ("name",),
 }
 
 
 class Store:
-    """An engine plus transactional sessions. `Store()` opens the default SQLite file."""
+    """An engine plus transactional sessions. `Store()` opens the default SQLite file.
+
+    Opening creates the schema in a new database and upgrades an older store's schema in place
+    (:func:`arena.migrations.prepare`), logging a warning when it does."""
 
     def __init__(self, url: str | None = None) -> None:
+        from arena.migrations import prepare
+
         self.url = url or default_url()
         self.engine: Engine = create_engine(self.url, future=True)
         if self.engine.dialect.name == "sqlite":
             event.listen(self.engine, "connect", _sqlite_pragmas)
-        Base.metadata.create_all(self.engine)
+        prepare(self.engine, Base.metadata, log.warning)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
 
     @contextmanager
@@ -253,11 +276,20 @@ def get_or_create_contestant(session: Session, name: str, **fields: Any) -> Cont
     return session.scalars(select(Contestant).where(Contestant.name == name)).one()
 
 
-def start_run(session: Session, kind: str, name: str, config: dict[str, Any]) -> Run:
-    run = Run(kind=kind, name=name, config=config)
+def start_run(
+    session: Session, kind: str, name: str, config: dict[str, Any], tournament: str | None = None
+) -> Run:
+    run = Run(kind=kind, name=name, config=config, tournament=tournament)
     session.add(run)
     session.flush()
     return run
+
+
+def store_secret(session: Session, name: str) -> str:
+    """The store's secret called `name`: 256 random bits, made on first use and kept in the store
+    (never exported), so every process and machine sharing the store derives the same values."""
+    insert_ignore(session, Secret, [{"name": name, "value": secrets.token_hex(32)}])
+    return session.scalars(select(Secret.value).where(Secret.name == name)).one()
 
 
 def finish_run(session: Session, run_id: int, status: str = "done") -> None:

@@ -5,7 +5,9 @@ selection is `all` (every pair of contestants), `baseline:NAME` (everyone agains
 `active` (the next matches where they most reduce rank uncertainty, see :class:`ActiveScheduler`).
 Every judgment is written in its own short transaction as soon as it completes, keyed by (judge,
 template hash, generation 1, generation 2), so a run killed at any moment and started again sends
-only what is missing and stores nothing twice.
+only what is missing and stores nothing twice. A reply in hand is always written, even when the run
+is cancelled right after it arrived. What each call cost is added to its run's spend in the same
+transaction, so a tournament's budget holds across reruns (:func:`tournament_spend`).
 """
 
 from __future__ import annotations
@@ -21,10 +23,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from sqlalchemy import select
+from sqlalchemy import func, select, update
 
 from arena.ratings import SCORE_BY_VERDICT, fit_bradley_terry
-from arena.store import Contestant, Generation, Judgment, Prompt, Store, insert_ignore
+from arena.store import Contestant, Generation, Judgment, Prompt, Run, Store, insert_ignore
 from judges.judge import Case, Judge, Outcome
 
 
@@ -153,9 +155,24 @@ def missing(matches: Iterable[Match], done: set[tuple[int, int]]) -> list[Match]
 # ---------------------------------------------------------------- storing
 
 
-def save(store: Store, judge: Judge, match: Match, outcome: Outcome, run_id: int | None) -> bool:
-    """Write one judgment in its own transaction; replaces an earlier `error` row for the same key.
-    Returns whether a row was written."""
+def tournament_key(benchmark: str, judge: str, template_hash: str, models: Sequence[str]) -> str:
+    """What the runs of one tournament share: the same judge and template on the same benchmark and
+    contestants (pair selection, orders and limits may change from one rerun to the next)."""
+    return hashlib.sha256(repr((benchmark, judge, template_hash, sorted(models))).encode()).hexdigest()[:32]
+
+
+def tournament_spend(store: Store, tournament: str) -> float:
+    """What every run of the tournament has spent so far, in USD."""
+    with store.session() as session:
+        spent = session.scalar(select(func.sum(Run.spent_usd)).where(Run.tournament == tournament))
+    return float(spent or 0.0)
+
+
+def save(
+    store: Store, judge: Judge, match: Match, outcome: Outcome, run_id: int | None, charge: float = 0.0
+) -> bool:
+    """Write one judgment in its own transaction, and add `charge` to its run's spend; replaces an
+    earlier `error` row for the same key. Returns whether a row was written."""
     t = judge.cfg.template
     row = {
         "judge": judge.cfg.name,
@@ -176,6 +193,8 @@ def save(store: Store, judge: Judge, match: Match, outcome: Outcome, run_id: int
         "meta": {"seconds": round(outcome.seconds, 3), "model": judge.cfg.client.model, **outcome.meta},
     }
     with store.session() as session:
+        if run_id is not None and charge:
+            session.execute(update(Run).where(Run.id == run_id).values(spent_usd=Run.spent_usd + charge))
         if insert_ignore(session, Judgment, [row]):
             return True
         old = session.scalars(
@@ -198,10 +217,12 @@ def save(store: Store, judge: Judge, match: Match, outcome: Outcome, run_id: int
 
 @dataclass
 class Limits:
-    """Stop before spending more than `budget_usd` or sending more than `max_judgments`."""
+    """Stop before the tournament's spend (`spent_before` by earlier runs, plus this run's) exceeds
+    `budget_usd`, or after sending `max_judgments`."""
 
     budget_usd: float | None = None
     max_judgments: int | None = None
+    spent_before: float = 0.0
 
 
 @dataclass
@@ -223,13 +244,15 @@ class Tally:
         upper-bound estimate must stay within the budget."""
         if limits.max_judgments is not None and self.sent >= limits.max_judgments:
             return f"--max-judgments {limits.max_judgments} reached"
-        if (
-            limits.budget_usd is not None
-            and self.spent_usd + self.reserved_usd + estimate_usd
-            > limits.budget_usd + 1e-9  # float sums: $0.15 is $0.15
-        ):
-            return f"--budget-usd {limits.budget_usd:g} reached (spent ${self.spent_usd:.4f})"
+        if self.exceeds(limits, estimate_usd):
+            spent = limits.spent_before + self.spent_usd
+            return f"--budget-usd {limits.budget_usd:g} reached (the tournament has spent ${spent:.4f})"
         return None
+
+    def exceeds(self, limits: Limits, more_usd: float = 0.0) -> bool:
+        """Whether spent (earlier runs and this one) plus reserved plus `more_usd` passes the budget."""
+        spent = limits.spent_before + self.spent_usd + self.reserved_usd + more_usd
+        return limits.budget_usd is not None and spent > limits.budget_usd + 1e-9  # $0.15 is $0.15
 
 
 def once(matches: list[Match]) -> Callable[[], list[Match]]:
@@ -248,18 +271,24 @@ async def judge_matches(
     run_id: int | None = None,
     progress: Any = None,
     on_result: Callable[[Match, Outcome], None] | None = None,
+    interrupt: asyncio.Event | None = None,
 ) -> Tally:
     """Judge the matches `batches()` returns, batch after batch, until it returns none or a limit
-    stops the run; `concurrency` calls in flight; each result stored as it arrives."""
+    stops the run; `concurrency` calls in flight; each result stored as it arrives.
+
+    When `interrupt` is set, no new call is sent and the calls in flight finish and are stored; a
+    cancellation abandons the calls in flight, but still stores every reply already received (the
+    writer is shut down only after its last queued write)."""
     tally = Tally()
     settled = asyncio.Condition()
+    stop = interrupt or asyncio.Event()
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="judgment-writer") as writer:  # one writer
         while not tally.stopped:
             batch = batches()
             if not batch:
                 break
             queue = iter(batch)
-            args = (store, judge, limits, run_id, progress, on_result, tally, settled, writer)
+            args = (store, judge, limits, run_id, progress, on_result, tally, settled, writer, stop)
             tasks = [asyncio.create_task(_worker(queue, *args)) for _ in range(min(concurrency, len(batch)))]
             try:
                 await asyncio.gather(*tasks)
@@ -282,6 +311,7 @@ async def _worker(
     tally: Tally,
     settled: asyncio.Condition,
     writer: ThreadPoolExecutor,
+    stop: asyncio.Event,
 ) -> None:
     """Take matches from the shared queue; reserve each one's cost bound before sending it, and
     when it does not fit, wait for the calls in flight to settle before deciding to stop."""
@@ -292,27 +322,36 @@ async def _worker(
             async with settled:
                 await settled.wait()
             reason = tally.allows(limits, estimate)
+        if stop.is_set():
+            reason = "interrupted"
         if reason or tally.stopped:
             tally.stopped = tally.stopped or reason
             return
         tally.sent += 1
         tally.in_flight += 1
         tally.reserved_usd += estimate
+
+        def failed_attempt(cost: float) -> bool:
+            """Charged as it happens; a retry is made only while the call's reservation still fits."""
+            tally.spent_usd += cost
+            return not tally.exceeds(limits)
+
         try:
-            outcome = await judge.judge(match.case)
+            outcome = await judge.judge(match.case, failed_attempt)
             unknown_cost = outcome.cost_usd is None and judge.cfg.price is not None
-            tally.spent_usd += estimate if unknown_cost else outcome.cost_usd or 0.0
+            charge = estimate + outcome.failed_usd if unknown_cost else outcome.cost_usd or 0.0
+            tally.spent_usd += charge - outcome.failed_usd  # failed attempts were added as they failed
+            # queued before any other await, so a cancellation from here on cannot lose the reply;
+            # off the event loop: the commit's fsync would otherwise stall every call in flight
+            written = writer.submit(save, store, judge, match, outcome, run_id, charge)
         finally:
             tally.in_flight -= 1
             tally.reserved_usd -= estimate
-            async with settled:
-                settled.notify_all()
+        async with settled:
+            settled.notify_all()
         _count(tally, outcome)
-        # off the event loop: the commit's fsync would otherwise stall every call in flight
-        written = await asyncio.get_running_loop().run_in_executor(
-            writer, save, store, judge, match, outcome, run_id
-        )
-        tally.stored += written  # not `+= await`: that would read the count before the wait
+        stored = await asyncio.shield(asyncio.wrap_future(written))
+        tally.stored += stored  # not `+= await`: that would read the count before the wait
         if on_result:
             on_result(match, outcome)
         if progress is not None:

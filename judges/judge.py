@@ -1,11 +1,15 @@
 """The OpenAI-compatible judge: one call per comparison (two for single-answer grading), the verdict
 read strictly, the cost worked out from the usage the server reports and a price table that is data.
+
+A failed attempt may still have been billed (a timeout, a dropped connection), so each one is
+charged at its call's upper-bound estimate: the budget errs on the side of spending less.
 """
 
 from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -13,11 +17,10 @@ from typing import Any
 from arena.openai_client import ChatClient, ChatError, ClientConfig
 from judges.parse import REPAIR_PROMPTS, Parsed, parse, scored
 from judges.templates import RATING, Template
+from judges.tokens import PER_MESSAGE, prompt_tokens
 
 COSTS_FILE = Path(__file__).with_name("costs.json")
 COSTS_ENV = "GUANACO_JUDGE_COSTS"
-CHARS_PER_TOKEN = 4
-"""For estimates before a call: English text runs about four characters to a token."""
 FATAL_ERRORS = ("AuthenticationError", "PermissionDeniedError", "NotFoundError")
 """Errors that will fail every call the same way: the run stops instead of storing them all."""
 
@@ -95,6 +98,8 @@ class Outcome:
     completion_tokens: int | None = None
     cost_usd: float | None = None
     seconds: float = 0.0
+    failed_usd: float = 0.0
+    """Failed attempts, each charged at its call's estimate (part of `cost_usd`)."""
     meta: dict[str, Any] = field(default_factory=dict)
 
 
@@ -119,23 +124,38 @@ class Judge:
         return [t.messages(case.question, case.answer_1, case.answer_2, **kw)]
 
     def estimate(self, case: Case) -> tuple[int, int, float]:
-        """(prompt tokens, at most this many completion tokens, at most this cost) before calling."""
-        calls = self.calls(case)
-        prompt = sum(len(m["content"]) for msgs in calls for m in msgs) // CHARS_PER_TOKEN + 8 * len(calls)
-        completion = self.cfg.max_tokens * len(calls) * (2 if self.cfg.repair else 1)
-        cost = (
-            self.cfg.price.cost(prompt * (2 if self.cfg.repair else 1), completion) if self.cfg.price else 0.0
-        )
+        """(prompt tokens, at most this many completion tokens, at most this cost) before calling:
+        every call, plus its repair follow-up when `repair` is on."""
+        prompt = completion = 0
+        for messages in self.calls(case):
+            tokens, most, _ = self.call_bound(messages)
+            prompt, completion = prompt + tokens, completion + most
+            if self.cfg.repair:  # the follow-up resends the call, its reply and the repair request
+                request = [{"role": "user", "content": REPAIR_PROMPTS[self.cfg.template.output]}]
+                repair = prompt_tokens(self.cfg.client.model, request) + PER_MESSAGE
+                prompt, completion = prompt + tokens + most + repair, completion + most
+        cost = self.cfg.price.cost(prompt, completion) if self.cfg.price else 0.0
         return prompt, completion, cost
 
-    async def judge(self, case: Case) -> Outcome:
-        """Ask, read the verdict, and account for it; errors become `error` outcomes."""
+    def call_bound(self, messages: list[dict[str, str]]) -> tuple[int, int, float]:
+        """(prompt tokens, at most this many completion tokens, at most this cost) of one call."""
+        prompt = prompt_tokens(self.cfg.client.model, messages)
+        cost = self.cfg.price.cost(prompt, self.cfg.max_tokens) if self.cfg.price else 0.0
+        return prompt, self.cfg.max_tokens, cost
+
+    async def judge(self, case: Case, on_failed_attempt: Callable[[float], bool] | None = None) -> Outcome:
+        """Ask, read the verdict, and account for it; errors become `error` outcomes.
+
+        Each failed attempt is charged at its call's bound and reported to `on_failed_attempt`,
+        which answers whether the budget leaves room for another."""
         outcome = Outcome(status="ok", prompt_tokens=0, completion_tokens=0)
         parts: list[Parsed] = []
         raws: list[str] = []
         try:
             for messages in self.calls(case):
-                parsed, raw = await self._ask(messages, [case.answer_1, case.answer_2], outcome)
+                parsed, raw = await self._ask(
+                    messages, [case.answer_1, case.answer_2], outcome, on_failed_attempt
+                )
                 parts.append(parsed)
                 raws.append(raw)
         except ChatError as err:
@@ -158,9 +178,13 @@ class Judge:
         return outcome
 
     async def _ask(
-        self, messages: list[dict[str, str]], answers: list[str], outcome: Outcome
+        self,
+        messages: list[dict[str, str]],
+        answers: list[str],
+        outcome: Outcome,
+        on_failed_attempt: Callable[[float], bool] | None,
     ) -> tuple[Parsed, str]:
-        result = await self._chat(messages, outcome)
+        result = await self._chat(messages, outcome, on_failed_attempt)
         parsed = parse(result, self.cfg.template.output, answers)
         if parsed.status == "ok" or not self.cfg.repair:
             return parsed, result
@@ -169,13 +193,29 @@ class Judge:
             {"role": "assistant", "content": result},
             {"role": "user", "content": REPAIR_PROMPTS[self.cfg.template.output]},
         ]
-        repaired = await self._chat(follow_up, outcome)
+        repaired = await self._chat(follow_up, outcome, on_failed_attempt)
         outcome.meta["repaired"] = True
         return parse(repaired, self.cfg.template.output, answers), f"{result}\n\n[repair]\n{repaired}"
 
-    async def _chat(self, messages: list[dict[str, str]], outcome: Outcome) -> str:
+    async def _chat(
+        self,
+        messages: list[dict[str, str]],
+        outcome: Outcome,
+        on_failed_attempt: Callable[[float], bool] | None,
+    ) -> str:
+        bound = self.call_bound(messages)[2]
+
+        def failed(_error: BaseException) -> bool:
+            outcome.meta["failed_attempts"] = outcome.meta.get("failed_attempts", 0) + 1
+            outcome.failed_usd += bound
+            return on_failed_attempt(bound) if on_failed_attempt else True
+
         result = await self.client.chat(
-            messages, temperature=self.cfg.temperature, max_tokens=self.cfg.max_tokens, seed=self.cfg.seed
+            messages,
+            temperature=self.cfg.temperature,
+            max_tokens=self.cfg.max_tokens,
+            seed=self.cfg.seed,
+            on_failure=failed,
         )
         outcome.seconds += result.seconds
         outcome.prompt_tokens = _add(outcome.prompt_tokens, result.prompt_tokens)
@@ -189,8 +229,11 @@ class Judge:
         return bad[0] if bad else scored(parts[0].score1, parts[1].score1)
 
     def _cost(self, outcome: Outcome) -> None:
+        """The answered calls' cost from the usage reported, plus the failed attempts' charge; None
+        (charged at the estimate by the caller) when the server reported no usage."""
         if self.cfg.price and outcome.prompt_tokens is not None and outcome.completion_tokens is not None:
-            outcome.cost_usd = self.cfg.price.cost(outcome.prompt_tokens, outcome.completion_tokens)
+            answered = self.cfg.price.cost(outcome.prompt_tokens, outcome.completion_tokens)
+            outcome.cost_usd = answered + outcome.failed_usd
 
 
 def _add(total: int | None, more: int | None) -> int | None:

@@ -62,11 +62,12 @@ def text(content: str | Reply) -> Action:
     return act
 
 
-def status(code: int, retry_after: float | None = None, message: str = "scripted error") -> Action:
-    """An HTTP error (429, 500, ...), optionally with a Retry-After header in seconds."""
+def status(code: int, retry_after: float | str | None = None, message: str = "scripted error") -> Action:
+    """An HTTP error (429, 500, ...), optionally with a Retry-After header: seconds, or any text."""
 
     def act(handler: _Handler, _body: dict[str, Any]) -> None:
-        headers = {} if retry_after is None else {"Retry-After": f"{retry_after:g}"}
+        value = f"{retry_after:g}" if isinstance(retry_after, float | int) else retry_after
+        headers = {} if value is None else {"Retry-After": value}
         handler.send_json(code, {"error": {"message": message, "type": "scripted", "code": code}}, headers)
 
     return act
@@ -82,11 +83,34 @@ def hang(seconds: float) -> Action:
     return act
 
 
+def trickle(interval: float) -> Action:
+    """A valid reply sent one byte every `interval` seconds: every read arrives well within any
+    per-read timeout, however long the whole reply takes. Records whether the client hung up."""
+
+    def act(handler: _Handler, body: dict[str, Any]) -> None:
+        payload = json.dumps(completion_body(body, handler.server.scripted.reply_text(body))).encode()
+        handler.send_response(200)
+        handler.send_header("Content-Type", "application/json")
+        handler.send_header("Content-Length", str(len(payload)))
+        handler.end_headers()
+        handler.wfile.flush()
+        try:
+            for index in range(len(payload)):
+                handler.wfile.write(payload[index : index + 1])
+                handler.wfile.flush()
+                time.sleep(interval)
+        except (BrokenPipeError, ConnectionResetError):
+            handler.server.scripted.hung_up += 1
+            handler.close_connection = handler.unanswered = True
+
+    return act
+
+
 def drop() -> Action:
     """Close the connection without answering."""
 
     def act(handler: _Handler, _body: dict[str, Any]) -> None:
-        handler.close_connection = True
+        handler.close_connection = handler.unanswered = True
         handler.connection.shutdown(socket.SHUT_RDWR)
 
     return act
@@ -104,6 +128,7 @@ def malformed() -> Action:
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server: _Server
+    unanswered = False
 
     def log_message(self, *_args: Any) -> None:  # keep test output clean
         pass
@@ -127,7 +152,9 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_raw(code, json.dumps(obj).encode(), "application/json", headers)
 
     def do_GET(self) -> None:
-        if self.path.rstrip("/").endswith("/models"):
+        if self.path.rstrip("/") == "/health":  # as `transformers serve` answers
+            self.send_json(200, {"status": "ok"})
+        elif self.path.rstrip("/").endswith("/models"):
             model = {"id": self.server.scripted.model_name, "object": "model", "owned_by": "tests"}
             self.send_json(200, {"object": "list", "data": [model]})
         else:
@@ -144,7 +171,11 @@ class _Handler(BaseHTTPRequestHandler):
         action = scripted.next_action(body, {k.lower(): v for k, v in self.headers.items()})
         if scripted.latency:
             time.sleep(scripted.latency)
+        self.unanswered = False
         action(self, body)
+        if not self.unanswered:
+            with scripted._lock:
+                scripted.answered += 1
 
 
 class _Server(ThreadingHTTPServer):
@@ -163,14 +194,20 @@ class _Server(ThreadingHTTPServer):
 class ScriptedServer:
     """Runs in a background thread; `url` is the base URL to give the client (ends in /v1)."""
 
-    def __init__(self, reply: Reply | str = "OK", latency: float = 0.0, model_name: str = "scripted") -> None:
+    def __init__(
+        self, reply: Reply | str = "OK", latency: float = 0.0, model_name: str = "scripted", port: int = 0
+    ) -> None:
         self.reply = reply
         self.latency = latency
         self.model_name = model_name
         self.requests: list[dict[str, Any]] = []
+        self.answered = 0
+        """Chat replies sent in full (the client may still have given up on them)."""
+        self.hung_up = 0
+        """Trickled replies the client stopped reading."""
         self._script: deque[Action] = deque()
         self._lock = threading.Lock()
-        self._httpd = _Server(("127.0.0.1", 0), _Handler)
+        self._httpd = _Server(("127.0.0.1", port), _Handler)
         self._httpd.scripted = self
         self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
 
@@ -183,6 +220,9 @@ class ScriptedServer:
         """Queue actions for the next chat requests, in order."""
         with self._lock:
             self._script.extend(actions)
+
+    def reply_text(self, body: dict[str, Any]) -> str:
+        return self.reply(body) if callable(self.reply) else self.reply
 
     def default_action(self, handler: _Handler, body: dict[str, Any]) -> None:
         text(self.reply)(handler, body)
@@ -220,25 +260,34 @@ def scripted_server_fixture() -> Iterator[ScriptedServer]:
 
 
 def main() -> None:
-    """`python -m tests.scripted_server [--latency S] [--reply MODULE:FUNCTION]`: serve in the
-    foreground (benchmarks run it in its own process, so it does not share the client's GIL)."""
+    """`python -m tests.scripted_server [--latency S] [--reply MODULE:FUNCTION] [--port N]
+    [--until-signal]`: serve in the foreground (benchmarks run it in its own process, so it does not
+    share the client's GIL) until the parent closes our stdin, or with `--until-signal` until
+    SIGTERM/SIGINT (as a child server that the tests watch being stopped)."""
     import argparse
     import contextlib
     import importlib
+    import signal
     import sys
 
     parser = argparse.ArgumentParser(description=main.__doc__)
     parser.add_argument("--latency", type=float, default=0.0)
     parser.add_argument("--reply", help="MODULE:FUNCTION computing the reply text from the request body")
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--until-signal", action="store_true")
     args = parser.parse_args()
     reply: Reply | str = "OK"
     if args.reply:
         module, name = args.reply.split(":")
         reply = getattr(importlib.import_module(module), name)
-    with ScriptedServer(reply=reply, latency=args.latency) as server:
+    with ScriptedServer(reply=reply, latency=args.latency, port=args.port) as server:
         print(server.url, flush=True)
         with contextlib.suppress(KeyboardInterrupt):
-            sys.stdin.read()  # until the parent closes our stdin
+            if args.until_signal:
+                signal.signal(signal.SIGTERM, signal.default_int_handler)
+                signal.pause()
+            else:
+                sys.stdin.read()  # until the parent closes our stdin
 
 
 if __name__ == "__main__":

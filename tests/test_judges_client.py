@@ -7,8 +7,16 @@ import time
 
 import pytest
 
-from arena.openai_client import ChatClient, ChatError, ClientConfig, chat
-from tests.scripted_server import ScriptedServer, drop, hang, malformed, scripted_server_fixture, status  # noqa: F401
+from arena.openai_client import ChatClient, ChatError, ClientConfig, api_key, chat, is_local_url
+from tests.scripted_server import (  # noqa: F401
+    ScriptedServer,
+    drop,
+    hang,
+    malformed,
+    scripted_server_fixture,
+    status,
+    trickle,
+)
 
 MESSAGES = [{"role": "user", "content": "two words"}]
 
@@ -33,12 +41,12 @@ def test_reply_usage_and_parameters_passed_through(scripted_server: ScriptedServ
 
 @pytest.mark.parametrize(
     "action",
-    [status(500), status(503), hang(1.5), drop(), malformed()],
+    [status(500), status(503), hang(3.0), drop(), malformed()],
     ids=["500", "503", "timeout", "drop", "malformed"],
 )
 def test_transient_failures_are_retried(scripted_server: ScriptedServer, action) -> None:
     scripted_server.push(action)
-    result = asyncio.run(chat(config(scripted_server, timeout_s=0.5), MESSAGES))
+    result = asyncio.run(chat(config(scripted_server, timeout_s=1.5), MESSAGES))
     assert result.text == "OK" and result.attempts == 2 and len(scripted_server.requests) == 2
 
 
@@ -78,3 +86,48 @@ def test_missing_key_for_a_remote_endpoint_is_a_clear_error(monkeypatch) -> None
     monkeypatch.delenv("NO_SUCH_KEY", raising=False)
     with pytest.raises(ChatError, match="NO_SUCH_KEY"):
         ChatClient(ClientConfig(model="gpt-4", api_key_env="NO_SUCH_KEY"))
+
+
+@pytest.mark.parametrize("value", ["soon", "Mon, 99 Foo 2024 25:00:00 GMT", "", "-"])
+def test_malformed_retry_after_counts_as_absent(scripted_server: ScriptedServer, value: str) -> None:
+    scripted_server.push(status(429, retry_after=value))
+    result = asyncio.run(chat(config(scripted_server), MESSAGES))
+    assert result.text == "OK" and result.attempts == 2
+
+
+def test_a_server_trickling_bytes_cannot_hold_a_call(scripted_server: ScriptedServer) -> None:
+    """Each byte arrives long before the per-read timeout, but the whole reply takes about 25 s:
+    the attempt's deadline ends it, and the client hangs up."""
+    scripted_server.push(trickle(0.1), trickle(0.1))
+    with pytest.raises(ChatError, match=r"after 2 attempt.*no complete reply within 1s"):
+        asyncio.run(chat(config(scripted_server, timeout_s=1.0, max_attempts=2), MESSAGES))
+    deadline = time.monotonic() + 10
+    while scripted_server.hung_up < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert scripted_server.hung_up == 2 and scripted_server.answered == 0
+
+
+@pytest.mark.parametrize(
+    ("url", "local"),
+    [
+        ("http://127.0.0.1:8000/v1", True),
+        ("http://localhost:8000/v1", True),
+        ("http://[::1]:8000/v1", True),
+        ("http://127.0.0.2/v1", True),
+        ("https://localhost.evil.example/v1", False),
+        ("https://evil.example/127.0.0.1/v1", False),
+        ("https://127.0.0.1.evil.example/v1", False),
+        ("https://user:localhost@evil.example/v1", False),
+        ("https://api.openai.com/v1", False),
+        (None, False),
+    ],
+)
+def test_local_endpoint_is_decided_on_the_parsed_host(monkeypatch, url: str | None, local: bool) -> None:
+    monkeypatch.delenv("NO_SUCH_KEY", raising=False)
+    assert is_local_url(url) is local
+    cfg = ClientConfig(model="judge", base_url=url, api_key_env="NO_SUCH_KEY")
+    if local:
+        assert api_key(cfg) == "EMPTY"
+    else:
+        with pytest.raises(ChatError, match="NO_SUCH_KEY"):
+            api_key(cfg)

@@ -107,3 +107,55 @@ def test_errors_are_stored_visibly_then_replaced_by_a_rerun(store: Store, script
     after = store.judgments()
     assert len(scripted_server.requests) == 8 and (after.status == "ok").all()
     assert list(after.judgment_id) == list(frame.judgment_id)
+
+
+TRICKY = [
+    "Résumé naïve café — 東京の天気は？ Привет, мир! 🤖🤖🤖",
+    "def f(x):\n\treturn {k: v for k, v in zip(x[::2], x[1::2])}  # 0x1F, λ→∞",
+    "aaaa " * 50,
+]
+
+
+@pytest.mark.parametrize("text", TRICKY, ids=["multilingual", "code", "english"])
+def test_prompt_tokens_are_never_underestimated(text: str) -> None:
+    """A non-OpenAI judge's prompt is bounded by its UTF-8 bytes: never fewer tokens than a real
+    byte-level BPE tokenizer makes (the old characters/4 estimate undercounted every one of these)."""
+    from tokenizers import Tokenizer
+
+    from arena.models import ensure_smollm2
+    from judges.tokens import PER_MESSAGE, REPLY_PRIMING, prompt_tokens
+
+    tokenizer = Tokenizer.from_file(str(ensure_smollm2() / "tokenizer.json"))
+    real = len(tokenizer.encode(text, add_special_tokens=False).ids)
+    bound = prompt_tokens("smollm2-judge", [{"role": "user", "content": text}])
+    assert bound - PER_MESSAGE - REPLY_PRIMING >= real > len(text) // 4
+
+
+def test_openai_models_are_counted_with_tiktoken_when_its_encoding_loads() -> None:
+    """Exact with the model's own encoding; offline without tiktoken's cached BPE file, the same
+    byte bound as any other model (both are checked, whichever this machine has)."""
+    import tiktoken
+
+    from judges.tokens import PER_MESSAGE, REPLY_PRIMING, exact_for, prompt_tokens
+
+    messages = [{"role": "system", "content": "You judge."}, {"role": "user", "content": TRICKY[0]}]
+    overhead = PER_MESSAGE * 2 + REPLY_PRIMING
+    if exact_for("gpt-4-0613"):
+        encoding = tiktoken.encoding_for_model("gpt-4-0613")
+        expected = sum(len(encoding.encode(m["content"])) for m in messages) + overhead
+    else:
+        expected = sum(len(m["content"].encode()) for m in messages) + overhead
+    assert prompt_tokens("gpt-4-0613", messages) == expected
+    assert not exact_for("/models/smollm2")  # not an OpenAI model: never asks tiktoken
+
+
+def test_failed_attempts_are_charged_at_their_estimate(scripted_server: ScriptedServer) -> None:
+    price = Price(prompt=0.0, completion=1.0)  # $0.001 per completion token: 8 tokens bound $0.008
+    scripted_server.push(status(500), status(503))
+    scripted_server.reply = "Assistant 1 wins.\n\n1"  # 4 words: $0.004
+    outcome = judge_once(scripted_server, "qlora-vicuna", price=price, max_tokens=8)
+    assert outcome.meta["failed_attempts"] == 2
+    assert outcome.cost_usd == pytest.approx(0.004 + 2 * 0.008)
+    scripted_server.push(*[status(500)] * 6)  # every attempt fails: all six are charged
+    failed = judge_once(scripted_server, "qlora-vicuna", price=price, max_tokens=8)
+    assert failed.status == "error" and failed.cost_usd == pytest.approx(6 * 0.008)

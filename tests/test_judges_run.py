@@ -155,3 +155,75 @@ def shown(frame) -> set[tuple[str, str, str]]:
         (f"Question {k}?", text[a], text[b])
         for k, a, b in zip(frame.prompt_key, frame.model_1, frame.model_2, strict=True)
     }
+
+
+def test_budget_holds_across_reruns_and_counts_failed_attempts(
+    store: Store, db_url: str, scripted_server, tmp_path: Path, capsys
+) -> None:
+    fill_store(store, prompts=4)
+    scripted_server.reply = threeclass_judge  # 10 completion tokens: $0.01; the bound is $0.10
+    prices = tmp_path / "prices.json"
+    prices.write_text(json.dumps({"gpt-4": {"prompt": 0.0, "completion": 1.0}}))
+    limits = ["--costs", str(prices), "--max-tokens", "100", "--concurrency", "1", "--budget-usd", "0.25"]
+    scripted_server.push(status(500))  # one failed attempt, charged at its bound: $0.10
+    assert main(judge_args(db_url, scripted_server, *limits)) == 0
+    with store.session() as session:
+        first = session.scalars(select(Run)).one()
+        assert first.spent_usd == pytest.approx(0.10 + 0.01 * len(store.judgments()))
+        assert first.spent_usd <= 0.25 and first.tournament
+    sent = len(scripted_server.requests)
+    capsys.readouterr()
+    assert main(judge_args(db_url, scripted_server, *limits)) == 0  # the same budget: nothing left
+    out = capsys.readouterr().out
+    assert "earlier runs of this tournament spent" in out and "--budget-usd 0.25 reached" in out
+    assert len(scripted_server.requests) == sent
+    assert main(judge_args(db_url, scripted_server, *limits[:-1], "0.30")) == 0  # a raised budget
+    with store.session() as session:
+        runs = session.scalars(select(Run).order_by(Run.id)).all()
+        total = sum(r.spent_usd for r in runs)
+        judged = session.scalar(select(func.sum(Judgment.cost_usd)))
+    assert len({r.tournament for r in runs}) == 1 and total <= 0.30 + 1e-9
+    assert total == pytest.approx(judged) and len(scripted_server.requests) > sent
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_interrupt_stores_every_answered_call(store: Store, db_url: str, sig: signal.Signals) -> None:
+    """Ctrl-C (or SIGTERM) mid-run: no new call is sent, and every call the server received is
+    answered and stored before the process exits."""
+    fill_store(store, prompts=6)  # 36 matches
+    env = {**os.environ, "PYTHONPATH": str(PROJECT)}
+    with ScriptedServer(reply=threeclass_judge, latency=0.4) as server:
+        cmd = [sys.executable, "-m", "arena", *judge_args(db_url, server, "--concurrency", "4")]
+        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        deadline = time.time() + 60
+        while len(store.judgments()) < 4 and time.time() < deadline and proc.poll() is None:
+            time.sleep(0.05)
+        proc.send_signal(sig)
+        _, err = proc.communicate(timeout=60)
+        received, answered = len(server.requests), server.answered
+    frame = store.judgments()
+    assert proc.returncode == 130, err
+    assert 4 <= len(frame) < 36, "the run should have been stopped mid-way"
+    assert len(frame) == received == answered  # in flight when stopped: finished and stored
+    with store.session() as session:
+        assert session.scalars(select(Run.status)).all() == ["interrupted"]
+
+
+def test_retries_stop_where_the_budget_ends(
+    store: Store, db_url: str, scripted_server, tmp_path: Path
+) -> None:
+    """Each failed attempt is charged at its bound ($0.10) as it fails; a retry is made only while
+    the call's reservation still fits, so failures cannot carry the spend past the budget."""
+    fill_store(store, prompts=2)
+    scripted_server.reply = threeclass_judge
+    prices = tmp_path / "prices.json"
+    prices.write_text(json.dumps({"gpt-4": {"prompt": 0.0, "completion": 1.0}}))
+    scripted_server.push(*[status(500)] * 6)
+    limits = ["--costs", str(prices), "--max-tokens", "100", "--concurrency", "1", "--budget-usd", "0.25"]
+    assert main(judge_args(db_url, scripted_server, *limits)) == 0
+    with store.session() as session:
+        spent = session.scalars(select(Run.spent_usd)).one()
+        errors = session.scalars(select(Judgment).where(Judgment.status == "error")).all()
+    assert len(scripted_server.requests) == 2  # two attempts; a third would not have fitted
+    assert spent == pytest.approx(0.20) and len(errors) == 1 and errors[0].cost_usd == pytest.approx(0.20)
+    assert "not retried: no room left" in errors[0].raw

@@ -13,8 +13,17 @@ import pytest
 from sqlalchemy import func, select
 
 from arena.cli import UserError, main
-from arena.release import CHECKSUMS, ExportOptions, export_bundle, import_bundle, pseudonym, verify_bundle
-from arena.store import Contestant, Generation, Judgment, Prompt, Run, Store, insert_ignore
+from arena.release import (
+    CHECKSUMS,
+    PSEUDONYM_KEY_ENV,
+    ExportOptions,
+    Pseudonyms,
+    export_bundle,
+    import_bundle,
+    pseudonym_key,
+    verify_bundle,
+)
+from arena.store import Contestant, Generation, Judgment, Prompt, Run, Secret, Store, insert_ignore
 from tests.handmade import add_judgments, both_orders, tag
 
 GPT4 = "openai:gpt-4-0613"
@@ -126,17 +135,39 @@ def test_no_secret_ever_appears(store, tmp_path):
     assert '"eos_token":"</s>"' in (tmp_path / "bundle" / "generations.jsonl").read_text()
 
 
-def test_pseudonymised_annotators(store, tmp_path):
+def test_annotators_get_keyed_pseudonyms_by_default(store, tmp_path, monkeypatch):
+    monkeypatch.delenv(PSEUDONYM_KEY_ENV, raising=False)
     _arena(store)
-    export_bundle(store, tmp_path / "bundle", ExportOptions(pseudonymise=True, leaderboard_orderings=20))
+    export_bundle(store, tmp_path / "bundle", FAST)
     text = _all_text(tmp_path / "bundle")
     assert "alice" not in text and "bob" not in text and "10.0.0.7" not in text
-    alice = "annotator-" + hashlib.sha256(b"alice").hexdigest()[:8]
-    assert pseudonym("alice") == alice and pseudonym(alice) == alice
+    with store.session() as session:
+        pseudonym = Pseudonyms(pseudonym_key(session))
+        key = session.scalars(select(Secret.value)).one()
+    alice = pseudonym("alice")
+    assert alice.startswith("annotator-") and pseudonym(alice) == alice and key not in text
     judgments = pd.read_json(tmp_path / "bundle" / "judgments.jsonl", lines=True)
     assert f"human:{alice}" in set(judgments.judge) and GPT4 in set(judgments.judge)
     tags = pd.read_json(tmp_path / "bundle" / "tags.jsonl", lines=True)
     assert list(tags.annotator) == [alice]
+    # a list of guessed names, hashed without the key, re-identifies no one
+    for guess in ("alice", "bob", "carol", "admin"):
+        digest = hashlib.sha256(guess.encode()).hexdigest()
+        assert digest[:8] not in text and digest[:16] not in text
+
+    assert main(["release", "--db", store.url, "--out", str(tmp_path / "real"), "--real-names",
+                 "--orderings", "20"]) == 0  # fmt: skip
+    assert "human:alice" in (tmp_path / "real" / "judgments.jsonl").read_text()
+
+
+def test_a_shared_pseudonym_key_gives_two_stores_the_same_pseudonyms(tmp_path, monkeypatch):
+    monkeypatch.setenv(PSEUDONYM_KEY_ENV, "shared secret of the arena operators")
+    for name in ("one", "two"):
+        store = Store(f"sqlite:///{tmp_path / f'{name}.db'}")
+        add_judgments(store, [("1", "a", "b", "human:alice", "1")])
+        export_bundle(store, tmp_path / name, FAST)
+    assert _files(tmp_path / "one") == _files(tmp_path / "two")
+    assert "shared secret" not in _all_text(tmp_path / "one")
 
 
 def test_card_checksums_and_tampering(store, tmp_path):
@@ -161,7 +192,7 @@ def test_card_checksums_and_tampering(store, tmp_path):
 
 def test_fastchat_battles_and_parquet_agree_with_jsonl(store, tmp_path):
     _arena(store)
-    export_bundle(store, tmp_path / "bundle", FAST)
+    export_bundle(store, tmp_path / "bundle", ExportOptions(pseudonymise=False, leaderboard_orderings=20))
     battles = json.loads((tmp_path / "bundle" / "battles.json").read_text())
     assert len(battles) == 6
     assert {"model_a", "model_b", "winner", "judge", "question_id", "turn", "anony", "tstamp"} <= set(
@@ -242,3 +273,177 @@ def test_qlora_release_round_trips(qlora_store, tmp_path, capsys):
     assert f"judgments {len(judgments)}" in capsys.readouterr().out
     assert main(["release", "--db", copy, "--out", str(again), *args]) == 0
     assert _files(again) == _files(bundle)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def planted_db(request, tmp_path) -> str:
+    """The store's URL, itself a secret to keep: a file under a home folder, or a PostgreSQL URL
+    with its password and a planted query."""
+    if request.param == "sqlite":
+        home = tmp_path / "home" / "ann-planted"
+        home.mkdir(parents=True)
+        return f"sqlite:///{home / 'arena.db'}"
+    from tests.test_store import POSTGRES_URL, _fresh_postgres
+
+    if not POSTGRES_URL:
+        pytest.skip("PostgreSQL not available: set GUANACO_TEST_POSTGRES_URL (make test does)")
+    return _fresh_postgres() + "?application_name=planted_pg_query"
+
+
+def test_a_release_carries_no_credential_and_no_machine_path(planted_db, tmp_path, monkeypatch, capsys):
+    """Plant a database URL (with its password), credentials in --base-url, an API key in the
+    environment and home paths wherever a run or a contestant records them; then grep every byte
+    of the release, Parquet decoded too."""
+    from sqlalchemy.engine import make_url
+
+    from tests.judge_helpers import MODELS, fill_store, threeclass_judge
+    from tests.scripted_server import ScriptedServer
+
+    home = tmp_path / "home" / "ann-planted"
+    home.mkdir(parents=True, exist_ok=True)
+    env_key = "sk-plantedENVKEY0123456789abcdefABCD"
+    monkeypatch.setenv("OPENAI_API_KEY", env_key)
+    monkeypatch.setenv("HOME", str(home))
+    costs = home / "prices.json"
+    costs.write_text(json.dumps({"gpt-4": {"prompt": 0.03, "completion": 0.06}}))
+    store = Store(planted_db)
+    fill_store(store, prompts=2)
+    with store.session() as session:
+        for prompt in session.scalars(select(Prompt)):
+            prompt.source = str(home / "benchmarks" / "vicuna-questions.jsonl")
+        alpha = session.scalars(select(Contestant).where(Contestant.name == "alpha")).one()
+        alpha.kind, alpha.base_model, alpha.adapter = (
+            "local",
+            str(home / "models" / "base"),
+            str(home / "runs" / "lora"),
+        )
+        alpha.meta = {"endpoint": "https://planted-user:planted-pass@api.example/v1?key=planted-query-token"}
+        for generation in session.scalars(select(Generation)):
+            generation.meta = {"cache": f"{home}/cache/x.json", "note": f"read from {home / 'notes.txt'}"}
+    with ScriptedServer(reply=threeclass_judge) as server:
+        base_url = server.url.replace("http://", "http://planted-user:planted-pass@")
+        argv = ["judge", "--db", planted_db, "--benchmark", "vicuna", "--models", ",".join(MODELS),
+                "--judge-model", "gpt-4", "--base-url", base_url, "--costs", str(costs), "--budget-usd", "5"]  # fmt: skip
+        assert main(argv) == 0
+        assert server.requests[0]["headers"]["authorization"].startswith("Basic ")  # the credentials worked
+    assert len(store.judgments()) == 12
+    bundle = tmp_path / "bundle"
+    assert main(["release", "--db", planted_db, "--out", str(bundle), "--orderings", "20"]) == 0
+    capsys.readouterr()
+
+    password = make_url(planted_db.split("?")[0]).password
+    planted = [env_key, "planted-user", "planted-pass", "planted-query-token", "planted_pg_query", str(home),
+               "ann-planted", str(tmp_path), "cGxhbnRlZC11c2Vy", planted_db]  # fmt: skip
+    if password:
+        planted += [f":{password}@"]
+    raw = b"".join(path.read_bytes() for path in sorted(bundle.rglob("*")) if path.is_file())
+    text = _all_text(bundle)
+    for secret in planted:
+        assert secret.encode() not in raw and secret not in text, secret
+    runs = [json.loads(line) for line in (bundle / "runs.jsonl").read_text().splitlines()]
+    config = runs[0]["config"]
+    assert config["endpoint"] == server.url and config["price_per_1k"] == {"prompt": 0.03, "completion": 0.06}
+    assert "db" not in config and "costs" not in config
+    contestant = json.loads((bundle / "contestants.jsonl").read_text().splitlines()[0])
+    assert (contestant["base_model"], contestant["adapter"]) == ("base", "lora")
+    prompts = json.loads((bundle / "prompts.jsonl").read_text().splitlines()[0])
+    assert prompts["source"] == "vicuna-questions.jsonl"
+
+
+def test_run_config_is_an_allowlist() -> None:
+    """Whatever else is on the command line (or added to it later) is not stored."""
+    from arena.cli import build_parser
+    from arena.commands.judge import judge_config, run_config
+    from judges.judge import Price
+    from judges.templates import load_template
+
+    args = build_parser().parse_args(
+        ["judge", "--db", "postgresql+psycopg://arena:planted-pg-pass@db.example/arena", "--benchmark", "vicuna",
+         "--models", "a,b", "--base-url", "https://u:planted-pass@judge.example/v1?token=planted-q",
+         "--costs", "/home/ann/prices.json"]
+    )  # fmt: skip
+    args.some_future_flag = "/home/ann/secret-file"
+    cfg = judge_config(args, load_template("qlora-vicuna"), Price(0.03, 0.06))
+    stored = json.dumps(run_config(args, cfg, ["a", "b"], 4))
+    for planted in ("planted-pg-pass", "planted-pass", "planted-q", "/home/ann", "db.example"):
+        assert planted not in stored
+    assert '"endpoint": "https://judge.example/v1"' in stored
+
+
+def test_release_deletes_only_the_files_it_wrote_inside_out(store, tmp_path):
+    _arena(store)
+    out = tmp_path / "out"
+    export_bundle(store, out, FAST)
+    before = _files(out)
+    victim = tmp_path / "victim.txt"
+    victim.write_text("keep me")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "x.csv").write_text("keep me too")
+    sums = out / CHECKSUMS
+    original = sums.read_text()
+    for name in ("../victim.txt", str(victim), "leaderboards/../../victim.txt", "notes.txt"):
+        sums.write_text(original + f"{'0' * 64}  {name}\n")
+        with pytest.raises(UserError, match="which no release writes; nothing was deleted"):
+            export_bundle(store, out, FAST)
+        assert victim.read_text() == "keep me"
+        assert {k: v for k, v in _files(out).items() if k != CHECKSUMS} == {
+            k: v for k, v in before.items() if k != CHECKSUMS
+        }
+    sums.write_text(original + f"{'0' * 64}  leaderboards/x.csv\n")
+    for board in (out / "leaderboards").iterdir():
+        board.unlink()
+    (out / "leaderboards").rmdir()
+    (out / "leaderboards").symlink_to(elsewhere)  # a link out of the bundle
+    with pytest.raises(UserError, match="which no release writes"):
+        export_bundle(store, out, FAST)
+    assert (elsewhere / "x.csv").read_text() == "keep me too"
+
+
+def test_load_release_refuses_unlisted_tables_and_paths_before_writing(store, tmp_path):
+    _arena(store)
+    bundle = tmp_path / "bundle"
+    export_bundle(store, bundle, FAST)
+    sums = bundle / CHECKSUMS
+    original = sums.read_text()
+    empty = Store(f"sqlite:///{tmp_path / 'empty.db'}")
+
+    def refused(listing: str, match: str) -> None:
+        sums.write_text(listing)
+        with pytest.raises(UserError, match=match):
+            import_bundle(empty, bundle)
+        with empty.session() as session:
+            assert session.scalars(select(Prompt)).all() == []
+
+    unlisted = "".join(line for line in original.splitlines(True) if not line.endswith("  judgments.jsonl\n"))
+    refused(unlisted, r"judgments.jsonl: not listed in SHA256SUMS")
+    outside = tmp_path / "outside.jsonl"
+    outside.write_text("{}\n")
+    digest = hashlib.sha256(outside.read_bytes()).hexdigest()
+    refused(
+        original + f"{digest}  ../outside.jsonl\n", r"'../outside.jsonl' is not a file of a release bundle"
+    )
+    refused(original + f"{digest}  {outside}\n", r"is not a file of a release bundle")
+    sums.write_text(original)
+    assert import_bundle(empty, bundle)["judgments"] == 6
+
+
+@pytest.mark.parametrize(
+    ("text", "content", "expected"),
+    [
+        ("https://u:pw@judge.example:8443/v1?key=s#f", False, "https://judge.example:8443/v1"),
+        ("https://u:pw@judge.example/v1?q=1", True, "https://judge.example/v1?q=1"),
+        ("see https://a.example/b?q=1 now", True, "see https://a.example/b?q=1 now"),
+        ("postgresql+psycopg://arena:pw@db:5432/x?sslmode=require", False, "postgresql+psycopg://db:5432/x"),
+        ("sqlite:////home/ann/arena.db", False, "sqlite:///arena.db"),
+        ("read /home/ann/x/y.json, ~/z and ../../up/w.txt", False, "read y.json, z and w.txt"),
+        ("and/or 1/2 qlora-eval/answers/x.jsonl", False, "and/or 1/2 qlora-eval/answers/x.jsonl"),
+        ("C:\\Users\\ann\\x.txt", False, "x.txt"),
+        ("run `ls /usr/bin` in /home/ann", True, "run `ls /usr/bin` in /home/ann"),
+        ("http://[::1]:8000/v1", False, "http://[::1]:8000/v1"),
+    ],
+)
+def test_redaction_of_urls_and_paths(text: str, content: bool, expected: str) -> None:
+    from arena.redact import redact_text
+
+    assert redact_text(text, content) == expected

@@ -110,3 +110,127 @@ def test_concurrent_writers_store_each_record_once(any_store: Store) -> None:
     for thread in threads:
         thread.join()
     assert count(any_store, Judgment) == 5
+
+
+# ---------------------------------------------------------------- schema migrations
+
+
+def _fresh_postgres() -> str:
+    """The PostgreSQL test database emptied, migration history included."""
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(POSTGRES_URL)
+    with engine.begin() as connection:
+        Base.metadata.drop_all(connection)
+        connection.execute(text("DROP TABLE IF EXISTS alembic_version"))
+    engine.dispose()
+    return POSTGRES_URL
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def previous_store(request: pytest.FixtureRequest, tmp_path) -> str:
+    """A store with data in the schema of the last release: on SQLite from that release's own
+    DDL; on PostgreSQL from the baseline migration (which the SQLite test checks is that schema)."""
+    if request.param == "sqlite":
+        from tests.legacy_schema import make_legacy_sqlite
+
+        make_legacy_sqlite(tmp_path / "old.db")
+        return f"sqlite:///{tmp_path / 'old.db'}"
+    if not POSTGRES_URL:
+        pytest.skip("PostgreSQL not available: set GUANACO_TEST_POSTGRES_URL (make test does)")
+    from alembic import command
+    from sqlalchemy import create_engine, text
+
+    from arena.migrations import BASELINE, config
+
+    engine = create_engine(_fresh_postgres())
+    with engine.begin() as connection:
+        command.upgrade(config(connection), BASELINE)
+        connection.execute(text("DROP TABLE alembic_version"))  # as the last release left it
+        connection.execute(text(
+            "INSERT INTO runs (id, kind, name, config, status, started_at) "
+            "VALUES (1, 'judge', 'old', '{}', 'done', now());"
+            "INSERT INTO prompts (id, benchmark, key, turns, context, meta) "
+            "VALUES (1, 'vicuna', '1', '[\"Hi?\"]', '[]', '{}');"
+            "INSERT INTO contestants (id, name, kind, meta, created_at) "
+            "VALUES (1, 'a', 'local', '{}', now()), (2, 'b', 'local', '{}', now());"
+            "INSERT INTO generations (id, prompt_id, contestant_id, text, params, meta, created_at) "
+            "VALUES (1, 1, 1, 'answer a', '{}', '{}', now()), (2, 1, 2, 'answer b', '{}', '{}', now());"
+            "INSERT INTO judgments (id, judge, template_id, template_hash, prompt_id, generation1_id, "
+            "generation2_id, verdict, status, cost_usd, run_id, meta, created_at) "
+            "VALUES (1, 'gpt-4', 't', 'h', 1, 1, 2, '1', 'ok', 0.02, 1, '{}', now())"
+        ))  # fmt: skip
+    engine.dispose()
+    return POSTGRES_URL
+
+
+def _schema_differences(url: str) -> list:
+    """What Alembic's autogenerate sees between the database and today's models (none = equal)."""
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+    from sqlalchemy import create_engine
+
+    engine = create_engine(url)
+    with engine.connect() as connection:
+        differences = compare_metadata(MigrationContext.configure(connection), Base.metadata)
+    engine.dispose()
+    return differences
+
+
+def test_store_of_the_previous_schema_is_upgraded_on_open(previous_store: str, caplog, capsys) -> None:
+    from arena.cli import main
+    from arena.migrations import head
+    from arena.store import Run
+
+    assert main(["db", "current", "--db", previous_store]) == 0
+    assert capsys.readouterr().out.startswith("0001 ")
+    with caplog.at_level("WARNING", logger="arena.store"):
+        store = Store(previous_store)
+    assert f"upgrading the store's schema from revision 0001 to {head()}" in caplog.text
+    assert _schema_differences(previous_store) == []  # the upgraded store is today's schema
+    frame = store.judgments()
+    assert list(zip(frame.model_1, frame.model_2, frame.verdict, strict=True)) == [("a", "b", "1")]
+    with store.session() as s:
+        run = s.get(Run, 1)
+        assert (run.name, run.spent_usd, run.tournament) == ("old", 0.0, None)
+    store.engine.dispose()
+    caplog.clear()
+    Store(previous_store).engine.dispose()  # a second open finds nothing to do
+    assert "upgrading" not in caplog.text
+    assert main(["db", "upgrade", "--db", previous_store]) == 0
+    assert f"already at schema revision {head()}" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("dialect", ["sqlite", "postgresql"])
+def test_migrations_build_exactly_the_models_schema(dialect: str, tmp_path) -> None:
+    """Upgrading an empty database through every revision gives what `create_all` gives: a model
+    change without its migration fails here."""
+    from alembic import command
+    from sqlalchemy import create_engine
+
+    from arena.migrations import config
+
+    if dialect == "postgresql" and not POSTGRES_URL:
+        pytest.skip("PostgreSQL not available: set GUANACO_TEST_POSTGRES_URL (make test does)")
+    url = _fresh_postgres() if dialect == "postgresql" else f"sqlite:///{tmp_path / 'migrated.db'}"
+    engine = create_engine(url)
+    with engine.begin() as connection:
+        command.upgrade(config(connection), "head")
+    engine.dispose()
+    assert _schema_differences(url) == []
+
+
+def test_db_upgrade_command_and_a_newer_store_is_refused(db_url: str, capsys) -> None:
+    from sqlalchemy import text
+
+    from arena.cli import main
+    from arena.migrations import SchemaError, head
+
+    assert main(["db", "upgrade", "--db", db_url]) == 0
+    assert f"now at revision {head()} (was empty)" in capsys.readouterr().out
+    store = Store(db_url)
+    with store.engine.begin() as connection:
+        connection.execute(text("UPDATE alembic_version SET version_num = '9999'"))
+    store.engine.dispose()
+    with pytest.raises(SchemaError, match="revision 9999.*written by a newer version"):
+        Store(db_url)

@@ -1,11 +1,17 @@
-"""`guanaco judge`: a judge model compares contestants' answers, both orders, cached and resumable."""
+"""`guanaco judge`: a judge model compares contestants' answers, both orders, cached and resumable.
+
+Ctrl-C or SIGTERM stops sending and lets the calls in flight finish and be stored (they are paid
+for); a second one abandons them, still storing every reply already received."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import signal
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
 from arena.cli import UserError
@@ -16,7 +22,69 @@ if TYPE_CHECKING:  # heavy modules load only when the command runs
     from judges.judge import Judge, JudgeConfig, Outcome, Price
     from judges.templates import Template
 
-LOCAL = ("127.0.0.1", "localhost")
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """What a judging run stores about how it was made: an allowlist, so that nothing else on the
+    command line (the database URL and its password, local file paths) ever reaches the store or
+    a release. The endpoint is kept without credentials or query."""
+
+    benchmark: str
+    models: list[str]
+    judge_model: str
+    judge_name: str
+    endpoint: str | None
+    api_key_env: str
+    template_id: str
+    template_hash: str
+    pairs: str
+    prompts_per_pair: int | None
+    orders: str
+    concurrency: int
+    budget_usd: float | None
+    max_judgments: int | None
+    price_per_1k: dict[str, float] | None
+    temperature: float
+    max_tokens: int
+    timeout_s: float
+    repair: bool
+    seed: int
+    to_judge: int
+
+
+def run_config(
+    args: argparse.Namespace, cfg: JudgeConfig, models: list[str], to_judge: int
+) -> dict[str, Any]:
+    from arena.redact import safe_url
+
+    price = cfg.price
+    return asdict(
+        RunConfig(
+            benchmark=args.benchmark,
+            models=models,
+            judge_model=cfg.client.model,
+            judge_name=cfg.name,
+            endpoint=safe_url(args.base_url) if args.base_url else None,
+            api_key_env=args.api_key_env,
+            template_id=cfg.template.id,
+            template_hash=cfg.template.hash,
+            pairs=args.pairs,
+            prompts_per_pair=args.prompts_per_pair,
+            orders=args.orders,
+            concurrency=args.concurrency,
+            budget_usd=args.budget_usd,
+            max_judgments=args.max_judgments,
+            price_per_1k=None if price is None else {"prompt": price.prompt, "completion": price.completion},
+            temperature=cfg.temperature,
+            max_tokens=cfg.max_tokens,
+            timeout_s=cfg.client.timeout_s,
+            repair=cfg.repair,
+            seed=args.seed,
+            to_judge=to_judge,
+        )  # fmt: skip
+    )
 
 
 def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
@@ -42,12 +110,19 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--prompts-per-pair", type=int, help="judge each pair on N seeded-random prompts")
     p.add_argument("--orders", default="both", choices=("both", "one"), help="judge both slot orders or one")
     p.add_argument("--concurrency", type=int, default=32, help="judge calls in flight")
-    p.add_argument("--budget-usd", type=float, help="stop before spending more than this in this run")
+    p.add_argument(
+        "--budget-usd",
+        type=float,
+        help="stop before this tournament (same benchmark, models, judge and template) has spent more "
+        "than this, counting earlier runs",
+    )
     p.add_argument("--max-judgments", type=int, help="stop after sending this many judgments in this run")
     p.add_argument("--costs", help="JSON price table overriding judges/costs.json (USD per 1k tokens)")
     p.add_argument("--temperature", type=float, default=0.0)
     p.add_argument("--max-tokens", type=int, default=1024, help="judge output limit per call")
-    p.add_argument("--timeout", type=float, default=120.0, help="seconds per call before retrying")
+    p.add_argument(
+        "--timeout", type=float, default=120.0, help="seconds for a call's whole reply before retrying"
+    )
     p.add_argument("--repair", action="store_true", help="re-ask once when a verdict cannot be read")
     p.add_argument("--dry-run", action="store_true", help="print calls, estimated tokens and cost, and stop")
     p.add_argument("--seed", type=int, default=0, help="for prompt sampling, slot orders and the judge")
@@ -92,10 +167,10 @@ def run(args: argparse.Namespace) -> int:
 
 def judge_config(args: argparse.Namespace, template: Template, price: Price | None) -> JudgeConfig:
     """The judge's settings from the command line; a budget needs a known price (or a local model)."""
-    from arena.openai_client import ClientConfig
+    from arena.openai_client import ClientConfig, is_local_url
     from judges.judge import JudgeConfig
 
-    local = bool(args.base_url) and any(host in args.base_url for host in LOCAL)
+    local = is_local_url(args.base_url)
     if price is None and args.budget_usd is not None and not local:
         raise UserError(
             f"no price known for {args.judge_model!r}, so --budget-usd cannot be kept: add it to a JSON "
@@ -131,8 +206,11 @@ def dry_run(judge: Judge, matches: list[Match], todo: list[Match], args: argpars
     print(
         f"matches planned: {len(matches)}; already judged: {len(matches) - len(todo)}; to judge: {len(todo)}"
     )
+    from judges.tokens import exact_for
+
+    counted = "counted with tiktoken" if exact_for(judge.cfg.client.model) else "at most: UTF-8 bytes"
     print(
-        f"judge calls: {calls}; estimated prompt tokens: {prompt:,}; completion tokens: at most {completion:,}"
+        f"judge calls: {calls}; prompt tokens: {prompt:,} ({counted}); completion tokens: at most {completion:,}"
     )
     if price is None:
         print(f"cost: unknown (no price for {judge.cfg.client.model!r}; add one with --costs)")
@@ -157,27 +235,32 @@ def judge_run(
     from tqdm import tqdm
 
     from arena.store import finish_run, start_run
-    from arena.tournament import Limits
+    from arena.tournament import Limits, tournament_key, tournament_spend
     from judges.judge import FatalJudgeError
 
     if not todo:
         print(f"all {len(matches)} matches already judged by {cfg.name} with template {cfg.template.id}")
         return 0
-    config = {k: v for k, v in vars(args).items() if k != "func"}
-    config.update(template_id=cfg.template.id, template_hash=cfg.template.hash, to_judge=len(todo))
+    tournament = tournament_key(args.benchmark, cfg.name, cfg.template.hash, models)
+    spent_before = tournament_spend(store, tournament)
+    if spent_before:
+        print(f"earlier runs of this tournament spent ${spent_before:.4f}; --budget-usd counts it")
+    config = run_config(args, cfg, models, len(todo))
     with store.session() as session:
-        run_id = start_run(session, "judge", f"{args.benchmark}:{cfg.name}", config).id
-    limits = Limits(budget_usd=args.budget_usd, max_judgments=args.max_judgments)
+        run_id = start_run(session, "judge", f"{args.benchmark}:{cfg.name}", config, tournament).id
+    limits = Limits(budget_usd=args.budget_usd, max_judgments=args.max_judgments, spent_before=spent_before)
     total = len(todo) if args.max_judgments is None else min(len(todo), args.max_judgments)
     batches, on_result = _batches(store, cfg, models, todo, args)
     status = "failed"
     with tqdm(total=total, unit="judgment", desc="judging", file=sys.stderr, dynamic_ncols=True) as bar:
         try:
             tally = asyncio.run(_run(store, cfg, batches, limits, run_id, bar, on_result, args.concurrency))
+            if tally.stopped == "interrupted":
+                raise KeyboardInterrupt
             status = "stopped" if tally.stopped else "done"
-        except KeyboardInterrupt:
+        except (KeyboardInterrupt, asyncio.CancelledError):  # cancelled: a second signal
             status = "interrupted"
-            raise
+            raise KeyboardInterrupt from None
         except FatalJudgeError as err:
             raise UserError(f"the judge endpoint refused the call: {err}") from err
         finally:
@@ -208,17 +291,51 @@ async def _run(
     from arena.tournament import judge_matches
     from judges.judge import Judge
 
-    async with ChatClient(cfg.client) as client:
-        return await judge_matches(
-            store,
-            Judge(cfg, client),
-            batches,
-            limits=limits,
-            concurrency=concurrency,
-            run_id=run_id,
-            progress=bar,
-            on_result=on_result,
-        )
+    interrupt = asyncio.Event()
+    with _stop_signals(interrupt, bar):
+        async with ChatClient(cfg.client) as client:
+            return await judge_matches(
+                store,
+                Judge(cfg, client),
+                batches,
+                limits=limits,
+                concurrency=concurrency,
+                run_id=run_id,
+                progress=bar,
+                on_result=on_result,
+                interrupt=interrupt,
+            )
+
+
+@contextmanager
+def _stop_signals(interrupt: asyncio.Event, bar: Any) -> Iterator[None]:
+    """While judging: the first SIGINT/SIGTERM sets `interrupt` (no new calls; those in flight are
+    paid for, so they finish and are stored), the next cancels the run."""
+    loop = asyncio.get_running_loop()
+    task = asyncio.current_task()
+
+    def on_signal() -> None:
+        if interrupt.is_set():
+            task.cancel()
+            return
+        interrupt.set()
+        bar.write("stopping: finishing the calls in flight and storing them (again to abandon them)")
+
+    previous = {}
+    for sig in STOP_SIGNALS:
+        handler = signal.getsignal(sig)
+        try:
+            loop.add_signal_handler(sig, on_signal)
+            previous[sig] = handler
+        except (NotImplementedError, RuntimeError, ValueError):  # not the main thread, or Windows
+            pass
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            loop.remove_signal_handler(sig)
+            if handler is not None:  # the handler before ours (the demo's stops its judge server)
+                signal.signal(sig, handler)
 
 
 def _batches(

@@ -15,8 +15,10 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
     release.add_argument("--out", type=Path, required=True, help="folder to write the bundle into")
     release.add_argument("--benchmark", help="only this benchmark (vicuna, oa, ...)")
     release.add_argument("--format", default="jsonl,parquet", help="jsonl, parquet or both, comma-separated")
-    release.add_argument("--pseudonymise", "--pseudonymize", action="store_true",
-                         help="replace annotator names by annotator-<8 hex of sha256(name)>")  # fmt: skip
+    release.add_argument("--real-names", action="store_true",
+                         help="publish annotators' names as they are (by default each becomes annotator-<16 hex "
+                         "of HMAC-SHA256(key, name)>, the key being a secret of the store, or "
+                         "$GUANACO_PSEUDONYM_KEY, that never leaves it)")  # fmt: skip
     release.add_argument("--orderings", type=int, default=200,
                          help="Elo orderings and BT bootstrap draws for the bundled leaderboards (default 200)")  # fmt: skip
     release.set_defaults(func=run_release)
@@ -34,7 +36,7 @@ def run_release(args: argparse.Namespace) -> int:
     from arena.store import Store
 
     formats = tuple(f.strip() for f in args.format.split(",") if f.strip())
-    options = ExportOptions(benchmark=args.benchmark, formats=formats, pseudonymise=args.pseudonymise,
+    options = ExportOptions(benchmark=args.benchmark, formats=formats, pseudonymise=not args.real_names,
                             leaderboard_orderings=args.orderings)  # fmt: skip
     files = export_bundle(Store(args.db), args.out, options, progress=True)
     print(f"wrote {len(files)} files to {args.out} (data card: {args.out / 'README.md'})")

@@ -1,0 +1,1 @@
+"""One Alembic revision per file, named <number>_<what it changes>.py."""
