@@ -10,11 +10,10 @@ import sys
 from collections.abc import Sequence
 
 from arena import commands
+from arena.errors import UserError
 from arena.paths import default_url
 
-
-class UserError(Exception):
-    """A problem in the user's input or setup: printed as one clear message, without a traceback."""
+__all__ = ["UserError", "build_parser", "common_options", "main"]
 
 
 def common_options() -> argparse.ArgumentParser:

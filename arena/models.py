@@ -17,6 +17,7 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pandas as pd
 from sqlalchemy import select
@@ -184,6 +185,11 @@ def add_api(
     """An OpenAI-compatible contestant. Only the *names* of the key and URL variables are stored."""
     meta = {"api_key_env": key_env, "base_url_env": base_url_env}
     if base_url:
+        if urlsplit(base_url).username is not None:
+            raise UserError(
+                f"--base-url for {name!r} carries a user name or password: credentials are never stored. "
+                f"Give the bare endpoint and put the key in ${key_env} (or name another with --api-key-env)"
+            )
         meta["base_url"] = base_url
     return register(session, name, kind="api", api_model=model, base_model=None, adapter=None,
                     quantization=None, meta=meta)  # fmt: skip

@@ -34,6 +34,27 @@ def test_local_api_and_adapter_contestants_are_stored_without_secrets(store, tmp
     assert dict(rows)["gpt-4"]["api_key_env"] == "OPENAI_API_KEY"
 
 
+def test_an_api_base_url_with_credentials_is_refused_not_stored(store):
+    with store.session() as session, pytest.raises(UserError, match="never stored"):
+        add_api(session, "judge", "gpt-4", base_url="https://ann:pw@api.example/v1")
+    with store.session() as session:
+        assert session.query(Contestant).count() == 0
+
+
+def test_a_store_written_by_a_newer_guanaco_is_one_clear_cli_error(tmp_path, capsys):
+    from sqlalchemy import create_engine, text
+
+    from arena.store import Store
+
+    url = f"sqlite:///{tmp_path / 'new.db'}"
+    Store(url)
+    with create_engine(url).begin() as conn:
+        conn.execute(text("UPDATE alembic_version SET version_num = '9999'"))
+    assert main(["models", "list", "--db", url]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "Traceback" not in err
+
+
 def test_adding_again_updates_the_contestant(store):
     with store.session() as session:
         add_local(session, "m", "base-a")

@@ -19,13 +19,15 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import MetaData, inspect, text
 from sqlalchemy.engine import Connection, Engine
 
+from arena.errors import UserError
+
 SCRIPTS = Path(__file__).resolve().parent
 BASELINE = "0001"
 """The schema of every store written before migrations existed (guanaco-arena 0.1)."""
 PG_LOCK = 0x6775616E  # "guan": one process at a time creates or upgrades a PostgreSQL store
 
 
-class SchemaError(Exception):
+class SchemaError(UserError):
     """The store's schema cannot be used by this version of guanaco."""
 
 
