@@ -29,7 +29,8 @@ HEADER_LABELS = {
     "used": "judgments rated",
     "unparsed_excluded": "unparsed or errored (excluded)",
     "models": "models",
-    "rank_by": "ranks respect",
+    "interval": "interval (lower..upper)",
+    "ranks": "rank",
 }
 
 
@@ -124,7 +125,8 @@ def _html(table: pd.DataFrame) -> str:
 
 def plot_ratings(table: pd.DataFrame, path: str | Path) -> Path:
     """A PNG of each model's rating with its interval, best at the top. For the paper's Elo, the
-    thin bar is the spread across orderings and the thick one the mean's 95% interval."""
+    thin bar is the spread across single orderings (a diagnostic) and the thick one the interval
+    the header names (a prompt bootstrap by default)."""
     plt = _pyplot()
     header = table.attrs.get("header", {})
     shown = table.iloc[::-1]
@@ -132,7 +134,7 @@ def plot_ratings(table: pd.DataFrame, path: str | Path) -> Path:
     fig, ax = plt.subplots(figsize=(7, 1.2 + 0.45 * len(shown)), dpi=120)
     if {"spread_lower", "spread_upper"} <= set(shown.columns):
         _bars(ax, shown, y, "spread_lower", "spread_upper", "2.5-97.5% across orderings", 1.2, "#9ecae1")
-    _bars(ax, shown, y, "lower", "upper", "95% interval", 3.5, "#3182bd")
+    _bars(ax, shown, y, "lower", "upper", _interval_label(header), 3.5, "#3182bd")
     ax.plot(shown["rating"], y, "o", color="#08306b", zorder=3)
     ax.set_yticks(y, [f"{m}  (#{r})" for m, r in zip(shown["model"], shown["rank"], strict=True)])
     ax.set_xlabel("% of reference" if header.get("method") == "relative" else "rating")
@@ -170,6 +172,11 @@ def plot_win_rates(frame: pd.DataFrame, path: str | Path) -> Path:
     ax.set_xlabel("opponent")
     ax.set_title("Win rates", fontsize=10)
     return _save(fig, path)
+
+
+def _interval_label(header: dict[str, Any]) -> str:
+    """The legend's name for `lower..upper`: the header's interval up to its first comma."""
+    return str(header.get("interval") or "95% interval").split(",")[0]
 
 
 def _plot_title(header: dict[str, Any]) -> str:

@@ -13,7 +13,8 @@ from arena.store import Store
 from tests.ratings_data import frame, simulated, store_judgments
 
 PAIRWISE = ["elo", "online-elo", "bt", "trueskill"]
-FAST = {"elo": {"orderings": 200}, "bt": {"bootstrap": 100}, "online-elo": {}, "trueskill": {}}
+FAST = {"elo": {"orderings": 200, "bootstrap": 20, "replicate_orderings": 10}, "bt": {"bootstrap": 100},
+        "online-elo": {}, "trueskill": {}}  # fmt: skip
 
 
 def round_robin(verdict_for: dict[tuple[str, str], str], prompts: int = 3) -> pd.DataFrame:
@@ -81,17 +82,52 @@ def test_vectorised_orderings_match_the_plain_python_loop() -> None:
 
 def test_elo_is_seeded_and_orderings_matter() -> None:
     battles = frame(simulated({"a": 1.0, "b": 0.5, "c": 0.0}, 300))
-    first = ratings.elo_ratings(battles, orderings=50, seed=1)
-    pd.testing.assert_frame_equal(first, ratings.elo_ratings(battles, orderings=50, seed=1))
-    assert not first.rating.equals(ratings.elo_ratings(battles, orderings=50, seed=2).rating)
-    assert first.attrs["header"]["params"] == {"k": 32.0, "orderings": 50, "seed": 1, "initial": 1000.0}
+    quick = {"orderings": 50, "bootstrap": 10, "replicate_orderings": 5}
+    first = ratings.elo_ratings(battles, seed=1, **quick)
+    pd.testing.assert_frame_equal(first, ratings.elo_ratings(battles, seed=1, **quick))
+    second = ratings.elo_ratings(battles, seed=2, **quick)
+    assert not first.rating.equals(second.rating) and not first.lower.equals(second.lower)
+    assert first.attrs["header"]["params"] == {"k": 32.0, "orderings": 50, "seed": 1, "initial": 1000.0,
+                                               "bootstrap": 10, "resample": "prompt", "replicate_orderings": 5}  # fmt: skip
 
 
-def test_elo_spread_across_orderings_is_wider_than_the_mean_interval() -> None:
-    table = ratings.elo_ratings(frame(simulated({"a": 1.0, "b": 0.5, "c": 0.0}, 300)), orderings=400)
+def test_elo_interval_resamples_prompts_and_ordering_noise_is_a_separate_column() -> None:
+    """K=32 on 3,000 matches: single orderings scatter widely, yet the prompt bootstrap of the mean
+    separates three clearly different models; the paper's "±" (error of the mean) is tiny."""
+    battles = frame(simulated({"a": 1.0, "b": 0.0, "c": -1.0}, 3000, prompts=60))
+    table = ratings.elo_ratings(battles, orderings=400, bootstrap=40, replicate_orderings=20)
     assert ((table.lower <= table.rating) & (table.rating <= table.upper)).all()
-    assert ((table.spread_upper - table.spread_lower) > 3 * (table.upper - table.lower)).all()
-    assert table.attrs["header"]["rank_by"] == "spread_lower..spread_upper"
+    assert table["rank"].tolist() == [1, 2, 3]
+    assert ((table.spread_upper - table.spread_lower) > 3 * table.mean_error).all()
+    header = table.attrs["header"]
+    assert header["interval"] == "95% prompt bootstrap, 40 replicates, each the mean of 20 orderings"
+    assert "lower bound is above" in header["ranks"]
+    none = ratings.elo_ratings(battles, orderings=50, bootstrap=0)
+    assert none.lower.isna().all() and none["rank"].tolist() == [1, 2, 3]
+    assert none.attrs["header"]["interval"].startswith("none")
+
+
+def test_elo_prompt_bootstrap_is_wider_than_the_battle_bootstrap_when_prompts_repeat() -> None:
+    matches = [(f"q{p}", "a", "b", v) for p, v in enumerate(np.random.default_rng(0).choice(["1", "2"], 40))
+               for _ in range(10)]  # fmt: skip
+    width = {}
+    for unit in ratings.RESAMPLE_UNITS:
+        table = ratings.elo_ratings(frame(matches), k=4, orderings=20, bootstrap=60, resample=unit,
+                                    replicate_orderings=10).set_index("model")  # fmt: skip
+        width[unit] = table.loc["a", "upper"] - table.loc["a", "lower"]
+    assert width["prompt"] > 2 * width["battle"]
+
+
+def test_replicate_matches_draws_whole_prompts() -> None:
+    bt = ratings.battles(frame([("q1", "a", "b", "1"), ("q2", "a", "b", "2"), ("q1", "b", "a", "tie"),
+                                ("q3", "a", "b", "1"), ("q3", "b", "a", "1"), ("q3", "a", "b", "2")]))  # fmt: skip
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        idx = ratings.replicate_matches(bt, "prompt", rng)
+        drawn = pd.Series(bt.prompt[idx]).value_counts()
+        sizes = pd.Series(bt.prompt).value_counts()
+        assert all(drawn[p] % sizes[p] == 0 for p in drawn.index)  # a prompt comes with all its matches
+    assert len(ratings.replicate_matches(bt, "battle", rng)) == 6
 
 
 def test_unparsed_judgments_are_excluded_and_counted() -> None:
@@ -223,3 +259,23 @@ def test_bad_requests_say_what_to_do() -> None:
         ratings.relative_scores(frame([("q1", "a", "b", "1")]))
     with pytest.raises(ValueError, match="anchor model 'zz'"):
         ratings.bradley_terry(frame([("q1", "a", "b", "1")]), anchor="zz")
+
+
+def test_on_the_qlora_vicuna_release_guanaco_65b_ranks_strictly_above_guanaco_7b(
+    shared_data, tmp_path
+) -> None:
+    """The paper's 4,480 GPT-4 verdicts: with prompt-bootstrap intervals, the 65B and 7B models separate
+    under both Elo and Bradley-Terry (single Elo orderings alone would not separate them)."""
+    from arena.import_qlora import import_qlora_release
+
+    store = Store(f"sqlite:///{tmp_path / 'qlora.db'}")
+    import_qlora_release(store, shared_data / "qlora-eval", progress=False)
+    vicuna = store.judgments(benchmark="vicuna", judge="gpt-4", template_id="qlora-vicuna-threeclass")
+    elo = ratings.elo_ratings(vicuna, orderings=500, bootstrap=30, replicate_orderings=10).set_index("model")
+    bt = ratings.bradley_terry(vicuna, bootstrap=300).set_index("model")
+    for table in (elo, bt):
+        assert table.loc["guanaco-65b", "lower"] > table.loc["guanaco-7b", "upper"]
+        assert table.loc["guanaco-65b", "rank"] < table.loc["guanaco-7b", "rank"]
+        assert table.loc["gpt-4", "rank"] == 1
+    assert elo.loc["guanaco-65b", "spread_lower"] < elo.loc["guanaco-7b", "spread_upper"]
+    assert bt.attrs["header"]["interval"] == "95% prompt bootstrap, 300 replicates"

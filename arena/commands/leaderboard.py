@@ -32,8 +32,17 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
     how.add_argument("--orderings", type=int, default=10_000, help="Elo random orderings (default: 10000)")
     how.add_argument("--initial", type=float, default=1000.0, help="Elo starting rating (default: 1000)")
     how.add_argument("--seed", type=int, default=0, help="random seed for orderings and bootstraps")
-    how.add_argument("--bootstrap", type=int, default=1000, help="bootstrap rounds for bt/relative intervals")
-    how.add_argument("--resample", choices=("battle", "prompt"), default="battle", help="bt bootstrap unit")
+    how.add_argument(
+        "--bootstrap", type=int, help="bootstrap replicates for the interval (default: elo 100, bt/relative 1000)"
+    )
+    how.add_argument(
+        "--resample", choices=ratings.RESAMPLE_UNITS, default="prompt",
+        help="elo/bt bootstrap unit: a prompt with all its matches (default) or a single battle",
+    )  # fmt: skip
+    how.add_argument(
+        "--replicate-orderings", type=int, default=100,
+        help="elo: orderings averaged in each bootstrap replicate (default: 100)",
+    )  # fmt: skip
     how.add_argument("--anchor", help="bt: model fixed at 1000 (default: mean rating 1000)")
     how.add_argument("--reference", default="gpt-3.5-turbo", help="relative: reference model")
     out = parser.add_argument_group("output")
@@ -46,16 +55,22 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
     parser.set_defaults(func=run)
 
 
+DEFAULT_BOOTSTRAP = {"elo": 100, "bt": 1000, "relative": 1000}
+"""Elo's replicates each run `--replicate-orderings` orderings, so it takes fewer of them."""
+
+
 def method_params(args: argparse.Namespace) -> dict[str, Any]:
     """The keyword parameters of `arena.ratings.rate` that the chosen method takes."""
+    boot = args.bootstrap if args.bootstrap is not None else DEFAULT_BOOTSTRAP.get(args.method, 0)
     return {
         "elo": {"k": args.k, "orderings": args.orderings, "seed": args.seed, "initial": args.initial,
+                "bootstrap": boot, "resample": args.resample, "replicate_orderings": args.replicate_orderings,
                 "progress": sys.stderr.isatty()},
         "online-elo": {"k": args.k, "initial": args.initial},
-        "bt": {"bootstrap": args.bootstrap, "resample": args.resample, "seed": args.seed, "anchor": args.anchor,
+        "bt": {"bootstrap": boot, "resample": args.resample, "seed": args.seed, "anchor": args.anchor,
                "progress": sys.stderr.isatty()},
         "trueskill": {},
-        "relative": {"reference": args.reference, "bootstrap": args.bootstrap, "seed": args.seed},
+        "relative": {"reference": args.reference, "bootstrap": boot, "seed": args.seed},
     }[args.method]  # fmt: skip
 
 
