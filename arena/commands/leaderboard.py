@@ -33,7 +33,9 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
     how.add_argument("--initial", type=float, default=1000.0, help="Elo starting rating (default: 1000)")
     how.add_argument("--seed", type=int, default=0, help="random seed for orderings and bootstraps")
     how.add_argument(
-        "--bootstrap", type=int, help="bootstrap replicates for the interval (default: elo 100, bt/relative 1000)"
+        "--bootstrap",
+        type=int,
+        help="bootstrap replicates for the interval (default: elo 100, bt/relative 1000)",
     )
     how.add_argument(
         "--resample", choices=ratings.RESAMPLE_UNITS, default="prompt",
