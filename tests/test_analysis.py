@@ -147,6 +147,63 @@ def test_agreement_with_pooled_humans_matches_hand_computation(store):
     assert "gpt-4" not in fleiss.index
 
 
+def _mt_bench_arena(store):
+    """GPT-4 in both orders on prompts 1, 2 and 4 (consistent a, inconsistent, consistent tie), in one
+    order on prompt 3; six human votes, some in each order. Answer a is model a's (lower generation id)."""
+    rows = (
+        both_orders("1", "a", "b", GPT4, "1", "2")  # a wins in both orders
+        + both_orders("2", "a", "b", GPT4, "1", "1")  # slot 1 wins twice: inconsistent, a tie
+        + [("3", "a", "b", GPT4, "2")]  # one order only: not a vote under MT-bench's protocol
+        + both_orders("4", "a", "b", GPT4, "tie", "tie")
+        + [("1", "a", "b", "human:alice", "1"), ("1", "a", "b", "human:bob", "2"), ("1", "b", "a", "human:carol", "1"),
+           ("2", "a", "b", "human:alice", "tie"), ("2", "b", "a", "human:bob", "2"), ("3", "a", "b", "human:alice", "2"),
+           ("4", "b", "a", "human:carol", "both_bad")]
+    )  # fmt: skip
+    add_judgments(store, rows)
+
+
+def test_mt_bench_agreement_combines_the_judges_orders_and_compares_every_human_vote(store):
+    _mt_bench_arena(store)
+    frame = load_judgments(store, judges=["gpt-4", "human"])
+    table, left_out = agreement.mt_bench_agreement(frame, "gpt-4", "human", reps=100)
+    assert left_out == {"one_order": 1, "inconsistent": 1}
+    rows = table.set_index("ties")
+    # with ties: prompt 1 a vs (a, b, b), prompt 2 tie vs (tie, a), prompt 4 tie vs tie -> 3 of 6
+    assert rows.loc["with ties", ["pairs", "comparisons", "agree"]].tolist() == [3, 6, 3]
+    assert rows.loc["with ties", "agreement"] == pytest.approx(0.5)
+    # without ties: only prompt 1 is left (GPT-4 ties on 2 and 4): 1 of 3
+    assert rows.loc["without ties", ["pairs", "comparisons", "agree"]].tolist() == [1, 3, 1]
+    assert rows.loc["without ties", "lower"] == pytest.approx(1 / 3)  # one pair: nothing to resample
+    assert table["turn"].tolist() == [1, 1]
+    # the majority protocol drops prompt 1's split vote in order (a, b) (alice 1, bob 2) as "no majority"
+    labels, unresolved = agreement.pooled_labels(frame)
+    assert len(agreement.paired_items(labels, "gpt-4", "human")) == 5 and unresolved == 1
+
+
+def test_agreement_command_names_its_protocol(store, db_url, capsys, tmp_path):
+    _mt_bench_arena(store)
+    args = [
+        "analyze",
+        "agreement",
+        "--db",
+        db_url,
+        "--judges",
+        "gpt-4,human",
+        "--bootstrap",
+        "20",
+        "--format",
+        "json",
+    ]
+    assert main([*args, "--protocol", "mt-bench", "--plot", str(tmp_path / "mt.png")]) == 0
+    data = json.loads(capsys.readouterr().out.split("\nwrote")[0])
+    assert data["summary"][0]["protocol"] == "mt-bench" and "two orders" in data["summary"][0]["what"]
+    assert [row["agreement"] for row in data["agreement"]] == pytest.approx([0.5, 1 / 3])
+    assert (tmp_path / "mt.png").read_bytes()[:4] == b"\x89PNG"
+    assert main(args) == 0
+    summary = json.loads(capsys.readouterr().out)["summary"][0]
+    assert summary["protocol"] == "majority" and "majority label" in summary["what"]
+
+
 def test_system_level_kendall_and_spearman():
     # judge a ranks a > b > c, judge b ranks b > a > c: one discordant pair of three
     rows = []
