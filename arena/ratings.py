@@ -47,13 +47,16 @@ PERMUTE_ROWS = 256
 
 @dataclass(frozen=True)
 class Battles:
-    """Pairwise matches as integer arrays: slot-1 model, slot-2 model, slot-1 score, prompt."""
+    """Pairwise matches as arrays: slot-1 model, slot-2 model, slot-1 score, prompt (integer codes),
+    and the two answers' generation ids."""
 
     models: list[str]
     a: np.ndarray
     b: np.ndarray
     score: np.ndarray
     prompt: np.ndarray
+    generation_1: np.ndarray
+    generation_2: np.ndarray
     excluded: int
     """Judgments not rated because their status was `unparsed` or `error`."""
     considered: pd.DataFrame
@@ -88,6 +91,8 @@ def battles(frame: pd.DataFrame) -> Battles:
         b=rated["model_2"].map(code).to_numpy(np.int64),
         score=rated["verdict"].map(SCORE_BY_VERDICT).to_numpy(np.float64),
         prompt=pd.factorize(prompt_keys)[0].astype(np.int64),
+        generation_1=rated["generation_1"].to_numpy(),
+        generation_2=rated["generation_2"].to_numpy(),
         excluded=int((~ok & considered).sum()),
         considered=frame[considered],
     )
@@ -118,14 +123,14 @@ def elo_ratings(
     the mean over orderings (the paper's "±"; it shrinks with more orderings, not with more data)."""
     if orderings < 1 or replicate_orderings < 1:
         raise ValueError(f"orderings must be at least 1, not {min(orderings, replicate_orderings)}")
-    _check_bootstrap(bootstrap, resample)
+    check_bootstrap(bootstrap, resample)
     bt = battles(frame)
-    _require_matches(bt, "elo")
+    require_matches(bt, "elo")
     final = elo_orderings(bt.a, bt.b, bt.score, len(bt.models), k, orderings, seed, initial, progress)
     mean = final.mean(axis=0)
     draws = _elo_bootstrap(bt, k, initial, bootstrap, resample, replicate_orderings, seed, progress)
-    lower, upper = _percentile_interval(draws, mean)
-    table = _pairwise_table(bt, mean, lower, upper)
+    lower, upper = percentile_interval(draws, mean)
+    table = pairwise_table(bt, mean, lower, upper)
     spread = np.percentile(final, [2.5, 97.5], axis=0)
     table["spread_lower"], table["spread_upper"] = spread[0], spread[1]
     table["mean_error"] = 1.96 * final.std(axis=0, ddof=1) / math.sqrt(orderings) if orderings > 1 else 0.0
@@ -136,7 +141,7 @@ def elo_ratings(
         if bootstrap
         else "none (bootstrap 0): ranks follow the rating"
     )
-    return _finish(table, bt, "elo", params, interval)
+    return finish(table, bt, "elo", params, interval)
 
 
 def _elo_bootstrap(
@@ -281,10 +286,10 @@ def online_elo(frame: pd.DataFrame, k: float = 32.0, initial: float = 1000.0) ->
     """Elo updated once through the matches in the frame's order (no interval: one pass has none;
     `lower`/`upper` are NaN and ranks follow the rating)."""
     bt = battles(frame)
-    _require_matches(bt, "online-elo")
+    require_matches(bt, "online-elo")
     final = elo_python(bt.a, bt.b, bt.score, len(bt.models), k, initial)
-    table = _pairwise_table(bt, final, np.full_like(final, np.nan), np.full_like(final, np.nan))
-    return _finish(
+    table = pairwise_table(bt, final, np.full_like(final, np.nan), np.full_like(final, np.nan))
+    return finish(
         table, bt, "online-elo", {"k": k, "initial": initial}, "none (one pass): ranks follow the rating"
     )
 
@@ -314,9 +319,9 @@ def bradley_terry(
     the data supports."""
     from tqdm.auto import tqdm
 
-    _check_bootstrap(bootstrap, resample)
+    check_bootstrap(bootstrap, resample)
     bt = battles(frame)
-    _require_matches(bt, "bt")
+    require_matches(bt, "bt")
     if anchor is not None and anchor not in bt.models:
         raise ValueError(f"anchor model {anchor!r} has no rated match; models: {', '.join(bt.models)}")
     anchor_index = None if anchor is None else bt.models.index(anchor)
@@ -327,11 +332,11 @@ def bradley_terry(
     draws = [
         _bt_elo(kinds, c, len(bt.models), anchor_index) for c in tqdm(counts, desc="bt", disable=not progress)
     ]
-    lower, upper = _percentile_interval(np.array(draws).reshape(bootstrap, len(bt.models)), point)
-    table = _pairwise_table(bt, point, lower, upper)
+    lower, upper = percentile_interval(np.array(draws).reshape(bootstrap, len(bt.models)), point)
+    table = pairwise_table(bt, point, lower, upper)
     params = {"bootstrap": bootstrap, "resample": resample, "seed": seed, "anchor": anchor or "mean 1000",
               "ties": "half win each", "l2": BT_L2}  # fmt: skip
-    return _finish(table, bt, "bt", params, bootstrap_interval(bootstrap, resample))
+    return finish(table, bt, "bt", params, bootstrap_interval(bootstrap, resample))
 
 
 def bootstrap_interval(bootstrap: int, resample: str) -> str:
@@ -339,14 +344,14 @@ def bootstrap_interval(bootstrap: int, resample: str) -> str:
     return f"95% {resample} bootstrap, {bootstrap} replicates" if bootstrap else "none (bootstrap 0)"
 
 
-def _check_bootstrap(bootstrap: int, resample: str) -> None:
+def check_bootstrap(bootstrap: int, resample: str) -> None:
     if bootstrap < 0:
         raise ValueError(f"bootstrap must be 0 (no interval) or more, not {bootstrap}")
     if resample not in RESAMPLE_UNITS:
         raise ValueError(f"resample must be one of {', '.join(RESAMPLE_UNITS)}, not {resample!r}")
 
 
-def _percentile_interval(draws: np.ndarray, point: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def percentile_interval(draws: np.ndarray, point: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """2.5 and 97.5 percentiles of bootstrap draws (rows), or NaN without draws."""
     if not len(draws):
         return point * np.nan, point * np.nan
@@ -416,7 +421,7 @@ def trueskill_ratings(frame: pd.DataFrame, draw_probability: float | None = None
     import trueskill
 
     bt = battles(frame)
-    _require_matches(bt, "trueskill")
+    require_matches(bt, "trueskill")
     if draw_probability is None:
         draw_probability = float(np.clip((bt.score == 0.5).mean(), 0.01, 0.99))
     env = trueskill.TrueSkill(draw_probability=draw_probability)
@@ -427,12 +432,12 @@ def trueskill_ratings(frame: pd.DataFrame, draw_probability: float | None = None
         players[i], players[j] = env.rate_1vs1(players[i], players[j], drawn=s == 0.5)
     mu = np.array([p.mu for p in players])
     sigma = np.array([p.sigma for p in players])
-    table = _pairwise_table(bt, mu, mu - 1.96 * sigma, mu + 1.96 * sigma)
+    table = pairwise_table(bt, mu, mu - 1.96 * sigma, mu + 1.96 * sigma)
     table["sigma"] = sigma
     table["conservative"] = mu - 3 * sigma
     params = {"draw_probability": round(draw_probability, 4), "mu": env.mu, "sigma": round(env.sigma, 4)}
     interval = "mu ± 1.96 sigma: TrueSkill's posterior after one pass in order; no prompt resampling"
-    return _finish(table, bt, "trueskill", params, interval)
+    return finish(table, bt, "trueskill", params, interval)
 
 
 # ---------------------------------------------------------------- win rates and relative scores
@@ -546,7 +551,7 @@ def rate(frame: pd.DataFrame, method: str, **params: Any) -> pd.DataFrame:
     return functions[method](frame, **params)
 
 
-def _require_matches(bt: Battles, method: str) -> None:
+def require_matches(bt: Battles, method: str) -> None:
     if not len(bt):
         raise ValueError(
             f"no rated pairwise judgments for {method} ({bt.excluded} unparsed or errored): "
@@ -554,7 +559,7 @@ def _require_matches(bt: Battles, method: str) -> None:
         )
 
 
-def _pairwise_table(bt: Battles, rating: np.ndarray, lower: np.ndarray, upper: np.ndarray) -> pd.DataFrame:
+def pairwise_table(bt: Battles, rating: np.ndarray, lower: np.ndarray, upper: np.ndarray) -> pd.DataFrame:
     m = len(bt.models)
     wins = np.bincount(bt.a, bt.score == 1.0, m) + np.bincount(bt.b, bt.score == 0.0, m)
     ties = np.bincount(bt.a, bt.score == 0.5, m) + np.bincount(bt.b, bt.score == 0.5, m)
@@ -566,7 +571,7 @@ def _pairwise_table(bt: Battles, rating: np.ndarray, lower: np.ndarray, upper: n
     })  # fmt: skip
 
 
-def _finish(
+def finish(
     table: pd.DataFrame, bt: Battles, method: str, params: dict[str, Any], interval: str
 ) -> pd.DataFrame:
     header = _header(bt.considered, method, params, used=len(bt), excluded=bt.excluded, models=len(bt.models))

@@ -279,3 +279,50 @@ def test_on_the_qlora_vicuna_release_guanaco_65b_ranks_strictly_above_guanaco_7b
         assert table.loc["gpt-4", "rank"] == 1
     assert elo.loc["guanaco-65b", "spread_lower"] < elo.loc["guanaco-7b", "spread_upper"]
     assert bt.attrs["header"]["interval"] == "95% prompt bootstrap, 300 replicates"
+
+
+def style_battles(n: int = 2400, seed: int = 0) -> tuple[pd.DataFrame, pd.Series]:
+    """`long` and `short` are equally good but `long` writes four times as much; `best` is better and
+    writes as much as `short`. The judge adds one logit per unit of (len_1 - len_2) / (len_1 + len_2 + 1)."""
+    rng = np.random.default_rng(seed)
+    strength, words = {"best": 1.0, "long": 0.0, "short": 0.0}, {"best": 50, "long": 200, "short": 50}
+    matches, texts = [], {}
+    for i in range(n):
+        m1, m2 = (str(m) for m in rng.choice(list(strength), 2, replace=False))
+        len1, len2 = (int(rng.integers(words[m] // 2, 3 * words[m] // 2)) * 5 for m in (m1, m2))
+        texts[2 * i + 1], texts[2 * i + 2] = "word " * (len1 // 5), "word " * (len2 // 5)
+        logit = strength[m1] - strength[m2] + (len1 - len2) / (len1 + len2 + 1)
+        matches.append((f"q{i % 80}", m1, m2, "1" if rng.random() < 1 / (1 + np.exp(-logit)) else "2"))
+    return frame(matches), pd.Series(texts)
+
+
+def test_style_control_separates_length_from_quality() -> None:
+    from arena import style
+
+    battles, texts = style_battles()
+    table = style.style_controlled_bt(battles, texts, "length,markdown", bootstrap=60).set_index("model")
+    plain = table.rating_uncontrolled
+    assert plain["long"] - plain["short"] > 60  # without control, length passes for quality
+    assert table.loc["long", "rank_uncontrolled"] < table.loc["short", "rank_uncontrolled"]
+    assert abs(table.loc["long", "rating"] - table.loc["short", "rating"]) < 40  # equal at equal length
+    assert table.loc["long", "rank"] == table.loc["short", "rank"] == 2 and table.loc["best", "rank"] == 1
+    coefficients = table.attrs["coefficients"].set_index("feature")
+    assert list(coefficients.index) == ["length"]  # no answer has markdown: dropped, and said so
+    assert coefficients.loc["length", "lower"] > 0
+    header = table.attrs["header"]
+    assert "dropped, no match differs in them: headers, lists, bold" in header["style_control"]
+    assert header["params"]["control"] == "length, headers, lists, bold"
+    no_control = ratings.bradley_terry(battles, bootstrap=0).set_index("model").rating
+    assert np.allclose(plain.loc[no_control.index], no_control, atol=1e-6)  # the same fit without style terms
+
+
+def test_markdown_style_is_counted_outside_code_blocks() -> None:
+    from arena import style
+
+    text = "# Title\n## Part\nSome **bold** and __bold__.\n- one\n* two\n1. first\n```\n# not a header\n- no\n```\n"
+    counts = style.answer_style(pd.Series({7: text, 8: None})).loc[7]
+    assert (counts.headers, counts.lists, counts.bold, counts.length) == (2, 3, 2, len(text))
+    assert style.answer_style(pd.Series({8: None})).loc[8].tolist() == [0, 0, 0, 0]
+    assert style.control_features("markdown,length") == ("length", "headers", "lists", "bold")
+    with pytest.raises(ValueError, match="unknown style control emoji"):
+        style.control_features("length,emoji")

@@ -46,6 +46,11 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
         help="elo: orderings averaged in each bootstrap replicate (default: 100)",
     )  # fmt: skip
     how.add_argument("--anchor", help="bt: model fixed at 1000 (default: mean rating 1000)")
+    how.add_argument(
+        "--control", metavar="FEATURES",
+        help="bt: style control, e.g. length or length,markdown (headers, lists, bold): Chatbot Arena's "
+        "contextual Bradley-Terry; ranks with and without control side by side, coefficients below",
+    )  # fmt: skip
     how.add_argument("--reference", default="gpt-3.5-turbo", help="relative: reference model")
     out = parser.add_argument_group("output")
     out.add_argument(
@@ -87,7 +92,9 @@ def run(args: argparse.Namespace) -> int:
             "(guanaco import qlora-release DIR, guanaco import fastchat FILE...) or run a tournament"
         )
     try:
-        table = ratings.rate(frame, args.method, **method_params(args))
+        table = (
+            _styled(args, frame) if args.control else ratings.rate(frame, args.method, **method_params(args))
+        )
     except ValueError as err:
         raise UserError(f"{err} (selection: {_selection(args, models)})") from err
     text = leaderboard.render(table, args.format)
@@ -102,6 +109,21 @@ def run(args: argparse.Namespace) -> int:
     if args.heatmap:
         print(f"wrote {leaderboard.plot_win_rates(frame, args.heatmap)}", file=sys.stderr)
     return 0
+
+
+def _styled(args: argparse.Namespace, frame: Any) -> Any:
+    """Bradley-Terry with style control, on the texts of the judged answers."""
+    from arena import style
+    from arena.store import generations_frame
+
+    if args.method != "bt":
+        raise UserError(
+            f"--control works with --method bt (Chatbot Arena's contextual Bradley-Terry), not {args.method}"
+        )
+    with Store(args.db).session() as session:
+        texts = generations_frame(session, args.benchmark).set_index("generation_id")["text"]
+    params = {k: v for k, v in method_params(args).items()}
+    return style.style_controlled_bt(frame, texts, args.control, **params)
 
 
 def _selection(args: argparse.Namespace, models: list[str] | None) -> str:
