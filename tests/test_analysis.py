@@ -99,6 +99,45 @@ def test_length_bias_table_and_fit(store):
     assert math.isnan(fit.slope)  # slot 1 always wins when longer: separated, no finite slope
 
 
+def test_length_within_pairs_holds_the_models_fixed(store):
+    """`strong` writes more and always wins; `x` and `y` are equal and length decides nothing between
+    them. Pooled, the longer answer wins 6 of 8; within pairs, 4 of 4 (length and quality cannot be told
+    apart: no slope) and 2 of 4 (slope 0)."""
+    texts = {}
+    rows = []
+    for key in "1234":
+        texts[(key, "strong")], texts[(key, "weak")] = "x" * 400, "x" * 100
+        rows.append((key, "strong", "weak", GPT4, "1") if key in "12" else (key, "weak", "strong", GPT4, "2"))
+    for key, x_len, winner in (("5", 300, "x"), ("6", 300, "y"), ("7", 100, "x"), ("8", 100, "y")):
+        texts[(key, "x")], texts[(key, "y")] = "x" * x_len, "x" * 200
+        rows.append((key, "x", "y", GPT4, "1" if winner == "x" else "2"))
+    add_judgments(store, rows, texts=texts)
+    with store.session() as session:
+        from arena.store import generations_frame
+
+        by_id = generations_frame(session).set_index("generation_id")["text"]
+    frame = bias.with_lengths(load_judgments(store), by_id)
+    assert bias.length_fit(frame).iloc[0].longer_wins_rate == pytest.approx(0.75)
+    pairs = bias.length_within_pairs(frame).set_index("pair")
+    assert pairs.loc["strong vs weak", "longer_wins_rate"] == 1.0 and math.isnan(
+        pairs.loc["strong vs weak", "slope"]
+    )
+    assert pairs.loc["x vs y", "longer_wins_rate"] == 0.5 and pairs.loc["x vs y", "slope"] == pytest.approx(
+        0, abs=1e-9
+    )
+    assert pairs["decisive"].tolist() == [4, 4]
+
+
+def test_length_effect_with_model_strength_controlled():
+    from tests.test_ratings import style_battles
+
+    battles, texts = style_battles()
+    frame = bias.with_lengths(battles.assign(group="gpt-4"), texts)
+    effect = bias.length_effect(frame, texts, bootstrap=40).iloc[0]
+    assert effect.lower > 0 and effect.elo_points_per_sd > 0 and effect.models == 3
+    assert effect.matches == len(battles)
+
+
 def test_cohen_kappa_textbook_two_by_two():
     # Wikipedia's worked example: 50 items, 20 + 15 agreements, kappa = 0.4
     assert agreement.cohen_kappa(np.array([[20, 5], [10, 15]])) == pytest.approx(0.4)
@@ -294,7 +333,10 @@ def test_commands_write_tables_and_plots(store, db_url, tmp_path, capsys):
     assert position.loc[GPT4, "judgments"] == 6
     assert pd.read_csv(out / "bias.order.csv").set_index("group").loc[GPT4, "flip"] == 1
     assert main(["analyze", "length", *args, "--plot", str(tmp_path / "length.png")]) == 0
-    assert "== length_fit ==" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert all(
+        f"== {name} ==" in printed for name in ("length_fit", "length_within_pairs", "length_controlled")
+    )
     assert main(["analyze", "lemons", *args, "--model", "b", "--plot", str(tmp_path / "lemons.png")]) == 0
     assert "reason: a 1" in capsys.readouterr().out
     for name in ("agree", "bias", "length", "lemons"):

@@ -35,7 +35,10 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
     bias.add_argument("--method", default="bt", help="rating method for the leaderboard effect (default bt)")
     bias.set_defaults(func=run_bias)
 
-    length = kinds.add_parser("length", parents=[common, shared], help="length bias: win rate by length gap")
+    length = kinds.add_parser(
+        "length", parents=[common, shared],
+        help="length bias: win rate by length gap, within model pairs, and with model strength controlled",
+    )  # fmt: skip
     length.add_argument("--judge", help="judges, comma-separated (`human` = every annotator); default all")
     length.add_argument(
         "--per-chars", type=float, default=1000.0, help="slope unit in characters (default 1000)"
@@ -114,7 +117,12 @@ def run_length(args: argparse.Namespace) -> int:
         texts = generations_frame(session, args.benchmark).set_index("generation_id")["text"]
     frame = bias.with_lengths(frame, texts)
     table = bias.length_bias(frame)
-    tables = {"length": table, "length_fit": bias.length_fit(frame, args.per_chars)}
+    tables = {
+        "length": table,
+        "length_fit": bias.length_fit(frame, args.per_chars),
+        "length_within_pairs": bias.length_within_pairs(frame, args.per_chars),
+        "length_controlled": bias.length_effect(frame, texts, args.bootstrap, args.seed),
+    }
     return _finish(args, tables, "length", lambda path: plot_length(table, path))
 
 
