@@ -345,6 +345,7 @@ def bootstrap_interval(bootstrap: int, resample: str) -> str:
 
 
 def check_bootstrap(bootstrap: int, resample: str) -> None:
+    """Reject a negative replicate count or an unknown unit before any work is done."""
     if bootstrap < 0:
         raise ValueError(f"bootstrap must be 0 (no interval) or more, not {bootstrap}")
     if resample not in RESAMPLE_UNITS:

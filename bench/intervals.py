@@ -21,14 +21,17 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
+import math
 import os
 import platform
 import statistics
+import sys
 import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from arena import ratings, style
@@ -57,6 +60,34 @@ def vicuna(release: Path) -> tuple[pd.DataFrame, pd.Series]:
             texts = generations_frame(session, "vicuna").set_index("generation_id")["text"]
         store.engine.dispose()
     return frame, texts
+
+
+def peer_check(frame: pd.DataFrame, texts: pd.Series) -> str:
+    """How far this project's style-controlled fit is from FastChat's `fit_contextual_bt` given the same
+    matches and features (both nearly unpenalised), or why it was not compared."""
+    folder = (
+        Path(os.environ.get("GUANACO_SHARED_DATA", PROJECT.parent / "shared" / "data")).parent
+        / "peers"
+        / "fastchat"
+    )
+    if not (folder / "rating_systems.py").is_file():
+        return f"not compared: FastChat's rating_systems.py is not in {folder}"
+    sys.path.insert(0, str(folder))
+    import rating_systems  # noqa: PLC0415 - the peer's own module, only where it is present
+
+    bt = ratings.battles(frame)
+    x, _, _ = style.style_differences(bt, style.answer_style(texts), style.FEATURES)
+    ours = style.fit_contextual_bt(style.design_matrix(bt, x), bt.score, l2=1e-9)
+    theirs = rating_systems.fit_contextual_bt(np.stack([bt.a, bt.b], axis=1), x, bt.score, bt.models, reg=1e-9,
+                                              tol=1e-10)  # fmt: skip
+    m = len(bt.models)
+    mine, peer = (
+        ours[:m] - ours[:m].mean(),
+        theirs[:m] * math.log(10.0) - (theirs[:m] * math.log(10.0)).mean(),
+    )
+    return (f"agrees with FastChat's `fit_contextual_bt` on the same matches and features (both nearly "
+            f"unpenalised) to {np.abs(mine - peer).max() * ratings.ELO_SCALE:.3f} Elo points in the ratings and "
+            f"{np.abs(ours[m:] - theirs[m:]).max():.1e} in the coefficients")  # fmt: skip
 
 
 def timed(work: Callable[[], pd.DataFrame], repeats: int) -> tuple[pd.DataFrame, list[float]]:
@@ -162,7 +193,7 @@ Coefficients (log-odds per standard deviation of the normalised difference; Elo 
 
 {markdown(coefficients)}
 
-{styled.attrs["header"]["style_control"]}. CPU: {spread(style_time)}.
+{styled.attrs["header"]["style_control"]}. CPU: {spread(style_time)}. The fit {peer_check(frame, texts)}.
 
 ## Length: raw, within model pairs, and with the models held fixed
 
