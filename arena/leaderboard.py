@@ -29,7 +29,8 @@ HEADER_LABELS = {
     "used": "judgments rated",
     "unparsed_excluded": "unparsed or errored (excluded)",
     "models": "models",
-    "rank_by": "ranks respect",
+    "interval": "interval (lower..upper)",
+    "ranks": "rank",
 }
 
 
@@ -61,21 +62,40 @@ def _display(table: pd.DataFrame) -> pd.DataFrame:
     return table.round(digits)
 
 
+def coefficients(table: pd.DataFrame) -> pd.DataFrame | None:
+    """The style-control coefficients a table carries (see arena.style), or None."""
+    found = table.attrs.get("coefficients")
+    return found if isinstance(found, pd.DataFrame) else None
+
+
 def _text(table: pd.DataFrame) -> str:
     head = "\n".join(f"{label}: {value}" for label, value in header_lines(table))
-    return f"{head}\n\n{_display(table).to_string(index=False, na_rep='-')}\n"
+    text = f"{head}\n\n{_display(table).to_string(index=False, na_rep='-')}\n"
+    style = coefficients(table)
+    if style is not None:
+        text += f"\nstyle coefficients (95% interval):\n{style.round(3).to_string(index=False, na_rep='-')}\n"
+    return text
 
 
 def _csv(table: pd.DataFrame) -> str:
     head = "".join(f"# {label}: {value}\n" for label, value in header_lines(table))
+    style = coefficients(table)
+    if style is not None:
+        head += "".join(f"# style coefficient {r.feature}: {r.coefficient:.4f} [{r.lower:.4f}, {r.upper:.4f}]\n"
+                        for r in style.itertuples())  # fmt: skip
     return head + table.to_csv(index=False)
 
 
+def _records(table: pd.DataFrame) -> list[dict[str, Any]]:
+    return [{k: _plain(v) for k, v in row.items()} for row in table.to_dict(orient="records")]
+
+
 def _json(table: pd.DataFrame) -> str:
-    rows = [{k: _plain(v) for k, v in row.items()} for row in table.to_dict(orient="records")]
-    return (
-        json.dumps({"header": table.attrs.get("header", {}), "rows": rows}, indent=2, default=_plain) + "\n"
-    )
+    document: dict[str, Any] = {"header": table.attrs.get("header", {}), "rows": _records(table)}
+    style = coefficients(table)
+    if style is not None:
+        document["coefficients"] = _records(style)
+    return json.dumps(document, indent=2, default=_plain) + "\n"
 
 
 def _plain(value: Any) -> Any:
@@ -89,11 +109,18 @@ def _plain(value: Any) -> Any:
 
 def _markdown(table: pd.DataFrame) -> str:
     head = "".join(f"- **{label}**: {_md_cell(value)}\n" for label, value in header_lines(table))
-    shown = _display(table)
+    text = head + "\n" + _md_table(_display(table))
+    style = coefficients(table)
+    if style is not None:
+        text += "\nStyle coefficients (95% interval):\n\n" + _md_table(style.round(3))
+    return text
+
+
+def _md_table(shown: pd.DataFrame) -> str:
     lines = ["| " + " | ".join(shown.columns) + " |", "|" + "---|" * len(shown.columns)]
     for row in shown.itertuples(index=False):
         lines.append("| " + " | ".join(_md_cell(v) for v in row) + " |")
-    return head + "\n" + "\n".join(lines) + "\n"
+    return "\n".join(lines) + "\n"
 
 
 def _md_cell(value: Any) -> str:
@@ -111,6 +138,11 @@ def _html(table: pd.DataFrame) -> str:
         f"<dt>{html.escape(label)}</dt><dd>{html.escape(value)}</dd>" for label, value in header_lines(table)
     )
     body = _display(table).to_html(index=False, escape=True, na_rep="-", border=0, classes="leaderboard")
+    style = coefficients(table)
+    if style is not None:
+        body += "\n<h2>Style coefficients (95% interval)</h2>\n" + style.round(3).to_html(
+            index=False, escape=True, na_rep="-", border=0, classes="coefficients"
+        )
     style = (
         "body{font-family:system-ui,sans-serif;margin:2em}dl{display:grid;grid-template-columns:max-content auto;"
         "gap:.2em 1em}dt{font-weight:600}table{border-collapse:collapse}th,td{padding:.3em .8em;"
@@ -124,7 +156,8 @@ def _html(table: pd.DataFrame) -> str:
 
 def plot_ratings(table: pd.DataFrame, path: str | Path) -> Path:
     """A PNG of each model's rating with its interval, best at the top. For the paper's Elo, the
-    thin bar is the spread across orderings and the thick one the mean's 95% interval."""
+    thin bar is the spread across single orderings (a diagnostic) and the thick one the interval
+    the header names (a prompt bootstrap by default)."""
     plt = _pyplot()
     header = table.attrs.get("header", {})
     shown = table.iloc[::-1]
@@ -132,7 +165,7 @@ def plot_ratings(table: pd.DataFrame, path: str | Path) -> Path:
     fig, ax = plt.subplots(figsize=(7, 1.2 + 0.45 * len(shown)), dpi=120)
     if {"spread_lower", "spread_upper"} <= set(shown.columns):
         _bars(ax, shown, y, "spread_lower", "spread_upper", "2.5-97.5% across orderings", 1.2, "#9ecae1")
-    _bars(ax, shown, y, "lower", "upper", "95% interval", 3.5, "#3182bd")
+    _bars(ax, shown, y, "lower", "upper", _interval_label(header), 3.5, "#3182bd")
     ax.plot(shown["rating"], y, "o", color="#08306b", zorder=3)
     ax.set_yticks(y, [f"{m}  (#{r})" for m, r in zip(shown["model"], shown["rank"], strict=True)])
     ax.set_xlabel("% of reference" if header.get("method") == "relative" else "rating")
@@ -170,6 +203,11 @@ def plot_win_rates(frame: pd.DataFrame, path: str | Path) -> Path:
     ax.set_xlabel("opponent")
     ax.set_title("Win rates", fontsize=10)
     return _save(fig, path)
+
+
+def _interval_label(header: dict[str, Any]) -> str:
+    """The legend's name for `lower..upper`: the header's interval up to its first comma."""
+    return str(header.get("interval") or "95% interval").split(",")[0]
 
 
 def _plot_title(header: dict[str, Any]) -> str:

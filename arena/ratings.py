@@ -3,8 +3,11 @@
 Every rating function takes the tidy judgments table of :func:`arena.store.judgments_frame` and
 returns a tidy table, one row per model, sorted best first, with at least ``model, rating, lower,
 upper, rank, matches`` (plus ``wins, ties, losses`` for pairwise methods). ``table.attrs["header"]``
-says how the table was made: method, parameters, judgments used, judgments excluded because their
-verdict was unparsed or errored, models, and the benchmark, judge and template when constant.
+says how the table was made: method, parameters, the interval `lower`/`upper` is (for Elo and
+Bradley-Terry by default a prompt bootstrap, so it says how much the ranking depends on which
+prompts were asked), the rank rule, judgments used, judgments excluded because their verdict was
+unparsed or errored, models, and the benchmark, judge and template when constant. Ranks follow
+Chatbot Arena: 1 + the number of models whose lower bound is above this model's upper bound.
 
 Verdicts are by slot: ``"1"`` slot 1 won, ``"2"`` slot 2 won, ``"tie"`` and ``"both_bad"`` both
 score 0.5. The two orders of a pair are two judgments and so two matches. Judgments whose status is
@@ -22,6 +25,9 @@ import numpy as np
 import pandas as pd
 
 METHODS = ("elo", "online-elo", "bt", "trueskill", "relative")
+RESAMPLE_UNITS = ("prompt", "battle")
+"""Bootstrap units: a prompt with all its matches (the default), or a single match."""
+RANK_RULE = "1 + models whose lower bound is above this model's upper bound (Chatbot Arena)"
 
 SCORE_BY_VERDICT = {"1": 1.0, "2": 0.0, "tie": 0.5, "both_bad": 0.5}
 """Slot 1's score for each verdict: a tie and "both bad" count half a win to each side."""
@@ -41,13 +47,16 @@ PERMUTE_ROWS = 256
 
 @dataclass(frozen=True)
 class Battles:
-    """Pairwise matches as integer arrays: slot-1 model, slot-2 model, slot-1 score, prompt."""
+    """Pairwise matches as arrays: slot-1 model, slot-2 model, slot-1 score, prompt (integer codes),
+    and the two answers' generation ids."""
 
     models: list[str]
     a: np.ndarray
     b: np.ndarray
     score: np.ndarray
     prompt: np.ndarray
+    generation_1: np.ndarray
+    generation_2: np.ndarray
     excluded: int
     """Judgments not rated because their status was `unparsed` or `error`."""
     considered: pd.DataFrame
@@ -82,6 +91,8 @@ def battles(frame: pd.DataFrame) -> Battles:
         b=rated["model_2"].map(code).to_numpy(np.int64),
         score=rated["verdict"].map(SCORE_BY_VERDICT).to_numpy(np.float64),
         prompt=pd.factorize(prompt_keys)[0].astype(np.int64),
+        generation_1=rated["generation_1"].to_numpy(),
+        generation_2=rated["generation_2"].to_numpy(),
         excluded=int((~ok & considered).sum()),
         considered=frame[considered],
     )
@@ -96,26 +107,78 @@ def elo_ratings(
     orderings: int = 10_000,
     seed: int = 0,
     initial: float = 1000.0,
+    bootstrap: int = 100,
+    resample: str = "prompt",
+    replicate_orderings: int = 100,
     progress: bool = False,
 ) -> pd.DataFrame:
     """The QLoRA paper's Elo: online updates over `orderings` seeded random orders, averaged.
 
-    `lower`/`upper` are the 95% interval of the mean over orderings (what the paper printed; it
-    shrinks with more orderings and says little about how sure the ranking is); `spread_lower`/
-    `spread_upper` are the 2.5-97.5 percentiles across orderings, which show how much a rating
-    depends on match order. Ranks respect the spread, the honest one of the two."""
-    if orderings < 1:
-        raise ValueError(f"orderings must be at least 1, not {orderings}")
+    `lower`/`upper` are a 95% bootstrap percentile interval over `bootstrap` replicates: each
+    redraws prompts (or battles) with replacement and averages `replicate_orderings` orderings of
+    the redrawn matches, so the interval says how much the rating depends on which prompts were
+    asked, and ranks follow it. The two columns that describe orderings only are diagnostics:
+    `spread_lower`/`spread_upper`, the 2.5-97.5 percentiles of single orderings (match-order noise,
+    which does not shrink with more data), and `mean_error`, the half-width of the 95% interval of
+    the mean over orderings (the paper's "±"; it shrinks with more orderings, not with more data)."""
+    if orderings < 1 or replicate_orderings < 1:
+        raise ValueError(f"orderings must be at least 1, not {min(orderings, replicate_orderings)}")
+    check_bootstrap(bootstrap, resample)
     bt = battles(frame)
-    _require_matches(bt, "elo")
+    require_matches(bt, "elo")
     final = elo_orderings(bt.a, bt.b, bt.score, len(bt.models), k, orderings, seed, initial, progress)
     mean = final.mean(axis=0)
-    half = 1.96 * final.std(axis=0, ddof=1) / math.sqrt(orderings) if orderings > 1 else np.zeros_like(mean)
+    draws = _elo_bootstrap(bt, k, initial, bootstrap, resample, replicate_orderings, seed, progress)
+    lower, upper = percentile_interval(draws, mean)
+    table = pairwise_table(bt, mean, lower, upper)
     spread = np.percentile(final, [2.5, 97.5], axis=0)
-    table = _pairwise_table(bt, mean, mean - half, mean + half)
     table["spread_lower"], table["spread_upper"] = spread[0], spread[1]
-    params = {"k": k, "orderings": orderings, "seed": seed, "initial": initial}
-    return _finish(table, bt, "elo", params, rank_by=("spread_lower", "spread_upper"))
+    table["mean_error"] = 1.96 * final.std(axis=0, ddof=1) / math.sqrt(orderings) if orderings > 1 else 0.0
+    params = {"k": k, "orderings": orderings, "seed": seed, "initial": initial, "bootstrap": bootstrap,
+              "resample": resample, "replicate_orderings": replicate_orderings}  # fmt: skip
+    interval = (
+        f"95% {resample} bootstrap, {bootstrap} replicates, each the mean of {replicate_orderings} orderings"
+        if bootstrap
+        else "none (bootstrap 0): ranks follow the rating"
+    )
+    return finish(table, bt, "elo", params, interval)
+
+
+def _elo_bootstrap(
+    bt: Battles,
+    k: float,
+    initial: float,
+    bootstrap: int,
+    resample: str,
+    replicate_orderings: int,
+    seed: int,
+    progress: bool = False,
+) -> np.ndarray:
+    """Mean Elo over `replicate_orderings` orderings of each bootstrap replicate's matches:
+    shape (bootstrap, models). Each replicate is one call of :func:`elo_orderings`."""
+    from tqdm.auto import tqdm
+
+    rng = np.random.default_rng([seed, 1])
+    draws = np.empty((bootstrap, len(bt.models)))
+    for i in tqdm(range(bootstrap), desc="elo bootstrap", disable=not progress):
+        idx = replicate_matches(bt, resample, rng)
+        seed_i = int(rng.integers(2**63))
+        final = elo_orderings(
+            bt.a[idx], bt.b[idx], bt.score[idx], len(bt.models), k, replicate_orderings, seed_i, initial
+        )
+        draws[i] = final.mean(axis=0)
+    return draws
+
+
+def replicate_matches(bt: Battles, resample: str, rng: np.random.Generator) -> np.ndarray:
+    """Indices of one bootstrap replicate's matches: `prompt` draws as many prompts as there are,
+    with replacement, each with all its matches; `battle` draws single matches."""
+    if resample == "battle":
+        return rng.integers(0, len(bt), len(bt))
+    order = np.argsort(bt.prompt, kind="stable")
+    starts = np.searchsorted(bt.prompt[order], np.arange(int(bt.prompt.max()) + 2))
+    drawn = rng.integers(0, len(starts) - 1, len(starts) - 1)
+    return np.concatenate([order[starts[p] : starts[p + 1]] for p in drawn])
 
 
 def elo_orderings(
@@ -223,10 +286,12 @@ def online_elo(frame: pd.DataFrame, k: float = 32.0, initial: float = 1000.0) ->
     """Elo updated once through the matches in the frame's order (no interval: one pass has none;
     `lower`/`upper` are NaN and ranks follow the rating)."""
     bt = battles(frame)
-    _require_matches(bt, "online-elo")
+    require_matches(bt, "online-elo")
     final = elo_python(bt.a, bt.b, bt.score, len(bt.models), k, initial)
-    table = _pairwise_table(bt, final, np.full_like(final, np.nan), np.full_like(final, np.nan))
-    return _finish(table, bt, "online-elo", {"k": k, "initial": initial})
+    table = pairwise_table(bt, final, np.full_like(final, np.nan), np.full_like(final, np.nan))
+    return finish(
+        table, bt, "online-elo", {"k": k, "initial": initial}, "none (one pass): ranks follow the rating"
+    )
 
 
 # ---------------------------------------------------------------- Bradley-Terry
@@ -238,7 +303,7 @@ BT_L2 = 1e-3
 def bradley_terry(
     frame: pd.DataFrame,
     bootstrap: int = 1000,
-    resample: str = "battle",
+    resample: str = "prompt",
     seed: int = 0,
     anchor: str | None = None,
     progress: bool = False,
@@ -248,16 +313,15 @@ def bradley_terry(
     Ties (and "both bad") count as half a win to each side, as Chatbot Arena does; the simpler
     choice over Rao-Kupper/Davidson, and it leaves the win/loss likelihood unchanged without ties.
     Ratings are 400·log10 strengths, shifted so that their mean is 1000, or so that `anchor` is
-    exactly 1000. `resample="battle"` redraws matches; `resample="prompt"` redraws prompts with all
-    their matches, which respects that matches on one prompt are not independent."""
+    exactly 1000. `resample="prompt"` (the default) redraws prompts with all their matches, which
+    respects that matches on one prompt are not independent (each prompt yields every pair in both
+    orders); `resample="battle"` redraws single matches and gives intervals about half as wide as
+    the data supports."""
     from tqdm.auto import tqdm
 
-    if bootstrap < 0:
-        raise ValueError(f"bootstrap must be 0 (no interval) or more, not {bootstrap}")
-    if resample not in ("battle", "prompt"):
-        raise ValueError(f"resample must be 'battle' or 'prompt', not {resample!r}")
+    check_bootstrap(bootstrap, resample)
     bt = battles(frame)
-    _require_matches(bt, "bt")
+    require_matches(bt, "bt")
     if anchor is not None and anchor not in bt.models:
         raise ValueError(f"anchor model {anchor!r} has no rated match; models: {', '.join(bt.models)}")
     anchor_index = None if anchor is None else bt.models.index(anchor)
@@ -268,11 +332,32 @@ def bradley_terry(
     draws = [
         _bt_elo(kinds, c, len(bt.models), anchor_index) for c in tqdm(counts, desc="bt", disable=not progress)
     ]
-    lower, upper = np.percentile(draws, [2.5, 97.5], axis=0) if bootstrap else (point * np.nan,) * 2
-    table = _pairwise_table(bt, point, lower, upper)
+    lower, upper = percentile_interval(np.array(draws).reshape(bootstrap, len(bt.models)), point)
+    table = pairwise_table(bt, point, lower, upper)
     params = {"bootstrap": bootstrap, "resample": resample, "seed": seed, "anchor": anchor or "mean 1000",
               "ties": "half win each", "l2": BT_L2}  # fmt: skip
-    return _finish(table, bt, "bt", params)
+    return finish(table, bt, "bt", params, bootstrap_interval(bootstrap, resample))
+
+
+def bootstrap_interval(bootstrap: int, resample: str) -> str:
+    """How a bootstrap percentile interval was made, for a table's header."""
+    return f"95% {resample} bootstrap, {bootstrap} replicates" if bootstrap else "none (bootstrap 0)"
+
+
+def check_bootstrap(bootstrap: int, resample: str) -> None:
+    """Reject a negative replicate count or an unknown unit before any work is done."""
+    if bootstrap < 0:
+        raise ValueError(f"bootstrap must be 0 (no interval) or more, not {bootstrap}")
+    if resample not in RESAMPLE_UNITS:
+        raise ValueError(f"resample must be one of {', '.join(RESAMPLE_UNITS)}, not {resample!r}")
+
+
+def percentile_interval(draws: np.ndarray, point: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """2.5 and 97.5 percentiles of bootstrap draws (rows), or NaN without draws."""
+    if not len(draws):
+        return point * np.nan, point * np.nan
+    lower, upper = np.percentile(draws, [2.5, 97.5], axis=0)
+    return lower, upper
 
 
 def _bootstrap_counts(
@@ -337,7 +422,7 @@ def trueskill_ratings(frame: pd.DataFrame, draw_probability: float | None = None
     import trueskill
 
     bt = battles(frame)
-    _require_matches(bt, "trueskill")
+    require_matches(bt, "trueskill")
     if draw_probability is None:
         draw_probability = float(np.clip((bt.score == 0.5).mean(), 0.01, 0.99))
     env = trueskill.TrueSkill(draw_probability=draw_probability)
@@ -348,11 +433,12 @@ def trueskill_ratings(frame: pd.DataFrame, draw_probability: float | None = None
         players[i], players[j] = env.rate_1vs1(players[i], players[j], drawn=s == 0.5)
     mu = np.array([p.mu for p in players])
     sigma = np.array([p.sigma for p in players])
-    table = _pairwise_table(bt, mu, mu - 1.96 * sigma, mu + 1.96 * sigma)
+    table = pairwise_table(bt, mu, mu - 1.96 * sigma, mu + 1.96 * sigma)
     table["sigma"] = sigma
     table["conservative"] = mu - 3 * sigma
     params = {"draw_probability": round(draw_probability, 4), "mu": env.mu, "sigma": round(env.sigma, 4)}
-    return _finish(table, bt, "trueskill", params)
+    interval = "mu ± 1.96 sigma: TrueSkill's posterior after one pass in order; no prompt resampling"
+    return finish(table, bt, "trueskill", params, interval)
 
 
 # ---------------------------------------------------------------- win rates and relative scores
@@ -407,6 +493,7 @@ def relative_scores(
     params = {"reference": reference, "bootstrap": bootstrap, "seed": seed}
     header = _header(frame[against], "relative", params, used=len(rows), excluded=int((against & ~ok).sum()),
                      models=len(table))  # fmt: skip
+    header["interval"] = bootstrap_interval(bootstrap, "prompt")
     return _ranked(table, header)
 
 
@@ -465,7 +552,7 @@ def rate(frame: pd.DataFrame, method: str, **params: Any) -> pd.DataFrame:
     return functions[method](frame, **params)
 
 
-def _require_matches(bt: Battles, method: str) -> None:
+def require_matches(bt: Battles, method: str) -> None:
     if not len(bt):
         raise ValueError(
             f"no rated pairwise judgments for {method} ({bt.excluded} unparsed or errored): "
@@ -473,7 +560,7 @@ def _require_matches(bt: Battles, method: str) -> None:
         )
 
 
-def _pairwise_table(bt: Battles, rating: np.ndarray, lower: np.ndarray, upper: np.ndarray) -> pd.DataFrame:
+def pairwise_table(bt: Battles, rating: np.ndarray, lower: np.ndarray, upper: np.ndarray) -> pd.DataFrame:
     m = len(bt.models)
     wins = np.bincount(bt.a, bt.score == 1.0, m) + np.bincount(bt.b, bt.score == 0.0, m)
     ties = np.bincount(bt.a, bt.score == 0.5, m) + np.bincount(bt.b, bt.score == 0.5, m)
@@ -485,23 +572,19 @@ def _pairwise_table(bt: Battles, rating: np.ndarray, lower: np.ndarray, upper: n
     })  # fmt: skip
 
 
-def _finish(
-    table: pd.DataFrame,
-    bt: Battles,
-    method: str,
-    params: dict[str, Any],
-    rank_by: tuple[str, str] = ("lower", "upper"),
+def finish(
+    table: pd.DataFrame, bt: Battles, method: str, params: dict[str, Any], interval: str
 ) -> pd.DataFrame:
     header = _header(bt.considered, method, params, used=len(bt), excluded=bt.excluded, models=len(bt.models))
-    header["rank_by"] = f"{rank_by[0]}..{rank_by[1]}"
-    return _ranked(table, header, rank_by)
+    header["interval"] = interval
+    return _ranked(table, header)
 
 
-def _ranked(
-    table: pd.DataFrame, header: dict[str, Any], rank_by: tuple[str, str] = ("lower", "upper")
-) -> pd.DataFrame:
+def _ranked(table: pd.DataFrame, header: dict[str, Any]) -> pd.DataFrame:
+    """Best first, with Chatbot Arena's ranks on `lower`/`upper` (see :func:`interval_ranks`)."""
     table = table.sort_values(["rating", "model"], ascending=[False, True], ignore_index=True)
-    table.insert(4, "rank", interval_ranks(table, *rank_by))
+    table.insert(4, "rank", interval_ranks(table))
+    header["ranks"] = RANK_RULE
     table.attrs["header"] = header
     return table
 

@@ -53,7 +53,12 @@ def leaderboards(rows: dict[str, list[dict[str, Any]]], options: ExportOptions) 
     frame = judgments_table(rows)
     rated = frame["status"].eq("ok") & frame["verdict"].isin(["1", "2", "tie", "both_bad"])
     params = {
-        "elo": {"orderings": options.leaderboard_orderings, "seed": options.seed},
+        "elo": {
+            "orderings": options.leaderboard_orderings,
+            "seed": options.seed,
+            "bootstrap": min(100, options.leaderboard_orderings),
+            "replicate_orderings": min(100, options.leaderboard_orderings),
+        },  # fmt: skip
         "bt": {"bootstrap": options.leaderboard_orderings, "seed": options.seed},
     }
     out = {}

@@ -35,7 +35,7 @@ ALLOWED_TAGS = {
 ALLOWED_ATTRIBUTES = {"a": ["href", "title"], "th": ["align"], "td": ["align"]}
 
 RATING_PARAMS = {
-    "elo": {"orderings": 200, "seed": 0},
+    "elo": {"orderings": 200, "seed": 0, "bootstrap": 20, "replicate_orderings": 20},
     "bt": {"bootstrap": 100, "seed": 0},
     "trueskill": {},
 }

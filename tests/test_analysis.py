@@ -99,6 +99,45 @@ def test_length_bias_table_and_fit(store):
     assert math.isnan(fit.slope)  # slot 1 always wins when longer: separated, no finite slope
 
 
+def test_length_within_pairs_holds_the_models_fixed(store):
+    """`strong` writes more and always wins; `x` and `y` are equal and length decides nothing between
+    them. Pooled, the longer answer wins 6 of 8; within pairs, 4 of 4 (length and quality cannot be told
+    apart: no slope) and 2 of 4 (slope 0)."""
+    texts = {}
+    rows = []
+    for key in "1234":
+        texts[(key, "strong")], texts[(key, "weak")] = "x" * 400, "x" * 100
+        rows.append((key, "strong", "weak", GPT4, "1") if key in "12" else (key, "weak", "strong", GPT4, "2"))
+    for key, x_len, winner in (("5", 300, "x"), ("6", 300, "y"), ("7", 100, "x"), ("8", 100, "y")):
+        texts[(key, "x")], texts[(key, "y")] = "x" * x_len, "x" * 200
+        rows.append((key, "x", "y", GPT4, "1" if winner == "x" else "2"))
+    add_judgments(store, rows, texts=texts)
+    with store.session() as session:
+        from arena.store import generations_frame
+
+        by_id = generations_frame(session).set_index("generation_id")["text"]
+    frame = bias.with_lengths(load_judgments(store), by_id)
+    assert bias.length_fit(frame).iloc[0].longer_wins_rate == pytest.approx(0.75)
+    pairs = bias.length_within_pairs(frame).set_index("pair")
+    assert pairs.loc["strong vs weak", "longer_wins_rate"] == 1.0 and math.isnan(
+        pairs.loc["strong vs weak", "slope"]
+    )
+    assert pairs.loc["x vs y", "longer_wins_rate"] == 0.5 and pairs.loc["x vs y", "slope"] == pytest.approx(
+        0, abs=1e-9
+    )
+    assert pairs["decisive"].tolist() == [4, 4]
+
+
+def test_length_effect_with_model_strength_controlled():
+    from tests.test_ratings import style_battles
+
+    battles, texts = style_battles()
+    frame = bias.with_lengths(battles.assign(group="gpt-4"), texts)
+    effect = bias.length_effect(frame, texts, bootstrap=40).iloc[0]
+    assert effect.lower > 0 and effect.elo_points_per_sd > 0 and effect.models == 3
+    assert effect.matches == len(battles)
+
+
 def test_cohen_kappa_textbook_two_by_two():
     # Wikipedia's worked example: 50 items, 20 + 15 agreements, kappa = 0.4
     assert agreement.cohen_kappa(np.array([[20, 5], [10, 15]])) == pytest.approx(0.4)
@@ -145,6 +184,63 @@ def test_agreement_with_pooled_humans_matches_hand_computation(store):
     assert fleiss.loc["human", "fleiss_kappa"] == pytest.approx(-2 / 82)
     assert fleiss.loc["human", "annotators"] == 3 and fleiss.loc["human", "items"] == 4
     assert "gpt-4" not in fleiss.index
+
+
+def _mt_bench_arena(store):
+    """GPT-4 in both orders on prompts 1, 2 and 4 (consistent a, inconsistent, consistent tie), in one
+    order on prompt 3; six human votes, some in each order. Answer a is model a's (lower generation id)."""
+    rows = (
+        both_orders("1", "a", "b", GPT4, "1", "2")  # a wins in both orders
+        + both_orders("2", "a", "b", GPT4, "1", "1")  # slot 1 wins twice: inconsistent, a tie
+        + [("3", "a", "b", GPT4, "2")]  # one order only: not a vote under MT-bench's protocol
+        + both_orders("4", "a", "b", GPT4, "tie", "tie")
+        + [("1", "a", "b", "human:alice", "1"), ("1", "a", "b", "human:bob", "2"), ("1", "b", "a", "human:carol", "1"),
+           ("2", "a", "b", "human:alice", "tie"), ("2", "b", "a", "human:bob", "2"), ("3", "a", "b", "human:alice", "2"),
+           ("4", "b", "a", "human:carol", "both_bad")]
+    )  # fmt: skip
+    add_judgments(store, rows)
+
+
+def test_mt_bench_agreement_combines_the_judges_orders_and_compares_every_human_vote(store):
+    _mt_bench_arena(store)
+    frame = load_judgments(store, judges=["gpt-4", "human"])
+    table, left_out = agreement.mt_bench_agreement(frame, "gpt-4", "human", reps=100)
+    assert left_out == {"one_order": 1, "inconsistent": 1}
+    rows = table.set_index("ties")
+    # with ties: prompt 1 a vs (a, b, b), prompt 2 tie vs (tie, a), prompt 4 tie vs tie -> 3 of 6
+    assert rows.loc["with ties", ["pairs", "comparisons", "agree"]].tolist() == [3, 6, 3]
+    assert rows.loc["with ties", "agreement"] == pytest.approx(0.5)
+    # without ties: only prompt 1 is left (GPT-4 ties on 2 and 4): 1 of 3
+    assert rows.loc["without ties", ["pairs", "comparisons", "agree"]].tolist() == [1, 3, 1]
+    assert rows.loc["without ties", "lower"] == pytest.approx(1 / 3)  # one pair: nothing to resample
+    assert table["turn"].tolist() == [1, 1]
+    # the majority protocol drops prompt 1's split vote in order (a, b) (alice 1, bob 2) as "no majority"
+    labels, unresolved = agreement.pooled_labels(frame)
+    assert len(agreement.paired_items(labels, "gpt-4", "human")) == 5 and unresolved == 1
+
+
+def test_agreement_command_names_its_protocol(store, db_url, capsys, tmp_path):
+    _mt_bench_arena(store)
+    args = [
+        "analyze",
+        "agreement",
+        "--db",
+        db_url,
+        "--judges",
+        "gpt-4,human",
+        "--bootstrap",
+        "20",
+        "--format",
+        "json",
+    ]
+    assert main([*args, "--protocol", "mt-bench", "--plot", str(tmp_path / "mt.png")]) == 0
+    data = json.loads(capsys.readouterr().out.split("\nwrote")[0])
+    assert data["summary"][0]["protocol"] == "mt-bench" and "two orders" in data["summary"][0]["what"]
+    assert [row["agreement"] for row in data["agreement"]] == pytest.approx([0.5, 1 / 3])
+    assert (tmp_path / "mt.png").read_bytes()[:4] == b"\x89PNG"
+    assert main(args) == 0
+    summary = json.loads(capsys.readouterr().out)["summary"][0]
+    assert summary["protocol"] == "majority" and "majority label" in summary["what"]
 
 
 def test_system_level_kendall_and_spearman():
@@ -237,7 +333,10 @@ def test_commands_write_tables_and_plots(store, db_url, tmp_path, capsys):
     assert position.loc[GPT4, "judgments"] == 6
     assert pd.read_csv(out / "bias.order.csv").set_index("group").loc[GPT4, "flip"] == 1
     assert main(["analyze", "length", *args, "--plot", str(tmp_path / "length.png")]) == 0
-    assert "== length_fit ==" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert all(
+        f"== {name} ==" in printed for name in ("length_fit", "length_within_pairs", "length_controlled")
+    )
     assert main(["analyze", "lemons", *args, "--model", "b", "--plot", str(tmp_path / "lemons.png")]) == 0
     assert "reason: a 1" in capsys.readouterr().out
     for name in ("agree", "bias", "length", "lemons"):

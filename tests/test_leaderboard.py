@@ -126,6 +126,30 @@ def test_cli_end_to_end_on_a_temporary_database(store: Store, db_url: str, tmp_p
     assert printed.split("\n\n")[1].splitlines()[1].split()[0] == "bard"  # humans preferred bard both times
 
 
+def test_cli_style_control_shows_both_rankings_and_the_coefficients(
+    store: Store, db_url: str, capsys
+) -> None:
+    arena_store(store)
+    base = ["leaderboard", "--db", db_url, "--judge", "gpt-4", "--method", "bt", "--bootstrap", "20"]
+    assert main([*base, "--control", "length", "--format", "md"]) == 0
+    md = capsys.readouterr().out
+    assert "rank_uncontrolled" in md.splitlines()[md.splitlines().index("") + 1]
+    assert "Style coefficients (95% interval)" in md and "| length |" in md
+    assert "**parameters**: " in md and "control=length" in md
+    assert main([*base, "--control", "length", "--format", "json"]) == 0
+    document = json.loads(capsys.readouterr().out)
+    assert (
+        document["coefficients"][0]["feature"] == "length"
+        and "contextual" in document["header"]["style_control"]
+    )
+    assert main([*base, "--control", "length", "--format", "csv"]) == 0
+    assert "# style coefficient length: " in capsys.readouterr().out
+    assert main([*base[:-4], "--method", "elo", "--control", "length"]) == 2
+    assert "--control works with --method bt" in capsys.readouterr().err
+    assert main([*base, "--control", "emoji"]) == 2
+    assert "unknown style control emoji" in capsys.readouterr().err
+
+
 def test_cli_models_filter_and_online_elo(store: Store, db_url: str, capsys) -> None:
     arena_store(store)
     assert main(["leaderboard", "--db", db_url, "--judge", "gpt-4", "--models", "gpt-4,guanaco-7b",

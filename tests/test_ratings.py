@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
 from arena import ratings
+from arena.cli import main
 from arena.store import Store
 from tests.ratings_data import frame, simulated, store_judgments
 
 PAIRWISE = ["elo", "online-elo", "bt", "trueskill"]
-FAST = {"elo": {"orderings": 200}, "bt": {"bootstrap": 100}, "online-elo": {}, "trueskill": {}}
+FAST = {"elo": {"orderings": 200, "bootstrap": 20, "replicate_orderings": 10}, "bt": {"bootstrap": 100},
+        "online-elo": {}, "trueskill": {}}  # fmt: skip
 
 
 def round_robin(verdict_for: dict[tuple[str, str], str], prompts: int = 3) -> pd.DataFrame:
@@ -81,17 +85,52 @@ def test_vectorised_orderings_match_the_plain_python_loop() -> None:
 
 def test_elo_is_seeded_and_orderings_matter() -> None:
     battles = frame(simulated({"a": 1.0, "b": 0.5, "c": 0.0}, 300))
-    first = ratings.elo_ratings(battles, orderings=50, seed=1)
-    pd.testing.assert_frame_equal(first, ratings.elo_ratings(battles, orderings=50, seed=1))
-    assert not first.rating.equals(ratings.elo_ratings(battles, orderings=50, seed=2).rating)
-    assert first.attrs["header"]["params"] == {"k": 32.0, "orderings": 50, "seed": 1, "initial": 1000.0}
+    quick = {"orderings": 50, "bootstrap": 10, "replicate_orderings": 5}
+    first = ratings.elo_ratings(battles, seed=1, **quick)
+    pd.testing.assert_frame_equal(first, ratings.elo_ratings(battles, seed=1, **quick))
+    second = ratings.elo_ratings(battles, seed=2, **quick)
+    assert not first.rating.equals(second.rating) and not first.lower.equals(second.lower)
+    assert first.attrs["header"]["params"] == {"k": 32.0, "orderings": 50, "seed": 1, "initial": 1000.0,
+                                               "bootstrap": 10, "resample": "prompt", "replicate_orderings": 5}  # fmt: skip
 
 
-def test_elo_spread_across_orderings_is_wider_than_the_mean_interval() -> None:
-    table = ratings.elo_ratings(frame(simulated({"a": 1.0, "b": 0.5, "c": 0.0}, 300)), orderings=400)
+def test_elo_interval_resamples_prompts_and_ordering_noise_is_a_separate_column() -> None:
+    """K=32 on 3,000 matches: single orderings scatter widely, yet the prompt bootstrap of the mean
+    separates three clearly different models; the paper's "±" (error of the mean) is tiny."""
+    battles = frame(simulated({"a": 1.0, "b": 0.0, "c": -1.0}, 3000, prompts=60))
+    table = ratings.elo_ratings(battles, orderings=400, bootstrap=40, replicate_orderings=20)
     assert ((table.lower <= table.rating) & (table.rating <= table.upper)).all()
-    assert ((table.spread_upper - table.spread_lower) > 3 * (table.upper - table.lower)).all()
-    assert table.attrs["header"]["rank_by"] == "spread_lower..spread_upper"
+    assert table["rank"].tolist() == [1, 2, 3]
+    assert ((table.spread_upper - table.spread_lower) > 3 * table.mean_error).all()
+    header = table.attrs["header"]
+    assert header["interval"] == "95% prompt bootstrap, 40 replicates, each the mean of 20 orderings"
+    assert "lower bound is above" in header["ranks"]
+    none = ratings.elo_ratings(battles, orderings=50, bootstrap=0)
+    assert none.lower.isna().all() and none["rank"].tolist() == [1, 2, 3]
+    assert none.attrs["header"]["interval"].startswith("none")
+
+
+def test_elo_prompt_bootstrap_is_wider_than_the_battle_bootstrap_when_prompts_repeat() -> None:
+    matches = [(f"q{p}", "a", "b", v) for p, v in enumerate(np.random.default_rng(0).choice(["1", "2"], 40))
+               for _ in range(10)]  # fmt: skip
+    width = {}
+    for unit in ratings.RESAMPLE_UNITS:
+        table = ratings.elo_ratings(frame(matches), k=4, orderings=20, bootstrap=60, resample=unit,
+                                    replicate_orderings=10).set_index("model")  # fmt: skip
+        width[unit] = table.loc["a", "upper"] - table.loc["a", "lower"]
+    assert width["prompt"] > 2 * width["battle"]
+
+
+def test_replicate_matches_draws_whole_prompts() -> None:
+    bt = ratings.battles(frame([("q1", "a", "b", "1"), ("q2", "a", "b", "2"), ("q1", "b", "a", "tie"),
+                                ("q3", "a", "b", "1"), ("q3", "b", "a", "1"), ("q3", "a", "b", "2")]))  # fmt: skip
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        idx = ratings.replicate_matches(bt, "prompt", rng)
+        drawn = pd.Series(bt.prompt[idx]).value_counts()
+        sizes = pd.Series(bt.prompt).value_counts()
+        assert all(drawn[p] % sizes[p] == 0 for p in drawn.index)  # a prompt comes with all its matches
+    assert len(ratings.replicate_matches(bt, "battle", rng)) == 6
 
 
 def test_unparsed_judgments_are_excluded_and_counted() -> None:
@@ -223,3 +262,100 @@ def test_bad_requests_say_what_to_do() -> None:
         ratings.relative_scores(frame([("q1", "a", "b", "1")]))
     with pytest.raises(ValueError, match="anchor model 'zz'"):
         ratings.bradley_terry(frame([("q1", "a", "b", "1")]), anchor="zz")
+
+
+@pytest.fixture(scope="module")
+def qlora_release(shared_data, tmp_path_factory) -> Path:
+    """A folder holding the QLoRA release imported into `qlora-release.db`, as the demo keeps it."""
+    from arena.import_qlora import import_qlora_release
+
+    folder = tmp_path_factory.mktemp("demo")
+    import_qlora_release(Store(f"sqlite:///{(folder / 'qlora-release.db').resolve()}"), shared_data / "qlora-eval",
+                         progress=False)  # fmt: skip
+    return folder
+
+
+def test_on_the_qlora_vicuna_release_guanaco_65b_ranks_strictly_above_guanaco_7b(qlora_release: Path) -> None:
+    """The paper's 4,480 GPT-4 verdicts: with prompt-bootstrap intervals, the 65B and 7B models separate
+    under both Elo and Bradley-Terry (single Elo orderings alone would not separate them)."""
+    store = Store(f"sqlite:///{(qlora_release / 'qlora-release.db').resolve()}")
+    vicuna = store.judgments(benchmark="vicuna", judge="gpt-4", template_id="qlora-vicuna-threeclass")
+    elo = ratings.elo_ratings(vicuna, orderings=500, bootstrap=30, replicate_orderings=10).set_index("model")
+    bt = ratings.bradley_terry(vicuna, bootstrap=300).set_index("model")
+    for table in (elo, bt):
+        assert table.loc["guanaco-65b", "lower"] > table.loc["guanaco-7b", "upper"]
+        assert table.loc["guanaco-65b", "rank"] < table.loc["guanaco-7b", "rank"]
+        assert table.loc["gpt-4", "rank"] == 1
+    assert elo.loc["guanaco-65b", "spread_lower"] < elo.loc["guanaco-7b", "spread_upper"]
+    assert bt.attrs["header"]["interval"] == "95% prompt bootstrap, 300 replicates"
+
+
+def test_the_demo_reproduces_table_1_of_the_qlora_paper_at_its_k(
+    qlora_release: Path, shared_data: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """The demo's paper stage, run as the demo runs it: Table 1's Elo (GPT-4 1348 ... Guanaco 7B 879)
+    within 2 points at K = 4, while the K = 32 the paper's text states puts GPT-4 about 25 points higher."""
+    from arena.demo import PAPER_K_NOTE, PAPER_TABLE1_K, DemoConfig, paper_leaderboard
+
+    table1 = {"gpt-4": 1348, "guanaco-65b": 1022, "guanaco-33b": 992, "vicuna-13b": 974, "gpt-3.5-turbo": 966,
+              "guanaco-13b": 916, "bard": 902, "guanaco-7b": 879}  # fmt: skip
+    cfg = DemoConfig(workdir=qlora_release, orderings=1000, mirror=shared_data)
+    commands = paper_leaderboard(cfg)
+    assert commands[1][commands[1].index("--k") + 1] == str(PAPER_TABLE1_K) == "4"
+    assert "K = 32" in PAPER_K_NOTE and "K = 4" in PAPER_K_NOTE
+    assert commands[0][:2] == ["import", "qlora-release"]  # done once by the fixture, into the same store
+    assert main([*commands[1], "--bootstrap", "5", "--replicate-orderings", "5", "--format", "json"]) == 0
+    rows = {row["model"]: row for row in json.loads(capsys.readouterr().out)["rows"]}
+    assert {m: round(rows[m]["rating"]) for m in table1} == pytest.approx(table1, abs=2)
+    at_32 = ratings.elo_ratings(
+        Store(commands[1][-1]).judgments(benchmark="vicuna", template_id="qlora-vicuna-threeclass"),
+        k=32, orderings=1000, bootstrap=0,
+    ).set_index("model")  # fmt: skip
+    assert at_32.loc["gpt-4", "rating"] > table1["gpt-4"] + 15
+
+
+def style_battles(n: int = 2400, seed: int = 0) -> tuple[pd.DataFrame, pd.Series]:
+    """`long` and `short` are equally good but `long` writes four times as much; `best` is better and
+    writes as much as `short`. The judge adds one logit per unit of (len_1 - len_2) / (len_1 + len_2 + 1)."""
+    rng = np.random.default_rng(seed)
+    strength, words = {"best": 1.0, "long": 0.0, "short": 0.0}, {"best": 50, "long": 200, "short": 50}
+    matches, texts = [], {}
+    for i in range(n):
+        m1, m2 = (str(m) for m in rng.choice(list(strength), 2, replace=False))
+        len1, len2 = (int(rng.integers(words[m] // 2, 3 * words[m] // 2)) * 5 for m in (m1, m2))
+        texts[2 * i + 1], texts[2 * i + 2] = "word " * (len1 // 5), "word " * (len2 // 5)
+        logit = strength[m1] - strength[m2] + (len1 - len2) / (len1 + len2 + 1)
+        matches.append((f"q{i % 80}", m1, m2, "1" if rng.random() < 1 / (1 + np.exp(-logit)) else "2"))
+    return frame(matches), pd.Series(texts)
+
+
+def test_style_control_separates_length_from_quality() -> None:
+    from arena import style
+
+    battles, texts = style_battles()
+    table = style.style_controlled_bt(battles, texts, "length,markdown", bootstrap=60).set_index("model")
+    plain = table.rating_uncontrolled
+    assert plain["long"] - plain["short"] > 60  # without control, length passes for quality
+    assert table.loc["long", "rank_uncontrolled"] < table.loc["short", "rank_uncontrolled"]
+    assert abs(table.loc["long", "rating"] - table.loc["short", "rating"]) < 40  # equal at equal length
+    assert table.loc["long", "rank"] == table.loc["short", "rank"] == 2 and table.loc["best", "rank"] == 1
+    coefficients = table.attrs["coefficients"].set_index("feature")
+    assert list(coefficients.index) == ["length"]  # no answer has markdown: dropped, and said so
+    assert coefficients.loc["length", "lower"] > 0
+    header = table.attrs["header"]
+    assert "dropped, no match differs in them: headers, lists, bold" in header["style_control"]
+    assert header["params"]["control"] == "length, headers, lists, bold"
+    no_control = ratings.bradley_terry(battles, bootstrap=0).set_index("model").rating
+    assert np.allclose(plain.loc[no_control.index], no_control, atol=1e-6)  # the same fit without style terms
+
+
+def test_markdown_style_is_counted_outside_code_blocks() -> None:
+    from arena import style
+
+    text = "# Title\n## Part\nSome **bold** and __bold__.\n- one\n* two\n1. first\n```\n# not a header\n- no\n```\n"
+    counts = style.answer_style(pd.Series({7: text, 8: None})).loc[7]
+    assert (counts.headers, counts.lists, counts.bold, counts.length) == (2, 3, 2, len(text))
+    assert style.answer_style(pd.Series({8: None})).loc[8].tolist() == [0, 0, 0, 0]
+    assert style.control_features("markdown,length") == ("length", "headers", "lists", "bold")
+    with pytest.raises(ValueError, match="unknown style control emoji"):
+        style.control_features("length,emoji")

@@ -1,6 +1,8 @@
 """Agreement between judges on the same items, at the level of verdicts and of rankings.
 
-An item is one (prompt, answer in slot 1, answer in slot 2): the same pair in the same order, so
+Two protocols (:data:`PROTOCOLS`). ``mt-bench`` is MT-bench's (Zheng et al. 2023, FastChat's
+``llm_judge/compute_agreement.py``), see :func:`mt_bench_agreement`. ``majority``, the rest of this
+module: an item is one (prompt, answer in slot 1, answer in slot 2): the same pair in the same order, so
 position bias does not count as disagreement. Labels are the slot-1 view: ``1``, ``2`` or ``tie``
 ("both bad" counts as a tie, since model judge templates have no such verdict). A judge group
 with several judgments of an item (``human`` = every annotator) gives the item its majority label;
@@ -23,6 +25,12 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+PROTOCOLS = {
+    "majority": "each judge group's majority label per item (same prompt, pair and order; items without a "
+    "strict majority left out), then accuracy with/without ties, Cohen's and Fleiss' kappa, system level",
+    "mt-bench": "MT-bench: a model judge's two orders of a pair combined (the same winner, else a tie), "
+    "compared with every single human vote on that pair, per turn, with and without ties",
+}
 LABELS = ("1", "2", "tie")
 LABEL_OF = {"1": "1", "2": "2", "tie": "tie", "both_bad": "tie"}
 ITEM = ["benchmark", "prompt_key", "generation_1", "generation_2"]
@@ -187,3 +195,89 @@ def system_agreement(items: pd.DataFrame, reps: int = 1000, seed: int = 0) -> pd
         rows.append({"metric": name, "value": point[i], "lower": lower, "upper": upper, "models": len(models),
                      "prompts": len(prompts)})  # fmt: skip
     return pd.DataFrame(rows)
+
+
+# ---------------------------------------------------------------- MT-bench's protocol
+
+PAIR = ["benchmark", "prompt_key", "answer_a", "answer_b"]
+"""An unordered pair of answers: `answer_a` is the one with the lower generation id."""
+WINNER = {"1": 0, "2": 1, "tie": 2, "both_bad": 2}
+"""Slot verdict to (slot-1 answer, slot-2 answer, tie); see :func:`answer_votes`."""
+
+
+def answer_votes(frame: pd.DataFrame) -> pd.DataFrame:
+    """Each judgment as a vote about an unordered pair of answers: `winner` is ``a`` (the answer
+    with the lower generation id), ``b`` or ``tie`` ("both bad" is a tie, as FastChat counts every
+    vote containing "tie"), and `a_first` says whether answer a was shown in slot 1."""
+    a_first = frame["generation_1"] < frame["generation_2"]
+    slot = frame["verdict"].map(WINNER)
+    winner = np.where(slot.eq(2), "tie", np.where(slot.eq(0) == a_first, "a", "b"))
+    out = frame.assign(
+        answer_a=np.where(a_first, frame["generation_1"], frame["generation_2"]),
+        answer_b=np.where(a_first, frame["generation_2"], frame["generation_1"]),
+        winner=winner,
+        a_first=a_first,
+    )
+    if "turn" not in out:
+        out["turn"] = 1
+    return out
+
+
+def combined_orders(votes: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, int]]:
+    """A model judge's verdict on each pair judged in both orders, as FastChat's pairwise judging
+    makes it: the winner when both orders agree, else a tie (FastChat's "inconsistent"). Pairs judged
+    in one order only are left out and counted (`one_order`), as are `inconsistent` pairs."""
+    keys = ["group", "judge", "template_hash", "turn", *PAIR]
+    orders = votes.groupby([*keys, "a_first"], sort=True)["winner"].first().unstack("a_first")
+    both = orders.reindex(columns=[True, False]).dropna()
+    same = both[True].eq(both[False])
+    combined = pd.DataFrame({"winner": np.where(same, both[True], "tie")}, index=both.index).reset_index()
+    counts = {"one_order": int(len(orders) - len(both)), "inconsistent": int((~same).sum())}
+    return combined, counts
+
+
+def mt_bench_agreement(
+    frame: pd.DataFrame, a: str, b: str, reps: int = 1000, seed: int = 0
+) -> tuple[pd.DataFrame, dict[str, int]]:
+    """Agreement of judge groups `a` and `b` under MT-bench's protocol, per turn, with and without ties.
+
+    A model judge's group gives one vote per pair (:func:`combined_orders`); a human group gives every
+    annotator's vote as it is, never collapsed to a majority. Every (vote by a, vote by b) on the same
+    pair and turn is one comparison; `agreement` = agreeing comparisons / comparisons. Without ties,
+    comparisons where either vote is a tie are left out. The interval is a 95% bootstrap over pairs.
+    Returns the table and the counts of pairs left out of a model judge's votes."""
+    votes = answer_votes(frame)
+    sides, left_out = [], {"one_order": 0, "inconsistent": 0}
+    for group in (a, b):
+        mine = votes[votes["group"].eq(group)]
+        if mine["judge"].astype(str).str.startswith("human:").all():
+            sides.append(mine[["turn", *PAIR, "winner"]])
+            continue
+        combined, counts = combined_orders(mine)
+        left_out = {k: left_out[k] + counts[k] for k in left_out}
+        sides.append(combined[["turn", *PAIR, "winner"]])
+    pairs = sides[0].merge(sides[1], on=["turn", *PAIR], suffixes=("_a", "_b"))
+    rows = []
+    for turn, on_turn in pairs.groupby("turn", sort=True):
+        for ties in (True, False):
+            kept = on_turn if ties else on_turn[on_turn["winner_a"].ne("tie") & on_turn["winner_b"].ne("tie")]
+            rows.append({"turn": turn, "ties": "with ties" if ties else "without ties", "judge_a": a, "judge_b": b,
+                         **_agreement_with_interval(kept, reps, seed)})  # fmt: skip
+    return pd.DataFrame(rows), left_out
+
+
+def _agreement_with_interval(pairs: pd.DataFrame, reps: int, seed: int) -> dict[str, float]:
+    """Comparisons, agreeing ones, their ratio and a 95% bootstrap interval over answer pairs."""
+    same = pairs["winner_a"].eq(pairs["winner_b"]).to_numpy(float)
+    item = pd.factorize(pairs[PAIR].astype(str).agg("/".join, axis=1))[0] if len(pairs) else np.empty(0, int)
+    agree, total = np.bincount(item, same), np.bincount(item).astype(float)
+    lower = upper = np.nan
+    if reps and len(total):
+        weights = np.random.default_rng(seed).multinomial(
+            len(total), np.full(len(total), 1 / len(total)), reps
+        )
+        ratios = (weights @ agree) / (weights @ total)
+        lower, upper = np.percentile(ratios, [2.5, 97.5])
+    return {"pairs": len(total), "comparisons": int(total.sum()), "agree": int(agree.sum()),
+            "agreement": agree.sum() / total.sum() if total.sum() else np.nan, "lower": lower,
+            "upper": upper}  # fmt: skip

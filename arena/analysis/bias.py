@@ -11,7 +11,10 @@ for pairs judged in both orders, whether the verdict survives the swap:
 and how the leaderboard changes when only consistent pairs are counted.
 
 Length: the win rate of an answer against how much longer (in characters) it is than the other,
-binned, and a logistic fit of "slot 1 wins" on the length difference, among decisive verdicts.
+binned, and a logistic fit of "slot 1 wins" on the length difference, among decisive verdicts. Both
+mix length with quality (a better model may also write more), so two views hold the model fixed:
+the same fit within each model pair (:func:`length_within_pairs`), and the length coefficient of
+Chatbot Arena's style-controlled Bradley-Terry (:func:`length_effect`, see :mod:`arena.style`).
 """
 
 from __future__ import annotations
@@ -208,3 +211,52 @@ def logistic_fit(x: np.ndarray, y: np.ndarray, iterations: int = 50) -> dict[str
         "slope": float(beta[1]),
         "slope_se": float(np.sqrt(covariance[1, 1])),
     }
+
+
+def length_within_pairs(frame: pd.DataFrame, per_chars: float = 1000.0) -> pd.DataFrame:
+    """Per judge group, template and model pair (both orders pooled), among decisive verdicts:
+    how often the longer answer won, and a logistic fit of "the pair's first-named model wins" on
+    its length advantage (per `per_chars` characters). The intercept absorbs the pair's quality
+    gap, so the slope is the length effect with the models held fixed."""
+    rows = []
+    decisive = frame[frame["verdict"].isin(["1", "2"])].assign(pair=pair_name(frame))
+    for (group, template, pair), judged in decisive.groupby(["group", "template_id", "pair"], sort=True):
+        first = judged["pair"].str.split(" vs ").str[0]
+        first_in_slot_1 = judged["model_1"].eq(first)
+        first_won = judged["verdict"].eq("1").eq(first_in_slot_1)
+        advantage = judged["length_diff"].where(first_in_slot_1, -judged["length_diff"])
+        differ = advantage.ne(0)
+        longer_won = first_won.eq(advantage.gt(0))[differ]
+        fit = logistic_fit(advantage.to_numpy(float) / per_chars, first_won.to_numpy(float))
+        rows.append({
+            "group": group, "template_id": template, "pair": pair, "decisive": len(judged),
+            "longer_wins_rate": float(longer_won.mean()) if len(longer_won) else np.nan,
+            "slope": fit["slope"], "slope_se": fit["slope_se"], "odds_ratio": np.exp(fit["slope"]),
+            "per_chars": per_chars,
+        })  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def length_effect(
+    frame: pd.DataFrame, texts: pd.Series, bootstrap: int = 1000, seed: int = 0
+) -> pd.DataFrame:
+    """Per judge group and template: the length coefficient of the style-controlled Bradley-Terry fit
+    (log-odds per standard deviation of the normalised length difference, model strengths held
+    fixed) with its 95% prompt-bootstrap interval, beside the longer answer's raw win rate."""
+    from arena.style import style_controlled_bt
+
+    rows = []
+    for (group, template), judged in frame.groupby(["group", "template_id"], sort=True):
+        table = style_controlled_bt(
+            judged.reset_index(drop=True), texts, "length", bootstrap=bootstrap, seed=seed
+        )
+        coefficient = table.attrs["coefficients"].set_index("feature").reindex(["length"]).iloc[0]
+        decisive = judged[judged["verdict"].isin(["1", "2"]) & judged["length_diff"].ne(0)]
+        longer_won = decisive["length_diff"].gt(0).eq(decisive["verdict"].eq("1"))
+        rows.append({
+            "group": group, "template_id": template, "models": len(table), "matches": table.attrs["header"]["used"],
+            "longer_wins_rate": float(longer_won.mean()) if len(longer_won) else np.nan,
+            "coefficient": coefficient["coefficient"], "lower": coefficient["lower"], "upper": coefficient["upper"],
+            "elo_points_per_sd": coefficient["elo_points_per_sd"],
+        })  # fmt: skip
+    return pd.DataFrame(rows)

@@ -135,6 +135,18 @@ def plot_confusion(matrix: pd.DataFrame, a: str, b: str, path: Path) -> Path:
     return _save(fig, path)
 
 
+def plot_agreement(table: pd.DataFrame, path: Path) -> Path:
+    """MT-bench agreement per turn, with and without ties, with bootstrap intervals."""
+    fig, ax = _figure()
+    names = "turn " + table["turn"].astype(str) + ", " + table["ties"]
+    ax.barh(names, table["agreement"], color="#4c72b0",
+            xerr=[table["agreement"] - table["lower"], table["upper"] - table["agreement"]])  # fmt: skip
+    ax.set_xlim(0, 1)
+    ax.set_xlabel("agreement (share of compared votes)")
+    ax.set_title(f"{table['judge_a'].iloc[0]} vs {table['judge_b'].iloc[0]} (MT-bench protocol)")
+    return _save(fig, path)
+
+
 def plot_losses(losses: pd.DataFrame, model: str, path: Path) -> Path:
     """How many of the model's worst losses went to each opponent, opponents by rating."""
     fig, ax = _figure()

@@ -35,7 +35,10 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
     bias.add_argument("--method", default="bt", help="rating method for the leaderboard effect (default bt)")
     bias.set_defaults(func=run_bias)
 
-    length = kinds.add_parser("length", parents=[common, shared], help="length bias: win rate by length gap")
+    length = kinds.add_parser(
+        "length", parents=[common, shared],
+        help="length bias: win rate by length gap, within model pairs, and with model strength controlled",
+    )  # fmt: skip
     length.add_argument("--judge", help="judges, comma-separated (`human` = every annotator); default all")
     length.add_argument(
         "--per-chars", type=float, default=1000.0, help="slope unit in characters (default 1000)"
@@ -44,6 +47,11 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
 
     agree = kinds.add_parser("agreement", parents=[common, shared], help="agreement between two judges")
     agree.add_argument("--judges", required=True, help="two judges, comma-separated, e.g. gpt-4,human")
+    agree.add_argument(
+        "--protocol", choices=("majority", "mt-bench"), default="majority",
+        help="majority: each group's majority label per item, same order (default); mt-bench: MT-bench's "
+        "definition (a model judge's two orders combined, inconsistent = tie, every human vote compared)",
+    )  # fmt: skip
     agree.set_defaults(func=run_agreement)
 
     lemons = kinds.add_parser(
@@ -109,7 +117,12 @@ def run_length(args: argparse.Namespace) -> int:
         texts = generations_frame(session, args.benchmark).set_index("generation_id")["text"]
     frame = bias.with_lengths(frame, texts)
     table = bias.length_bias(frame)
-    tables = {"length": table, "length_fit": bias.length_fit(frame, args.per_chars)}
+    tables = {
+        "length": table,
+        "length_fit": bias.length_fit(frame, args.per_chars),
+        "length_within_pairs": bias.length_within_pairs(frame, args.per_chars),
+        "length_controlled": bias.length_effect(frame, texts, args.bootstrap, args.seed),
+    }
     return _finish(args, tables, "length", lambda path: plot_length(table, path))
 
 
@@ -124,6 +137,8 @@ def run_agreement(args: argparse.Namespace) -> int:
             f"--judges takes two different judges, comma-separated (e.g. gpt-4,human), not {args.judges!r}"
         )
     frame = load_judgments(_store(args), args.benchmark, judges, args.template)
+    if args.protocol == "mt-bench":
+        return _mt_bench_agreement(args, frame, judges)
     labels, unresolved = agreement.pooled_labels(frame)
     items = agreement.paired_items(labels, *judges)
     if items.empty:
@@ -133,10 +148,12 @@ def run_agreement(args: argparse.Namespace) -> int:
         "summary": pd.DataFrame(
             [
                 {
+                    "protocol": "majority",
                     "judge_a": judges[0],
                     "judge_b": judges[1],
                     "items": len(items),
                     "items_without_majority": unresolved,
+                    "what": agreement.PROTOCOLS["majority"],
                 }
             ]
         ),  # fmt: skip
@@ -147,6 +164,24 @@ def run_agreement(args: argparse.Namespace) -> int:
         "system_scores": agreement.system_scores(items),
     }
     return _finish(args, tables, "agreement", lambda path: plot_confusion(matrix, *judges, path))
+
+
+def _mt_bench_agreement(args: argparse.Namespace, frame: pd.DataFrame, judges: list[str]) -> int:
+    from arena.analysis import agreement
+    from arena.analysis.report import plot_agreement
+
+    table, left_out = agreement.mt_bench_agreement(frame, *judges, args.bootstrap, args.seed)
+    if table.empty:
+        raise UserError(
+            f"{judges[0]} and {judges[1]} judged no pair of answers in common (a model judge needs both "
+            f"orders of a pair; {left_out['one_order']} pairs were judged in one order only)"
+        )
+    summary = pd.DataFrame([{"protocol": "mt-bench", "judge_a": judges[0], "judge_b": judges[1],
+                             "one_order_pairs_left_out": left_out["one_order"],
+                             "inconsistent_pairs_as_tie": left_out["inconsistent"],
+                             "what": agreement.PROTOCOLS["mt-bench"]}])  # fmt: skip
+    tables = {"summary": summary, "agreement": table}
+    return _finish(args, tables, "agreement", lambda path: plot_agreement(table, path))
 
 
 def run_lemons(args: argparse.Namespace) -> int:

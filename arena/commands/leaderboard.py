@@ -32,9 +32,25 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
     how.add_argument("--orderings", type=int, default=10_000, help="Elo random orderings (default: 10000)")
     how.add_argument("--initial", type=float, default=1000.0, help="Elo starting rating (default: 1000)")
     how.add_argument("--seed", type=int, default=0, help="random seed for orderings and bootstraps")
-    how.add_argument("--bootstrap", type=int, default=1000, help="bootstrap rounds for bt/relative intervals")
-    how.add_argument("--resample", choices=("battle", "prompt"), default="battle", help="bt bootstrap unit")
+    how.add_argument(
+        "--bootstrap",
+        type=int,
+        help="bootstrap replicates for the interval (default: elo 100, bt/relative 1000)",
+    )
+    how.add_argument(
+        "--resample", choices=ratings.RESAMPLE_UNITS, default="prompt",
+        help="elo/bt bootstrap unit: a prompt with all its matches (default) or a single battle",
+    )  # fmt: skip
+    how.add_argument(
+        "--replicate-orderings", type=int, default=100,
+        help="elo: orderings averaged in each bootstrap replicate (default: 100)",
+    )  # fmt: skip
     how.add_argument("--anchor", help="bt: model fixed at 1000 (default: mean rating 1000)")
+    how.add_argument(
+        "--control", metavar="FEATURES",
+        help="bt: style control, e.g. length or length,markdown (headers, lists, bold): Chatbot Arena's "
+        "contextual Bradley-Terry; ranks with and without control side by side, coefficients below",
+    )  # fmt: skip
     how.add_argument("--reference", default="gpt-3.5-turbo", help="relative: reference model")
     out = parser.add_argument_group("output")
     out.add_argument(
@@ -46,16 +62,22 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
     parser.set_defaults(func=run)
 
 
+DEFAULT_BOOTSTRAP = {"elo": 100, "bt": 1000, "relative": 1000}
+"""Elo's replicates each run `--replicate-orderings` orderings, so it takes fewer of them."""
+
+
 def method_params(args: argparse.Namespace) -> dict[str, Any]:
     """The keyword parameters of `arena.ratings.rate` that the chosen method takes."""
+    boot = args.bootstrap if args.bootstrap is not None else DEFAULT_BOOTSTRAP.get(args.method, 0)
     return {
         "elo": {"k": args.k, "orderings": args.orderings, "seed": args.seed, "initial": args.initial,
+                "bootstrap": boot, "resample": args.resample, "replicate_orderings": args.replicate_orderings,
                 "progress": sys.stderr.isatty()},
         "online-elo": {"k": args.k, "initial": args.initial},
-        "bt": {"bootstrap": args.bootstrap, "resample": args.resample, "seed": args.seed, "anchor": args.anchor,
+        "bt": {"bootstrap": boot, "resample": args.resample, "seed": args.seed, "anchor": args.anchor,
                "progress": sys.stderr.isatty()},
         "trueskill": {},
-        "relative": {"reference": args.reference, "bootstrap": args.bootstrap, "seed": args.seed},
+        "relative": {"reference": args.reference, "bootstrap": boot, "seed": args.seed},
     }[args.method]  # fmt: skip
 
 
@@ -70,7 +92,9 @@ def run(args: argparse.Namespace) -> int:
             "(guanaco import qlora-release DIR, guanaco import fastchat FILE...) or run a tournament"
         )
     try:
-        table = ratings.rate(frame, args.method, **method_params(args))
+        table = (
+            _styled(args, frame) if args.control else ratings.rate(frame, args.method, **method_params(args))
+        )
     except ValueError as err:
         raise UserError(f"{err} (selection: {_selection(args, models)})") from err
     text = leaderboard.render(table, args.format)
@@ -85,6 +109,21 @@ def run(args: argparse.Namespace) -> int:
     if args.heatmap:
         print(f"wrote {leaderboard.plot_win_rates(frame, args.heatmap)}", file=sys.stderr)
     return 0
+
+
+def _styled(args: argparse.Namespace, frame: Any) -> Any:
+    """Bradley-Terry with style control, on the texts of the judged answers."""
+    from arena import style
+    from arena.store import generations_frame
+
+    if args.method != "bt":
+        raise UserError(
+            f"--control works with --method bt (Chatbot Arena's contextual Bradley-Terry), not {args.method}"
+        )
+    with Store(args.db).session() as session:
+        texts = generations_frame(session, args.benchmark).set_index("generation_id")["text"]
+    params = {k: v for k, v in method_params(args).items()}
+    return style.style_controlled_bt(frame, texts, args.control, **params)
 
 
 def _selection(args: argparse.Namespace, models: list[str] | None) -> str:
