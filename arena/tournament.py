@@ -26,6 +26,7 @@ from sqlalchemy import select
 from arena.ratings import SCORE_BY_VERDICT, fit_bradley_terry
 from arena.store import Contestant, Generation, Judgment, Prompt, Store, insert_ignore
 from judges.judge import Case, Judge, Outcome
+from judges.templates import Template, Turn
 
 
 @dataclass(frozen=True)
@@ -45,41 +46,57 @@ class Match:
 # ---------------------------------------------------------------- planning
 
 
-def question_text(prompt: Prompt) -> str:
-    """The first user turn, after earlier conversation turns (OA) in the QLoRA `### Human:` form."""
+def question_text(prompt: Prompt, turn: int = 1, form: str = "bare") -> str:
+    """The user turn `turn` as the judge sees it. Earlier conversation turns (OA's context) always
+    come in the QLoRA `### Human:` form; `form="qlora"` (the QLoRA OA release's) uses it even for a
+    single-turn prompt. Turn 2 of MT-bench is shown bare: its template lays out the conversation."""
+    question = prompt.turns[turn - 1]
+    if form not in ("bare", "qlora"):
+        raise ValueError(f"unknown question form {form!r}: use bare or qlora")
     context = "".join(
-        f"### {'Human' if turn.get('role') == 'user' else 'Assistant'}: {turn.get('content', '')} "
-        for turn in prompt.context or []
+        f"### {'Human' if t.get('role') == 'user' else 'Assistant'}: {t.get('content', '')} "
+        for t in prompt.context or []
     )
-    return f"{context}### Human: {prompt.turns[0]} ### Assistant:" if context else prompt.turns[0]
+    if turn == 1 and (context or form == "qlora"):
+        return f"{context}### Human: {question} ### Assistant:"
+    return question
 
 
-def load_entries(store: Store, benchmark: str, models: Sequence[str]) -> dict[int, dict[str, Any]]:
-    """By prompt id: the question, category, reference and each named model's generation."""
+def load_entries(
+    store: Store, benchmark: str, models: Sequence[str], template: Template | None = None
+) -> dict[int, dict[str, Any]]:
+    """By prompt id: the questions, category, references and each named model's generation with
+    its answer to every turn up to the template's (a generation without that turn is left out)."""
+    turn = template.turn if template else 1
+    form = template.settings.question_form if template else "bare"
     with store.session() as session:
         known = set(session.scalars(select(Contestant.name).where(Contestant.name.in_(models))))
         unknown = [m for m in models if m not in known]
         if unknown:
             raise ValueError(f"unknown contestant(s): {', '.join(unknown)}; see `guanaco models list`")
         rows = session.execute(
-            select(Prompt, Generation.id, Generation.text, Contestant.name)
+            select(Prompt, Generation.id, Generation.text, Generation.turn_texts, Contestant.name)
             .join(Generation, Generation.prompt_id == Prompt.id)
             .join(Contestant, Contestant.id == Generation.contestant_id)
             .where(Prompt.benchmark == benchmark, Contestant.name.in_(models))
             .order_by(Prompt.id)
         ).all()
     entries: dict[int, dict[str, Any]] = {}
-    for prompt, gen_id, text, model in rows:
+    for prompt, gen_id, text, turn_texts, model in rows:
+        texts = turn_texts or [text]
+        if len(prompt.turns) < turn or len(texts) < turn:
+            continue
+        references = list(prompt.reference or [])
         entry = entries.setdefault(
             prompt.id,
             {
-                "question": question_text(prompt),
+                "questions": [question_text(prompt, t, form) for t in range(1, turn + 1)],
                 "category": prompt.category,
-                "reference": (prompt.reference or [None])[0],
+                "references": [references[t] if t < len(references) else None for t in range(turn)],
                 "generations": {},
             },
         )
-        entry["generations"][model] = (gen_id, text)
+        entry["generations"][model] = (gen_id, [text, *texts[1:turn]])
     return entries
 
 
@@ -130,8 +147,12 @@ def plan_matches(
 
 
 def _match(entry: dict[str, Any], prompt_id: int, first: str, second: str) -> Match:
-    (g1, t1), (g2, t2) = entry["generations"][first], entry["generations"][second]
-    case = Case(entry["question"], t1, t2, category=entry["category"], reference=entry["reference"])
+    """The match of `first` (slot 1) and `second` on the entry's last turn, earlier turns as context."""
+    (g1, texts1), (g2, texts2) = entry["generations"][first], entry["generations"][second]
+    questions, references = entry["questions"], entry["references"]
+    earlier = tuple(Turn(q, a1, a2, r) for q, a1, a2, r in zip(questions, texts1, texts2, references))[:-1]
+    case = Case(questions[-1], texts1[-1], texts2[-1], category=entry["category"], reference=references[-1],
+                earlier=earlier)  # fmt: skip
     return Match(prompt_id, g1, g2, first, second, case)
 
 
@@ -161,6 +182,7 @@ def save(store: Store, judge: Judge, match: Match, outcome: Outcome, run_id: int
         "judge": judge.cfg.name,
         "template_id": t.id,
         "template_hash": t.hash,
+        "turn": t.turn,
         "prompt_id": match.prompt_id,
         "generation1_id": match.generation1_id,
         "generation2_id": match.generation2_id,

@@ -35,7 +35,8 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--api-key-env", default="OPENAI_API_KEY", help="environment variable holding the API key")
     p.add_argument(
         "--template",
-        help="qlora-vicuna | qlora-oa | relative | mt-bench-pair | mt-bench-single | FILE.yaml "
+        help="qlora-vicuna | qlora-oa | relative | mt-bench-pair | mt-bench-single | "
+        "mt-bench-pair-multi-turn | mt-bench-single-multi-turn (MT-bench turn 2) | FILE.yaml "
         "(default: the benchmark's own: qlora-vicuna, qlora-oa, mt-bench-pair)",
     )
     p.add_argument("--pairs", default="all", help="all | baseline:NAME | active")
@@ -45,8 +46,16 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--budget-usd", type=float, help="stop before spending more than this in this run")
     p.add_argument("--max-judgments", type=int, help="stop after sending this many judgments in this run")
     p.add_argument("--costs", help="JSON price table overriding judges/costs.json (USD per 1k tokens)")
-    p.add_argument("--temperature", type=float, default=0.0)
-    p.add_argument("--max-tokens", type=int, default=1024, help="judge output limit per call")
+    p.add_argument(
+        "--temperature",
+        type=float,
+        help="judge sampling temperature (default: the template source's: QLoRA 0.2, FastChat 0)",
+    )
+    p.add_argument(
+        "--max-tokens",
+        type=int,
+        help="judge output limit per call (default: the template source's: QLoRA 1024, FastChat 2048)",
+    )
     p.add_argument("--timeout", type=float, default=120.0, help="seconds per call before retrying")
     p.add_argument("--repair", action="store_true", help="re-ask once when a verdict cannot be read")
     p.add_argument("--dry-run", action="store_true", help="print calls, estimated tokens and cost, and stop")
@@ -72,7 +81,7 @@ def run(args: argparse.Namespace) -> int:
         template = load_template(args.template or DEFAULT_BY_BENCHMARK.get(args.benchmark, "mt-bench-pair"))
         prices = load_prices(args.costs)
         store = Store(args.db)
-        entries = load_entries(store, args.benchmark, models)
+        entries = load_entries(store, args.benchmark, models, template)
         pairs = select_pairs(models, args.pairs)
         matches = plan_matches(
             entries, pairs, prompts_per_pair=args.prompts_per_pair, orders=args.orders, seed=args.seed
@@ -127,7 +136,8 @@ def dry_run(judge: Judge, matches: list[Match], todo: list[Match], args: argpars
     prompt, completion, cost = (sum(e[i] for e in estimates) for i in range(3))
     price = judge.cfg.price
     print(f"judge {judge.cfg.name} ({judge.cfg.client.model}), template {judge.cfg.template.id} "
-          f"[{judge.cfg.template.hash[:12]}]")  # fmt: skip
+          f"[{judge.cfg.template.hash[:12]}], turn {judge.cfg.template.turn}")  # fmt: skip
+    print("settings: " + ", ".join(f"{k}={v}" for k, v in judge.provenance().items()))
     print(
         f"matches planned: {len(matches)}; already judged: {len(matches) - len(todo)}; to judge: {len(todo)}"
     )
