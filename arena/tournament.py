@@ -150,7 +150,8 @@ def _match(entry: dict[str, Any], prompt_id: int, first: str, second: str) -> Ma
     """The match of `first` (slot 1) and `second` on the entry's last turn, earlier turns as context."""
     (g1, texts1), (g2, texts2) = entry["generations"][first], entry["generations"][second]
     questions, references = entry["questions"], entry["references"]
-    earlier = tuple(Turn(q, a1, a2, r) for q, a1, a2, r in zip(questions, texts1, texts2, references))[:-1]
+    turns = zip(questions, texts1, texts2, references, strict=True)
+    earlier = tuple(Turn(q, a1, a2, r) for q, a1, a2, r in turns)[:-1]
     case = Case(questions[-1], texts1[-1], texts2[-1], category=entry["category"], reference=references[-1],
                 earlier=earlier)  # fmt: skip
     return Match(prompt_id, g1, g2, first, second, case)
