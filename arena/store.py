@@ -337,6 +337,19 @@ def judgments_frame(
     return frame
 
 
+def judgment_details(store: Store, **filters: Any) -> pd.DataFrame:
+    """:func:`judgments_frame` plus each judgment's raw output and meta, for exports that carry them."""
+    with store.session() as session:
+        frame = judgments_frame(session, **filters)
+        ids = [int(i) for i in frame.judgment_id]
+        texts = dict.fromkeys(ids, (None, {}))
+        for start in range(0, len(ids), 1000):
+            chunk = ids[start : start + 1000]
+            stmt = select(Judgment.id, Judgment.raw, Judgment.meta).where(Judgment.id.in_(chunk))
+            texts.update({i: (raw, meta) for i, raw, meta in session.execute(stmt)})
+    return frame.assign(raw=[texts[i][0] for i in ids], meta=[texts[i][1] for i in ids])
+
+
 def _judge_filter(judge: str | Sequence[str]) -> Any:
     from sqlalchemy import or_
 

@@ -200,7 +200,7 @@ def _qlora_variant(row: dict[str, Any]) -> Variant:
     """QLoRA's templates put the instructions in a {prompt} slot filled from `defaults`."""
     instructions = row["defaults"]["prompt"].replace("{", "{{").replace("}", "}}")
     template = row["prompt_template"].replace("{prompt}", instructions)
-    return Variant(system=row["system_prompt"], template=template)
+    return Variant(system=row["system_prompt"], template=template, name=row["category"])
 
 
 def qlora_settings(question_form: str) -> Settings:
