@@ -236,7 +236,8 @@ def _batches(
 ) -> tuple[Callable[[], list[Match]], Callable[[Match, Outcome], None] | None]:
     """All missing matches at once, or the active scheduler's batches fed by every result (and by
     the judgments stored before, when resuming)."""
-    from arena.tournament import ActiveScheduler, judged_scores, once, slot1_score
+    from arena.active import ActiveScheduler
+    from arena.tournament import judged_scores, once, slot1_score
 
     if args.pairs != "active":
         return once(todo), None
