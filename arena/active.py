@@ -6,10 +6,11 @@ confidence-interval width one more vote buys): the current Bradley-Terry fit, wi
 ties per pair, gives every pair of models a probability of being in the wrong order (a normal
 approximation with the fit's covariance). One more judgment of pair (a, b) shrinks the standard
 error of every model difference through the Fisher information (a rank-one update). Pair (a, b)'s
-weight is the sum over all model pairs of their swap probability times the relative shrinkage of
-their standard error: judgments go where they settle comparisons that are still open, directly
-or through a common opponent. Batches are drawn in proportion to the weights, mixed with a
-uniform share (`explore`) so that no pair is starved while the fit is still wrong.
+weight is the sum over the adjacent pairs of the current ranking of their odds of being the wrong
+way round times the relative shrinkage of their standard error: judgments go where they settle
+the comparisons the exact ranking still hangs on, directly or through a common opponent. Batches
+are drawn in proportion to the weights, mixed with a uniform share (`explore`) so that no pair is
+starved while the fit is still wrong.
 
 Stopping rule (`alpha`): for each pair of models, two test supermartingales (one per direction)
 bet on the direct comparisons between them (scores 1, 0.5, 0): under "a does not score above 1/2
@@ -88,13 +89,19 @@ class Design:
         return ndtr(-np.abs(self.diffs @ theta) / np.sqrt(np.maximum(variance, 1e-12)))
 
     def weights(self, wins: np.ndarray) -> np.ndarray:
-        """Per pair, the swap-probability-weighted shrinkage of standard errors one judgment buys."""
+        """Per pair, what one judgment of it buys: the relative shrinkage of the standard error of
+        each adjacent comparison of the current ranking, weighted by that comparison's odds of
+        being the wrong way round (the exact ranking is right when every adjacent one is)."""
         theta, covariance, info = self.fit(wins)
         cross = self.diffs @ covariance @ self.diffs.T  # cov of pair differences
         variance = np.maximum(np.diag(cross), 1e-12)
         reduction = info[None, :] * cross**2 / (1 + info * variance)[None, :]  # [compared, judged]
         shrink = 1 - np.sqrt(np.maximum(variance[:, None] - reduction, 1e-12) / variance[:, None])
-        return self.swap_probabilities(theta, covariance) @ shrink
+        rank = np.empty(self.k, dtype=np.int64)
+        rank[np.argsort(-theta, kind="stable")] = np.arange(self.k)
+        adjacent = np.abs(rank[self.pairs[:, 0]] - rank[self.pairs[:, 1]]) == 1
+        swap = self.swap_probabilities(theta, covariance)
+        return (adjacent * swap / np.maximum(1 - swap, 1e-9)) @ shrink
 
     def probabilities(self, wins: np.ndarray, available: np.ndarray | None = None) -> np.ndarray:
         """How likely each pair is drawn next: the weights mixed with `explore` uniform, over the

@@ -163,3 +163,18 @@ def test_turn_must_match_the_judge_prompt_on_import(tmp_path: Path, store: Store
                                "g2_winner": "model_1", "judge": ["gpt-4", "pair-v2"], "turn": 2}) + "\n")  # fmt: skip
     with pytest.raises(BenchmarkFileError, match=r"pair\.jsonl, line 1, field 'turn'.*multi-turn"):
         import_fastchat(store, [bad], "mt-bench", shared_data, progress=False)
+
+
+def test_pairwise_table_follows_fastchats_show_result() -> None:
+    def rec(g1: str, g2: str, m1: str = "a", m2: str = "b", turn: int = 1) -> dict:
+        return {"model_1": m1, "model_2": m2, "g1_winner": g1, "g2_winner": g2, "turn": turn}
+
+    records = [rec("model_1", "model_1"), rec("model_1", "model_2"), rec("tie", "tie"), rec("error", "model_1"),
+               rec("model_2", "model_2", "a", "c", turn=2)]  # fmt: skip
+    table = pairwise_table(records)
+    assert table.loc["a", ["win", "loss", "tie"]].tolist() == [1, 1, 2]  # orders that disagree: a tie
+    assert table.loc["b", ["win", "loss", "tie"]].tolist() == [0, 1, 2]
+    assert table.loc["a", "win_rate_adjusted"] == (1 + 0.5 * 2) / 4
+    baseline = pairwise_table(records, baseline="c")
+    assert list(baseline.index) == ["a"] and baseline.loc["a", "loss"] == 1
+    assert list(pairwise_table(records, turn=2).index) == ["c", "a"]
