@@ -81,10 +81,8 @@ def quoted_spans(output: str, answers: Sequence[str]) -> bytearray:
     return covered
 
 
-def mask_echoes(output: str, answers: Sequence[str]) -> str:
-    """The output with every character inside a stretch copied from an answer replaced by MASK;
-    newlines are kept so line structure survives."""
-    covered = quoted_spans(output, answers)
+def _masked(output: str, covered: bytearray) -> str:
+    """The output with every quoted character replaced by MASK; newlines kept so lines survive."""
     return "".join(MASK if flag and ch != "\n" else ch for ch, flag in zip(output, covered, strict=True))
 
 
@@ -92,7 +90,7 @@ def parse(output: str, fmt: str, answers: Sequence[str] = ()) -> Parsed:
     """Read the verdict of one judge output in format `fmt`; a verdict read from text copied from
     `answers` is `unparsed`."""
     covered = quoted_spans(output, answers)
-    text = "".join(MASK if flag and ch != "\n" else ch for ch, flag in zip(output, covered, strict=True))
+    text = _masked(output, covered)
     lines = [line.strip() for line in text.splitlines() if line.strip()]
     if not lines:
         return unparsed("empty output")

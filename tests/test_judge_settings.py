@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from arena.cli import main
-from arena.store import Judgment, Prompt, Store
+from arena.store import Judgment, Prompt, Run, Store
 from arena.tournament import question_text
 from judges.templates import load_template
 from tests.judge_helpers import MODELS, fill_store, threeclass_judge
@@ -42,6 +42,8 @@ def test_qlora_template_judges_at_its_temperature_and_records_it(
     }
     with store.session() as session:
         meta = session.query(Judgment).first().meta
+        run_settings = session.query(Run).filter_by(kind="judge").one().config["judge_settings"]
+    assert run_settings["temperature"] == 0.2 and run_settings["max_tokens"] == 1024
     assert (meta["temperature"], meta["max_tokens"], meta["turn"]) == (0.2, 1024, 1)
     assert "reviewer.jsonl" in meta["defaults_from"] and meta["prompt_name"] == "general"
     assert main([*args, "--judge-name", "cold", "--temperature", "0", "--max-tokens", "64"]) == 0

@@ -168,13 +168,14 @@ def judge_run(
 
     from arena.store import finish_run, start_run
     from arena.tournament import Limits
-    from judges.judge import FatalJudgeError
+    from judges.judge import FatalJudgeError, Judge
 
     if not todo:
         print(f"all {len(matches)} matches already judged by {cfg.name} with template {cfg.template.id}")
         return 0
     config = {k: v for k, v in vars(args).items() if k != "func"}
-    config.update(template_id=cfg.template.id, template_hash=cfg.template.hash, to_judge=len(todo))
+    config.update(template_id=cfg.template.id, template_hash=cfg.template.hash, to_judge=len(todo),
+                  judge_settings=Judge(cfg, client=None).provenance())  # fmt: skip
     with store.session() as session:
         run_id = start_run(session, "judge", f"{args.benchmark}:{cfg.name}", config).id
     limits = Limits(budget_usd=args.budget_usd, max_judgments=args.max_judgments)
