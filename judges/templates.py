@@ -299,6 +299,23 @@ def load_template(name: str) -> Template:
     raise ValueError(f"unknown judge template {name!r}: use one of {', '.join(BUILTIN)} or a YAML/JSON file")
 
 
+def templates_for_turns(name: str, turns: str = "all") -> list[Template]:
+    """The templates that judge `turns` ("all", "1" or "2") with template `name`: a built-in MT-bench
+    template has a turn-2 (multi-turn) counterpart; any other judges turn 1 only (or its own turn)."""
+    canonical = ALIASES.get(name, name)
+    base = canonical.removesuffix("-multi-turn")
+    multi = f"{base}-multi-turn"
+    if multi not in BUILTIN:
+        template = load_template(name)
+        if turns not in ("all", str(template.turn)):
+            raise ValueError(f"template {template.id} judges turn {template.turn} only, not --turns {turns}")
+        return [template]
+    if canonical != base and turns == "all":
+        return [load_template(multi)]  # a multi-turn template named explicitly: its own turn
+    wanted = {"all": (base, multi), "1": (base,), "2": (multi,)}[turns]
+    return [load_template(n) for n in wanted]
+
+
 def user_template(path: Path) -> Template:
     """A template file: `system`, `template` (with {question}, {answer_1}, {answer_2}, optionally
     {reference}), `output` (one of FORMATS), optional `id` (default: the file name) and optional

@@ -93,8 +93,11 @@ def test_both_turns_judged_stored_shown_exported_and_reimported(
 ) -> None:
     fill(store, shared_data)
     scripted_server.reply = fastchat_judge
-    assert judge(db_url, scripted_server.url, "mt-bench-pair") == 0
-    assert judge(db_url, scripted_server.url, "mt-bench-pair-multi-turn") == 0
+    assert judge(db_url, scripted_server.url, "mt-bench-pair", "--turns", "1") == 0
+    assert len(scripted_server.requests) == 4
+    args = ["judge", "--db", db_url, "--benchmark", "mt-bench", "--models", "alpha,beta", "--base-url",
+            scripted_server.url]  # fmt: skip
+    assert main(args) == 0  # the benchmark's default: FastChat's pair templates, every turn
     sent = len(scripted_server.requests)
     assert sent == 8
     assert judge(db_url, scripted_server.url, "mt-bench-pair-multi-turn") == 0  # resumes: nothing new
@@ -144,8 +147,7 @@ def test_single_grading_per_turn_and_average(
 ) -> None:
     fill(store, shared_data)
     scripted_server.reply = fastchat_judge
-    assert judge(db_url, scripted_server.url, "mt-bench-single") == 0
-    assert judge(db_url, scripted_server.url, "mt-bench-single-multi-turn") == 0
+    assert judge(db_url, scripted_server.url, "mt-bench-single") == 0  # both turns
     records = export_records(store)
     assert len(records.single) == 8  # 2 questions x 2 models x 2 turns, each answer graded once
     tables = single_tables(records.single)
@@ -178,3 +180,17 @@ def test_pairwise_table_follows_fastchats_show_result() -> None:
     baseline = pairwise_table(records, baseline="c")
     assert list(baseline.index) == ["a"] and baseline.loc["a", "loss"] == 1
     assert list(pairwise_table(records, turn=2).index) == ["c", "a"]
+
+
+def test_turns_pick_the_templates() -> None:
+    from judges.templates import templates_for_turns
+
+    assert [t.id for t in templates_for_turns("mt-bench-pair")] == [
+        "mt-bench-pair-v2",
+        "mt-bench-pair-v2-multi-turn",
+    ]
+    assert [t.turn for t in templates_for_turns("mt-bench-single-v1", "2")] == [2]
+    assert [t.turn for t in templates_for_turns("mt-bench-pair-multi-turn")] == [2]
+    assert [t.id for t in templates_for_turns("qlora-vicuna")] == ["qlora-vicuna-threeclass"]
+    with pytest.raises(ValueError, match="judges turn 1 only"):
+        templates_for_turns("qlora-vicuna", "2")

@@ -39,6 +39,13 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
         "mt-bench-pair-multi-turn | mt-bench-single-multi-turn (MT-bench turn 2) | FILE.yaml "
         "(default: the benchmark's own: qlora-vicuna, qlora-oa, mt-bench-pair)",
     )
+    p.add_argument(
+        "--turns",
+        default="all",
+        choices=("all", "1", "2"),
+        help="MT-bench: judge turn 1, turn 2 (FastChat's multi-turn templates) or all (default); "
+        "single-turn templates judge turn 1",
+    )
     p.add_argument("--pairs", default="all", help="all | baseline:NAME | active")
     p.add_argument("--prompts-per-pair", type=int, help="judge each pair on N seeded-random prompts")
     p.add_argument("--orders", default="both", choices=("both", "one"), help="judge both slot orders or one")
@@ -69,16 +76,29 @@ def run(args: argparse.Namespace) -> int:
     if not args.verbose:  # one line per HTTP request would bury the progress bar
         for name in ("httpx", "httpx2", "openai"):
             logging.getLogger(name).setLevel(logging.WARNING)
-    from arena.store import Store
-    from arena.tournament import done_keys, load_entries, missing, plan_matches, select_pairs
-    from judges.judge import Judge, load_prices, price_for
-    from judges.templates import DEFAULT_BY_BENCHMARK, load_template
+    from judges.templates import DEFAULT_BY_BENCHMARK, templates_for_turns
 
     models = [m.strip() for m in args.models.split(",") if m.strip()]
     if len(models) < 2:
         raise UserError("--models needs at least two contestants, comma-separated")
+    name = args.template or DEFAULT_BY_BENCHMARK.get(args.benchmark, "mt-bench-pair")
     try:
-        template = load_template(args.template or DEFAULT_BY_BENCHMARK.get(args.benchmark, "mt-bench-pair"))
+        templates = templates_for_turns(name, args.turns)
+    except (ValueError, FileNotFoundError) as err:
+        raise UserError(str(err)) from err
+    return max(run_template(args, models, t, required=args.turns != "all" or t.turn == 1) for t in templates)
+
+
+def run_template(
+    args: argparse.Namespace, models: list[str], template: Template, required: bool = True
+) -> int:
+    """Plan, then judge (or dry-run) the matches of one template, i.e. one conversation turn; a turn
+    nobody answered is an error only when it was asked for by itself (`required`)."""
+    from arena.store import Store
+    from arena.tournament import done_keys, load_entries, missing, plan_matches, select_pairs
+    from judges.judge import Judge, load_prices, price_for
+
+    try:
         prices = load_prices(args.costs)
         store = Store(args.db)
         entries = load_entries(store, args.benchmark, models, template)
@@ -89,9 +109,11 @@ def run(args: argparse.Namespace) -> int:
     except (ValueError, FileNotFoundError) as err:
         raise UserError(str(err)) from err
     if not matches:
-        raise UserError(
-            f"no prompt of benchmark {args.benchmark!r} has answers from two of: {', '.join(models)}"
-        )
+        problem = f"no prompt of benchmark {args.benchmark!r} has turn-{template.turn} answers from two of: "
+        if required:
+            raise UserError(problem + ", ".join(models))
+        print(f"{problem}{', '.join(models)}: turn {template.turn} not judged")
+        return 0
     cfg = judge_config(args, template, price_for(args.judge_model, prices))
     todo = missing(matches, done_keys(store, cfg.name, template.hash))
     if args.dry_run:
