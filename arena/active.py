@@ -39,20 +39,11 @@ LAMBDA_MAX = 1.0
 """Largest bet: the capital can lose at most half per judgment."""
 
 
-def win_matrix(
-    a: np.ndarray, b: np.ndarray, score: np.ndarray, k: int, weights: np.ndarray | None = None
-) -> np.ndarray:
-    """wins[i, j]: how much i scored against j over all matches (in either slot), `weights` times."""
-    weights = np.ones(len(a)) if weights is None else weights
-    wins = np.bincount(a * k + b, weights=score * weights, minlength=k * k)
-    wins += np.bincount(b * k + a, weights=(1 - score) * weights, minlength=k * k)
+def win_matrix(a: np.ndarray, b: np.ndarray, score: np.ndarray, k: int) -> np.ndarray:
+    """wins[i, j]: how much i scored against j over all matches (in either slot)."""
+    wins = np.bincount(a * k + b, weights=score, minlength=k * k)
+    wins += np.bincount(b * k + a, weights=1 - score, minlength=k * k)
     return wins.reshape(k, k)
-
-
-def ranking(models: Sequence[str], a: np.ndarray, b: np.ndarray, score: np.ndarray) -> list[str]:
-    """Models best first by Bradley-Terry strength."""
-    strength = fit_bradley_terry(win_matrix(a, b, score, len(models)))
-    return [models[i] for i in np.argsort(-strength, kind="stable")]
 
 
 class Design:
