@@ -14,7 +14,10 @@ Formats as FastChat writes them (fastchat/llm_judge):
   answers. Judges named `gpt...` keep their name; any other judge is a person: `human:<judge>`.
 
 Answers that no file supplies become placeholder generations (empty text, `text_missing`), filled
-in when a later import brings the answer file.
+in when a later import brings the answer file. The `turn` (1, or 2 for MT-bench's second turn) is
+stored in the judgment's `turn` column; a turn-2 record must name a `*-multi-turn` judge prompt and
+a turn-1 record must not, so the template hash keeps the two turns apart in the judgment key.
+:func:`export_fastchat` writes stored judgments back in FastChat's model_judgment format.
 """
 
 from __future__ import annotations
@@ -185,12 +188,28 @@ def _add(batch: _Batch, key: str, models: tuple[str, str], fields: dict[str, Any
     batch.judgments.append({"key": key, "models": models, **fields})
 
 
+def _turn(rec: dict[str, Any], prompt_name: str, path: Path, line: int) -> int:
+    """The record's turn (FastChat omits it only in old files: turn 1), checked against its prompt."""
+    turn = rec.get("turn", 1)
+    if turn not in (1, 2) or isinstance(turn, bool):
+        raise BenchmarkFileError(path, line, "turn", f"expected 1 or 2, got {turn!r}")
+    if (turn == 2) != prompt_name.endswith("-multi-turn"):
+        raise BenchmarkFileError(
+            path,
+            line,
+            "turn",
+            f"turn {turn} with judge prompt {prompt_name!r}: turn 2 uses the *-multi-turn ones",
+        )
+    return turn
+
+
 def _pairwise(path: Path, batch: _Batch, templates: dict) -> None:
     for line, rec in read_jsonl(path):
         batch.report.records_read += 1
         key = str(field(rec, "question_id", (int, str), path, line))
         m1, m2 = field(rec, "model_1", str, path, line), field(rec, "model_2", str, path, line)
         judge, prompt_name = _judge(rec, path, line)
+        turn = _turn(rec, prompt_name, path, line)
         for game, first, second in (("g1", m1, m2), ("g2", m2, m1)):
             winner = field(rec, f"{game}_winner", str, path, line)
             if winner in ("model_1", "model_2"):
@@ -199,10 +218,9 @@ def _pairwise(path: Path, batch: _Batch, templates: dict) -> None:
                 verdict = "tie" if winner == "tie" else None
             _add(batch, key, (first, second), {
                 "judge": judge, "template_id": f"fastchat-{prompt_name}",
-                "template_hash": template_hash(prompt_name, templates), "verdict": verdict,
+                "template_hash": template_hash(prompt_name, templates), "turn": turn, "verdict": verdict,
                 "status": "ok" if verdict else "unparsed", "raw": rec.get(f"{game}_judgment"),
-                "meta": {"source": str(path), "line": line, "game": game, "turn": rec.get("turn"),
-                         "winner": winner},
+                "meta": {"source": str(path), "line": line, "game": game, "winner": winner},
             })  # fmt: skip
 
 
@@ -213,13 +231,13 @@ def _single(path: Path, batch: _Batch, templates: dict) -> None:
         model = field(rec, "model", str, path, line)
         score = field(rec, "score", (int, float), path, line)
         judge, prompt_name = _judge(rec, path, line)
+        turn = _turn(rec, prompt_name, path, line)
         ok = score != -1
         _add(batch, key, (model, model), {
             "judge": judge, "template_id": f"fastchat-{prompt_name}",
-            "template_hash": template_hash(prompt_name, templates), "verdict": None,
+            "template_hash": template_hash(prompt_name, templates), "turn": turn, "verdict": None,
             "score1": float(score) if ok else None, "status": "ok" if ok else "unparsed",
-            "raw": rec.get("judgment"), "meta": {"source": str(path), "line": line, "mode": "single",
-                                                  "turn": rec.get("turn")},
+            "raw": rec.get("judgment"), "meta": {"source": str(path), "line": line, "mode": "single"},
         })  # fmt: skip
 
 
@@ -231,6 +249,8 @@ def _battles(path: Path, batch: _Batch, _templates: dict) -> None:
         winner = field(rec, "winner", str, path, line)
         judge = str(field(rec, "judge", str, path, line))
         turn = rec.get("turn", 1)
+        if turn not in (1, 2) or isinstance(turn, bool):
+            raise BenchmarkFileError(path, line, "turn", f"expected 1 or 2, got {turn!r}")
         for model, conv in ((ma, rec.get("conversation_a")), (mb, rec.get("conversation_b"))):
             texts = [
                 m.get("content") for m in conv or [] if isinstance(m, dict) and m.get("role") == "assistant"
@@ -244,6 +264,6 @@ def _battles(path: Path, batch: _Batch, _templates: dict) -> None:
             "judge": judge if judge.startswith("gpt") else f"human:{judge}",
             "template_id": f"fastchat-battle-turn{turn}",
             "template_hash": template_hash(f"battle-turn{turn}", {f"battle-turn{turn}": battle_template}),
-            "verdict": verdict, "status": "ok" if verdict else "unparsed", "raw": winner,
-            "meta": {"source": str(path), "line": line, "turn": turn},
+            "turn": turn, "verdict": verdict, "status": "ok" if verdict else "unparsed", "raw": winner,
+            "meta": {"source": str(path), "line": line},
         })  # fmt: skip

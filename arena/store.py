@@ -132,7 +132,9 @@ class Judgment(Base):
     """One comparison of two generations in a fixed order (slot 1 shown first).
 
     The two orders of a pair are two judgments. The unique key (judge, template hash, generation 1,
-    generation 2) makes every write idempotent and every run resumable."""
+    generation 2) makes every write idempotent and every run resumable. `turn` is the conversation
+    turn judged (MT-bench's second turn is judged with its own multi-turn template, so the template
+    hash already keeps the two turns' judgments apart in that key)."""
 
     __tablename__ = "judgments"
     __table_args__ = (
@@ -142,6 +144,7 @@ class Judgment(Base):
     judge: Mapped[str] = mapped_column(String(200), index=True)
     template_id: Mapped[str] = mapped_column(String(200))
     template_hash: Mapped[str] = mapped_column(String(64))
+    turn: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
     prompt_id: Mapped[int] = mapped_column(ForeignKey("prompts.id"), index=True)
     generation1_id: Mapped[int] = mapped_column(ForeignKey("generations.id"), index=True)
     generation2_id: Mapped[int] = mapped_column(ForeignKey("generations.id"), index=True)
@@ -301,7 +304,7 @@ def finish_run(session: Session, run_id: int, status: str = "done") -> None:
 JUDGMENT_COLUMNS = [
     "judgment_id", "benchmark", "prompt_key", "category", "model_1", "model_2", "generation_1",
     "generation_2", "judge", "template_id", "template_hash", "verdict", "score_1", "score_2",
-    "status", "run_id", "created_at",
+    "status", "run_id", "created_at", "turn",
 ]  # fmt: skip
 
 
@@ -312,6 +315,7 @@ def judgments_frame(
     models: Sequence[str] | None = None,
     template_id: str | None = None,
     status: str | None = None,
+    turn: int | None = None,
 ) -> pd.DataFrame:
     """All judgments as a tidy table, one row per judgment, models named by slot.
 
@@ -339,6 +343,7 @@ def judgments_frame(
             Judgment.status,
             Judgment.run_id,
             Judgment.created_at,
+            Judgment.turn,
         )  # fmt: skip
         .join(Prompt, Prompt.id == Judgment.prompt_id)
         .join(g1, g1.id == Judgment.generation1_id)
@@ -353,6 +358,8 @@ def judgments_frame(
         stmt = stmt.where(Judgment.template_id == template_id)
     if status:
         stmt = stmt.where(Judgment.status == status)
+    if turn is not None:
+        stmt = stmt.where(Judgment.turn == turn)
     if judge:
         stmt = stmt.where(_judge_filter(judge))
     frame = pd.DataFrame(session.execute(stmt).all(), columns=JUDGMENT_COLUMNS)
@@ -360,6 +367,19 @@ def judgments_frame(
         keep = set(models)
         frame = frame[frame.model_1.isin(keep) & frame.model_2.isin(keep)].reset_index(drop=True)
     return frame
+
+
+def judgment_details(store: Store, **filters: Any) -> pd.DataFrame:
+    """:func:`judgments_frame` plus each judgment's raw output and meta, for exports that carry them."""
+    with store.session() as session:
+        frame = judgments_frame(session, **filters)
+        ids = [int(i) for i in frame.judgment_id]
+        texts = dict.fromkeys(ids, (None, {}))
+        for start in range(0, len(ids), 1000):
+            chunk = ids[start : start + 1000]
+            stmt = select(Judgment.id, Judgment.raw, Judgment.meta).where(Judgment.id.in_(chunk))
+            texts.update({i: (raw, meta) for i, raw, meta in session.execute(stmt)})
+    return frame.assign(raw=[texts[i][0] for i in ids], meta=[texts[i][1] for i in ids])
 
 
 def _judge_filter(judge: str | Sequence[str]) -> Any:

@@ -2,7 +2,7 @@
 
 A match is two generations of the same prompt in a fixed order (slot 1 shown first). Pair
 selection is `all` (every pair of contestants), `baseline:NAME` (everyone against NAME) or
-`active` (the next matches where they most reduce rank uncertainty, see :class:`ActiveScheduler`).
+`active` (the next matches where they most reduce rank uncertainty, see :mod:`arena.active`).
 Every judgment is written in its own short transaction as soon as it completes, keyed by (judge,
 template hash, generation 1, generation 2), so a run killed at any moment and started again sends
 only what is missing and stores nothing twice. A reply in hand is always written, even when the run
@@ -15,19 +15,18 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import itertools
-import math
 import random
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
 from sqlalchemy import func, select, update
 
-from arena.ratings import SCORE_BY_VERDICT, fit_bradley_terry
+from arena.ratings import SCORE_BY_VERDICT
 from arena.store import Contestant, Generation, Judgment, Prompt, Run, Store, insert_ignore
 from judges.judge import Case, Judge, Outcome
+from judges.templates import Template, Turn
 
 
 @dataclass(frozen=True)
@@ -47,41 +46,57 @@ class Match:
 # ---------------------------------------------------------------- planning
 
 
-def question_text(prompt: Prompt) -> str:
-    """The first user turn, after earlier conversation turns (OA) in the QLoRA `### Human:` form."""
+def question_text(prompt: Prompt, turn: int = 1, form: str = "bare") -> str:
+    """The user turn `turn` as the judge sees it. Earlier conversation turns (OA's context) always
+    come in the QLoRA `### Human:` form; `form="qlora"` (the QLoRA OA release's) uses it even for a
+    single-turn prompt. Turn 2 of MT-bench is shown bare: its template lays out the conversation."""
+    question = prompt.turns[turn - 1]
+    if form not in ("bare", "qlora"):
+        raise ValueError(f"unknown question form {form!r}: use bare or qlora")
     context = "".join(
-        f"### {'Human' if turn.get('role') == 'user' else 'Assistant'}: {turn.get('content', '')} "
-        for turn in prompt.context or []
+        f"### {'Human' if t.get('role') == 'user' else 'Assistant'}: {t.get('content', '')} "
+        for t in prompt.context or []
     )
-    return f"{context}### Human: {prompt.turns[0]} ### Assistant:" if context else prompt.turns[0]
+    if turn == 1 and (context or form == "qlora"):
+        return f"{context}### Human: {question} ### Assistant:"
+    return question
 
 
-def load_entries(store: Store, benchmark: str, models: Sequence[str]) -> dict[int, dict[str, Any]]:
-    """By prompt id: the question, category, reference and each named model's generation."""
+def load_entries(
+    store: Store, benchmark: str, models: Sequence[str], template: Template | None = None
+) -> dict[int, dict[str, Any]]:
+    """By prompt id: the questions, category, references and each named model's generation with
+    its answer to every turn up to the template's (a generation without that turn is left out)."""
+    turn = template.turn if template else 1
+    form = template.settings.question_form if template else "bare"
     with store.session() as session:
         known = set(session.scalars(select(Contestant.name).where(Contestant.name.in_(models))))
         unknown = [m for m in models if m not in known]
         if unknown:
             raise ValueError(f"unknown contestant(s): {', '.join(unknown)}; see `guanaco models list`")
         rows = session.execute(
-            select(Prompt, Generation.id, Generation.text, Contestant.name)
+            select(Prompt, Generation.id, Generation.text, Generation.turn_texts, Contestant.name)
             .join(Generation, Generation.prompt_id == Prompt.id)
             .join(Contestant, Contestant.id == Generation.contestant_id)
             .where(Prompt.benchmark == benchmark, Contestant.name.in_(models))
             .order_by(Prompt.id)
         ).all()
     entries: dict[int, dict[str, Any]] = {}
-    for prompt, gen_id, text, model in rows:
+    for prompt, gen_id, text, turn_texts, model in rows:
+        texts = turn_texts or [text]
+        if len(prompt.turns) < turn or len(texts) < turn:
+            continue
+        references = list(prompt.reference or [])
         entry = entries.setdefault(
             prompt.id,
             {
-                "question": question_text(prompt),
+                "questions": [question_text(prompt, t, form) for t in range(1, turn + 1)],
                 "category": prompt.category,
-                "reference": (prompt.reference or [None])[0],
+                "references": [references[t] if t < len(references) else None for t in range(turn)],
                 "generations": {},
             },
         )
-        entry["generations"][model] = (gen_id, text)
+        entry["generations"][model] = (gen_id, [text, *texts[1:turn]])
     return entries
 
 
@@ -132,8 +147,13 @@ def plan_matches(
 
 
 def _match(entry: dict[str, Any], prompt_id: int, first: str, second: str) -> Match:
-    (g1, t1), (g2, t2) = entry["generations"][first], entry["generations"][second]
-    case = Case(entry["question"], t1, t2, category=entry["category"], reference=entry["reference"])
+    """The match of `first` (slot 1) and `second` on the entry's last turn, earlier turns as context."""
+    (g1, texts1), (g2, texts2) = entry["generations"][first], entry["generations"][second]
+    questions, references = entry["questions"], entry["references"]
+    turns = zip(questions, texts1, texts2, references, strict=True)
+    earlier = tuple(Turn(q, a1, a2, r) for q, a1, a2, r in turns)[:-1]
+    case = Case(questions[-1], texts1[-1], texts2[-1], category=entry["category"], reference=references[-1],
+                earlier=earlier)  # fmt: skip
     return Match(prompt_id, g1, g2, first, second, case)
 
 
@@ -178,6 +198,7 @@ def save(
         "judge": judge.cfg.name,
         "template_id": t.id,
         "template_hash": t.hash,
+        "turn": t.turn,
         "prompt_id": match.prompt_id,
         "generation1_id": match.generation1_id,
         "generation2_id": match.generation2_id,
@@ -370,23 +391,7 @@ def _count(tally: Tally, outcome: Outcome) -> None:
         tally.errors += 1
 
 
-# ---------------------------------------------------------------- active scheduling
-
-
-def win_matrix(
-    a: np.ndarray, b: np.ndarray, score: np.ndarray, k: int, weights: np.ndarray | None = None
-) -> np.ndarray:
-    """wins[i, j]: how much i scored against j over all matches (in either slot), `weights` times."""
-    weights = np.ones(len(a)) if weights is None else weights
-    wins = np.bincount(a * k + b, weights=score * weights, minlength=k * k)
-    wins += np.bincount(b * k + a, weights=(1 - score) * weights, minlength=k * k)
-    return wins.reshape(k, k)
-
-
-def ranking(models: Sequence[str], a: np.ndarray, b: np.ndarray, score: np.ndarray) -> list[str]:
-    """Models best first by Bradley-Terry strength."""
-    strength = fit_bradley_terry(win_matrix(a, b, score, len(models)))
-    return [models[i] for i in np.argsort(-strength, kind="stable")]
+# ---------------------------------------------------------------- active scheduling (see arena.active)
 
 
 def slot1_score(status: str, verdict: str | None) -> float | None:
@@ -402,111 +407,3 @@ def judged_scores(
     frame = frame[frame.template_hash == template_hash]
     rows = zip(frame.model_1, frame.model_2, frame.status, frame.verdict, strict=True)
     return [(m1, m2, s) for m1, m2, st, v in rows if (s := slot1_score(st, v)) is not None]
-
-
-class ActiveScheduler:
-    """Picks the next matches where they most reduce rank uncertainty.
-
-    After a warm-up round (`warmup` matches per pair), each batch goes to adjacent-rank pairs in
-    proportion to the probability that they are in the wrong order (:meth:`swap_probabilities`).
-    It stops when every adjacent pair is separated (swap probability below `alpha`; strict, as it
-    is looked at after every batch) or no candidate match is left for the uncertain pairs."""
-
-    def __init__(
-        self,
-        models: Sequence[str],
-        candidates: Sequence[Match],
-        *,
-        batch: int = 32,
-        warmup: int = 2,
-        prior: float = 2.0,
-        alpha: float = 0.01,
-        seed: int = 0,
-    ) -> None:
-        self.models = list(models)
-        self.index = {m: i for i, m in enumerate(self.models)}
-        self.batch, self.warmup, self.prior, self.alpha = batch, warmup, prior, alpha
-        self.rng = np.random.default_rng(seed)
-        self.pool: dict[tuple[str, str], list[Match]] = {}
-        for match in candidates:
-            self.pool.setdefault(match.pair, []).append(match)
-        for matches in self.pool.values():
-            self.rng.shuffle(matches)
-        self.a: list[int] = []
-        self.b: list[int] = []
-        self.score: list[float] = []
-        self.separated = False
-        self.order = list(self.models)
-
-    def record(self, model_1: str, model_2: str, score: float | None) -> None:
-        """A judged match: slot 1's score (1 win, 0 loss, 0.5 tie); None for unreadable ones."""
-        if score is not None:
-            self.a.append(self.index[model_1])
-            self.b.append(self.index[model_2])
-            self.score.append(score)
-
-    def swap_probabilities(self) -> dict[tuple[str, str], float]:
-        """For each adjacent pair in the current ranking, the probability that their true order is
-        the other one: a normal (Laplace) approximation of the Bradley-Terry fit, with `prior`
-        virtual ties per pair so that a 3-0 start is not mistaken for certainty."""
-        a, b, s = np.array(self.a), np.array(self.b), np.array(self.score)
-        k = len(self.models)
-        wins = win_matrix(a, b, s, k) + self.prior / 2 * (1 - np.eye(k))
-        theta = fit_bradley_terry(wins)
-        p = 1 / (1 + np.exp(theta[None, :] - theta[:, None]))
-        info = (wins + wins.T) * p * (1 - p)
-        covariance = np.linalg.pinv(np.diag(info.sum(1)) - info)  # the null space is a common shift
-        order = np.argsort(-theta, kind="stable")
-        self.order = [self.models[i] for i in order]
-        out = {}
-        for hi, lo in itertools.pairwise(order):
-            sd = np.sqrt(max(covariance[hi, hi] + covariance[lo, lo] - 2 * covariance[hi, lo], 1e-12))
-            pair = tuple(sorted((self.models[hi], self.models[lo])))
-            out[pair] = float(0.5 * math.erfc((theta[hi] - theta[lo]) / sd / math.sqrt(2)))
-        return out
-
-    def next_batch(self) -> list[Match]:
-        if self.separated:
-            return []
-        warm = [p for p, ms in self.pool.items() if ms and self._judged(p) < self.warmup]
-        if warm:
-            return [self.pool[p].pop() for p in warm for _ in range(min(len(self.pool[p]), self.warmup))]
-        if not self.a:
-            return []
-        uncertain = {p: w for p, w in self.swap_probabilities().items() if w >= self.alpha}
-        if not uncertain:
-            self.separated = True
-            return []
-        targets: dict[tuple[str, str], float] = {}
-        for pair, weight in uncertain.items():
-            options = [pair] if self.pool.get(pair) else self._nearest_open(pair)
-            for option in options:
-                targets[option] = targets.get(option, 0.0) + weight / len(options)
-        if not targets:
-            return []
-        pairs = list(targets)
-        weights = np.array([targets[p] for p in pairs])
-        batch = []
-        for i in self.rng.choice(len(pairs), size=self.batch, p=weights / weights.sum()):
-            if self.pool[pairs[i]]:
-                batch.append(self.pool[pairs[i]].pop())
-        return batch
-
-    def _nearest_open(self, pair: tuple[str, str]) -> list[tuple[str, str]]:
-        """When a close pair has no match left, compare each of the two with its nearest-ranked
-        other models instead: indirect evidence through a common opponent."""
-        rank = {m: i for i, m in enumerate(self.order)}
-        options = [
-            (abs(rank[other] - rank[m]), tuple(sorted((m, other))))
-            for m in pair
-            for other in self.models
-            if other not in pair and self.pool.get(tuple(sorted((m, other))))
-        ]
-        if not options:
-            return []
-        nearest = min(distance for distance, _ in options)
-        return sorted({p for distance, p in options if distance == nearest})
-
-    def _judged(self, pair: tuple[str, str]) -> int:
-        i, j = self.index[pair[0]], self.index[pair[1]]
-        return sum(1 for x, y in zip(self.a, self.b, strict=True) if {x, y} == {i, j})

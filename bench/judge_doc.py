@@ -1,12 +1,15 @@
-"""docs/bench/judge.md is written by two scripts (bench/judge.py, bench/active.py): each replaces
-only its own `## ` section, so either can be rerun alone."""
+"""docs/bench/judge.md is written section by section (`## ` headings), so a section can be rerun
+alone; active scheduling has its own page, docs/bench/active.md, written by bench/active.py."""
 
 from __future__ import annotations
 
 import re
 from pathlib import Path
 
-HEADER = "# Judges: throughput and active scheduling\n\nWritten by `bench/judge.py` and `bench/active.py`.\n"
+HEADER = (
+    "# Judges: throughput\n\nWritten by `bench/judge.py`. Active scheduling: [active.md](active.md), "
+    "by `bench/active.py`.\n"
+)
 
 
 def write_section(path: Path, title: str, body: str) -> None:

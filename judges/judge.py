@@ -16,7 +16,7 @@ from typing import Any
 
 from arena.openai_client import ChatClient, ChatError, ClientConfig
 from judges.parse import REPAIR_PROMPTS, Parsed, parse, scored
-from judges.templates import RATING, Template
+from judges.templates import Template, Turn
 from judges.tokens import PER_MESSAGE, prompt_tokens
 
 COSTS_FILE = Path(__file__).with_name("costs.json")
@@ -63,13 +63,25 @@ def price_for(model: str, prices: dict[str, Price]) -> Price | None:
 
 @dataclass(frozen=True)
 class Case:
-    """What one judgment compares: slot 1's answer is shown first."""
+    """What one judgment compares: slot 1's answer is shown first. For a later turn (MT-bench's
+    second), `question`, the answers and `reference` are that turn's and `earlier` holds the turns
+    before it, each slot's answers from the same conversation."""
 
     question: str
     answer_1: str
     answer_2: str
     category: str | None = None
     reference: str | None = None
+    earlier: tuple[Turn, ...] = ()
+
+    @property
+    def answers(self) -> list[str]:
+        """Every answer text shown to the judge, in any turn: what a verdict must not be read from."""
+        return [text for turn in (*self.earlier, self) for text in (turn.answer_1, turn.answer_2)]
+
+    @property
+    def has_references(self) -> bool:
+        return all(turn.reference is not None for turn in (*self.earlier, self))
 
 
 @dataclass(frozen=True)
@@ -78,8 +90,9 @@ class JudgeConfig:
     template: Template
     name: str
     """Stored as the judgment's judge, e.g. "gpt-4"."""
-    temperature: float = 0.0
-    max_tokens: int = 1024
+    temperature: float | None = None
+    """None: the template source's setting (QLoRA 0.2, FastChat 0), see `Template.settings`."""
+    max_tokens: int | None = None
     seed: int | None = 0
     repair: bool = False
     price: Price | None = None
@@ -111,17 +124,29 @@ class Judge:
     def __init__(self, cfg: JudgeConfig, client: ChatClient) -> None:
         self.cfg = cfg
         self.client = client
+        settings = cfg.template.settings
+        self.temperature = settings.temperature if cfg.temperature is None else cfg.temperature
+        self.max_tokens = settings.max_tokens if cfg.max_tokens is None else cfg.max_tokens
+
+    def provenance(self) -> dict[str, Any]:
+        """The settings every judgment records, and where their defaults came from."""
+        settings = self.cfg.template.settings
+        return {"temperature": self.temperature, "max_tokens": self.max_tokens,
+                "question_form": settings.question_form, "turn": self.cfg.template.turn,
+                "defaults_from": settings.origin}  # fmt: skip
 
     def calls(self, case: Case) -> list[list[dict[str, str]]]:
-        """The messages of each call a case takes: one, or one per answer for single grading."""
+        """The messages of each call a case takes: one, or one per answer for single grading (the
+        graded answer in slot 1, with its own earlier turns)."""
         t = self.cfg.template
         kw = {"category": case.category, "reference": case.reference}
-        if t.output == RATING:
+        if t.single:
+            second = tuple(Turn(e.question, e.answer_2, "", e.reference) for e in case.earlier)
             return [
-                t.messages(case.question, case.answer_1, **kw),
-                t.messages(case.question, case.answer_2, **kw),
+                t.messages(case.question, case.answer_1, earlier=case.earlier, **kw),
+                t.messages(case.question, case.answer_2, earlier=second, **kw),
             ]
-        return [t.messages(case.question, case.answer_1, case.answer_2, **kw)]
+        return [t.messages(case.question, case.answer_1, case.answer_2, earlier=case.earlier, **kw)]
 
     def estimate(self, case: Case) -> tuple[int, int, float]:
         """(prompt tokens, at most this many completion tokens, at most this cost) before calling:
@@ -140,22 +165,22 @@ class Judge:
     def call_bound(self, messages: list[dict[str, str]]) -> tuple[int, int, float]:
         """(prompt tokens, at most this many completion tokens, at most this cost) of one call."""
         prompt = prompt_tokens(self.cfg.client.model, messages)
-        cost = self.cfg.price.cost(prompt, self.cfg.max_tokens) if self.cfg.price else 0.0
-        return prompt, self.cfg.max_tokens, cost
+        cost = self.cfg.price.cost(prompt, self.max_tokens) if self.cfg.price else 0.0
+        return prompt, self.max_tokens, cost
 
     async def judge(self, case: Case, on_failed_attempt: Callable[[float], bool] | None = None) -> Outcome:
         """Ask, read the verdict, and account for it; errors become `error` outcomes.
 
         Each failed attempt is charged at its call's bound and reported to `on_failed_attempt`,
         which answers whether the budget leaves room for another."""
-        outcome = Outcome(status="ok", prompt_tokens=0, completion_tokens=0)
+        variant = self.cfg.template.variant(case.category, case.has_references)
+        meta = {**self.provenance(), "prompt_name": variant.name or self.cfg.template.id}
+        outcome = Outcome(status="ok", prompt_tokens=0, completion_tokens=0, meta=meta)
         parts: list[Parsed] = []
         raws: list[str] = []
         try:
             for messages in self.calls(case):
-                parsed, raw = await self._ask(
-                    messages, [case.answer_1, case.answer_2], outcome, on_failed_attempt
-                )
+                parsed, raw = await self._ask(messages, case.answers, outcome, on_failed_attempt)
                 parts.append(parsed)
                 raws.append(raw)
         except ChatError as err:
@@ -212,8 +237,8 @@ class Judge:
 
         result = await self.client.chat(
             messages,
-            temperature=self.cfg.temperature,
-            max_tokens=self.cfg.max_tokens,
+            temperature=self.temperature,
+            max_tokens=self.max_tokens,
             seed=self.cfg.seed,
             on_failure=failed,
         )
@@ -223,7 +248,7 @@ class Judge:
         return result.text
 
     def _combine(self, parts: list[Parsed]) -> Parsed:
-        if self.cfg.template.output != RATING:
+        if not self.cfg.template.single:
             return parts[0]
         bad = [p for p in parts if p.status != "ok"]
         return bad[0] if bad else scored(parts[0].score1, parts[1].score1)

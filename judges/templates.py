@@ -2,10 +2,12 @@
 
 The released templates are read at run time from the benchmark files (fetched by
 :mod:`arena.benchmarks`, or a local mirror), never copied into the project. A template has an id,
-an output format that says where the verdict is (:mod:`judges.parse`), and variants chosen by the
-prompt's category (QLoRA's Vicuna prompts have coding and math variants). Its content hash is
-stored with every judgment, so a changed template is never mistaken for the one that made a
-cached verdict.
+an output format that says where the verdict is (:mod:`judges.parse`), variants chosen by the
+prompt's category (QLoRA's Vicuna prompts have coding and math variants), the turn it judges
+(FastChat's `*-multi-turn` templates show the whole two-turn conversation and judge turn 2), and
+the judge settings of its source (:class:`Settings`). Its content hash is stored with every
+judgment, so a changed template is never mistaken for the one that made a cached verdict; a
+multi-turn template's text differs from its single-turn one, so the turn is part of that key.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,10 +33,27 @@ RATING = "rating"
 ANSWER_IS = "answer-is-123"
 """For small judges that cannot keep to a bare digit: the first line names exactly one of 1, 2, 3
 ("2", "Answer 2.", "The answer is 2."); a line naming two of them is unreadable."""
-FORMATS = (THREECLASS, SCORE_PAIR, AB_LABEL, RATING, ANSWER_IS)
+FASTCHAT_LABEL = "fastchat-ab-label"
+"""FastChat's pairwise rule: [[A]] if it appears anywhere, else [[B]], else [[C]] (tie)."""
+FASTCHAT_RATING = "fastchat-rating"
+"""FastChat's single-grading rule: the first [[N]], else the first [N]."""
+FORMATS = (THREECLASS, SCORE_PAIR, AB_LABEL, RATING, ANSWER_IS, FASTCHAT_LABEL, FASTCHAT_RATING)
+SINGLE_FORMATS = (RATING, FASTCHAT_RATING)
+"""Formats that grade one answer per call (both answers are graded, one call each)."""
 
 QLORA_PROMPTS = "qlora-eval/prompts"
+QLORA_REVIEWERS = "qlora-eval/prompts/reviewer.jsonl"
 FASTCHAT_PROMPTS = "fastchat/judge_prompts.jsonl"
+FASTCHAT_TURN_FIELDS = {
+    "{answer_a_1}": "{answer_1_1}", "{answer_a_2}": "{answer_1_2}",
+    "{answer_b_1}": "{answer_2_1}", "{answer_b_2}": "{answer_2_2}",
+    "{ref_answer_1}": "{reference_1}", "{ref_answer_2}": "{reference_2}",
+}  # fmt: skip
+"""FastChat's multi-turn placeholders in the project's {answer_SLOT_TURN} naming (pairwise)."""
+FASTCHAT_SINGLE_TURN_FIELDS = {"{answer_1}": "{answer_1_1}", "{answer_2}": "{answer_1_2}"} | {
+    k: v for k, v in FASTCHAT_TURN_FIELDS.items() if k.startswith("{ref")
+}
+"""Single grading's {answer_1}/{answer_2} are the graded answer's turns: it sits in slot 1."""
 MIRROR_ENVS = ("GUANACO_DATA_MIRROR", "GUANACO_SHARED_DATA")
 
 
@@ -45,6 +65,27 @@ class Variant:
     system: str
     template: str
     needs_reference: bool = False
+    name: str = ""
+    """The source's name for it (FastChat's `pair-math-v1`), recorded with each judgment; not hashed."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """How the template's source ran its judge, used unless the command line says otherwise.
+
+    `question_form` is how the question is shown: "bare" (the text), or "qlora" (the QLoRA release's
+    `### Human: ... ### Assistant:` form, which its OA benchmark used for every query)."""
+
+    temperature: float = 0.0
+    max_tokens: int = 1024
+    question_form: str = "bare"
+    origin: str = "project default"
+
+
+FASTCHAT_SETTINGS = Settings(
+    temperature=0.0, max_tokens=2048, origin="FastChat llm_judge common.py (temperature 0, max_tokens 2048)"
+)
+"""FastChat's judge calls: `chat_completion_openai(model, conv, temperature=0, max_tokens=2048)`."""
 
 
 @dataclass(frozen=True)
@@ -54,6 +95,9 @@ class Template:
     variants: dict[str, Variant]
     """By prompt category; "general" is the fallback and must exist."""
     source: str = ""
+    turn: int = 1
+    """The conversation turn judged: 2 for a template that shows both turns and judges the second."""
+    settings: Settings = Settings()
 
     @property
     def hash(self) -> str:
@@ -61,7 +105,10 @@ class Template:
         content = {
             "id": self.id,
             "output": self.output,
-            "variants": {k: vars(v) for k, v in sorted(self.variants.items())},
+            "variants": {
+                k: {"system": v.system, "template": v.template, "needs_reference": v.needs_reference}
+                for k, v in sorted(self.variants.items())
+            },
         }
         return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()
 
@@ -72,6 +119,10 @@ class Template:
             return self.variants["general"]
         return chosen
 
+    @property
+    def single(self) -> bool:
+        return self.output in SINGLE_FORMATS
+
     def messages(
         self,
         question: str,
@@ -80,13 +131,36 @@ class Template:
         *,
         category: str | None = None,
         reference: str | None = None,
+        earlier: Sequence[Turn] = (),
     ) -> list[dict[str, str]]:
-        """The chat messages for one judge call (answer_2 None: single grading of answer_1)."""
-        chosen = self.variant(category, reference is not None)
+        """The chat messages for one judge call (answer_2 None: single grading of answer_1).
+
+        `earlier` holds the conversation's previous turns, for templates that judge a later turn:
+        their fields are {question_T}, {answer_SLOT_T} and {reference_T}, T counting from 1."""
+        if len(earlier) != self.turn - 1:
+            raise ValueError(
+                f"template {self.id} judges turn {self.turn}: give {self.turn - 1} earlier turn(s)"
+            )
+        current = Turn(question, answer_1, answer_2 or "", reference)
+        turns = [*earlier, current]
+        chosen = self.variant(category, all(t.reference is not None for t in turns))  # = Case.has_references
         fields = {"question": question, "reference": reference or "", "answer": answer_1}
         fields.update(answer_1=answer_1, answer_2=answer_2 or "")
+        for number, turn in enumerate(turns, start=1):
+            fields |= {f"question_{number}": turn.question, f"reference_{number}": turn.reference or "",
+                       f"answer_1_{number}": turn.answer_1, f"answer_2_{number}": turn.answer_2}  # fmt: skip
         user = chosen.template.format_map(fields)
         return [{"role": "system", "content": chosen.system}, {"role": "user", "content": user}]
+
+
+@dataclass(frozen=True)
+class Turn:
+    """One earlier turn of a judged conversation: the question and each slot's answer."""
+
+    question: str
+    answer_1: str
+    answer_2: str = ""
+    reference: str | None = None
 
 
 def mirror_root() -> Path:
@@ -126,43 +200,78 @@ def _qlora_variant(row: dict[str, Any]) -> Variant:
     """QLoRA's templates put the instructions in a {prompt} slot filled from `defaults`."""
     instructions = row["defaults"]["prompt"].replace("{", "{{").replace("}", "}}")
     template = row["prompt_template"].replace("{prompt}", instructions)
-    return Variant(system=row["system_prompt"], template=template)
+    return Variant(system=row["system_prompt"], template=template, name=row["category"])
 
 
-def qlora_template(template_id: str, filename: str) -> Template:
+def qlora_settings(question_form: str) -> Settings:
+    """The QLoRA review script's settings, read from its reviewer file (`metadata`: temperature 0.2,
+    max_tokens 1024 in the release); every reviewer there must agree."""
+    path = benchmark_file(QLORA_REVIEWERS)
+    found = {(float(r["metadata"]["temperature"]), int(r["metadata"]["max_tokens"])) for r in _jsonl(path)}
+    if len(found) != 1:
+        raise ValueError(f"{path}: reviewers disagree on temperature/max_tokens: {sorted(found)}")
+    temperature, max_tokens = found.pop()
+    return Settings(temperature, max_tokens, question_form, origin=f"QLoRA eval {QLORA_REVIEWERS}")
+
+
+def qlora_template(template_id: str, filename: str, question_form: str = "bare") -> Template:
     path = benchmark_file(f"{QLORA_PROMPTS}/{filename}")
     variants = {row["category"]: _qlora_variant(row) for row in _jsonl(path)}
     output = SCORE_PAIR if "relative" in filename else THREECLASS
-    return Template(id=template_id, output=output, variants=variants, source=str(path))
+    return Template(id=template_id, output=output, variants=variants, source=str(path),
+                    settings=qlora_settings(question_form))  # fmt: skip
 
 
 def mt_bench_template(template_id: str, general: str, reference: str, output: str) -> Template:
-    """FastChat's MT-bench judge: the reference-guided variant for math, reasoning and coding."""
+    """FastChat's MT-bench judge: the reference-guided variant for math, reasoning and coding.
+
+    A `*-multi-turn` pair of names loads the turn-2 template, its placeholders renamed to the
+    project's {question_T}/{answer_SLOT_T}/{reference_T}."""
     path = benchmark_file(FASTCHAT_PROMPTS)
     rows = {row["name"]: row for row in _jsonl(path)}
+    multi_turn = general.endswith("-multi-turn")
+    single_turn = {"{answer_a}": "{answer_1}", "{answer_b}": "{answer_2}", "{ref_answer_1}": "{reference}"}
+    multi = FASTCHAT_SINGLE_TURN_FIELDS if output == FASTCHAT_RATING else FASTCHAT_TURN_FIELDS
+    renames = multi if multi_turn else single_turn
 
     def variant(name: str) -> Variant:
+        if name not in rows:
+            raise ValueError(f"{path}: no judge prompt named {name!r}")
         row = rows[name]
-        template = (
-            row["prompt_template"].replace("{answer_a}", "{answer_1}").replace("{answer_b}", "{answer_2}")
-        )
+        template = row["prompt_template"]
+        for old, new in renames.items():
+            template = template.replace(old, new)
         return Variant(
             system=row["system_prompt"],
-            template=template.replace("{ref_answer_1}", "{reference}"),
+            template=template,
             needs_reference="{ref_answer_1}" in row["prompt_template"],
+            name=name,
         )
 
     with_reference = variant(reference)
     variants = {"general": variant(general)} | {c: with_reference for c in ("math", "reasoning", "coding")}
-    return Template(id=template_id, output=output, variants=variants, source=str(path))
+    return Template(id=template_id, output=output, variants=variants, source=str(path),
+                    turn=2 if multi_turn else 1, settings=FASTCHAT_SETTINGS)  # fmt: skip
+
+
+def _mt_bench(kind: str, turn: int) -> Template:
+    """FastChat's pair-v2/pair-math-v1 or single-v1/single-math-v1, for turn 1 or (multi-turn) 2."""
+    general, reference, output = {
+        "pair": ("pair-v2", "pair-math-v1", FASTCHAT_LABEL),
+        "single": ("single-v1", "single-math-v1", FASTCHAT_RATING),
+    }[kind]
+    suffix = "-multi-turn" if turn == 2 else ""
+    return mt_bench_template(f"mt-bench-{general}{suffix}", general + suffix, reference + suffix, output)
 
 
 BUILTIN = {
     "qlora-vicuna": lambda: qlora_template("qlora-vicuna-threeclass", "vicuna_prompt_threeclass.jsonl"),
-    "qlora-oa": lambda: qlora_template("qlora-oa-threeclass", "oa_prompt_threeclass.jsonl"),
+    "qlora-oa": lambda: qlora_template("qlora-oa-threeclass", "oa_prompt_threeclass.jsonl", "qlora"),
     "relative": lambda: qlora_template("qlora-vicuna-relative", "vicuna_prompt_relative.jsonl"),
-    "mt-bench-pair": lambda: mt_bench_template("mt-bench-pair-v2", "pair-v2", "pair-math-v1", AB_LABEL),
-    "mt-bench-single": lambda: mt_bench_template("mt-bench-single-v1", "single-v1", "single-math-v1", RATING),
+    "mt-bench-pair": lambda: _mt_bench("pair", 1),
+    "mt-bench-single": lambda: _mt_bench("single", 1),
+    "mt-bench-pair-multi-turn": lambda: _mt_bench("pair", 2),
+    "mt-bench-single-multi-turn": lambda: _mt_bench("single", 2),
 }
 """Names accepted by `--template`, mapped to the template they load."""
 
@@ -172,6 +281,8 @@ ALIASES = {
     "qlora-vicuna-relative": "relative",
     "mt-bench-pair-v2": "mt-bench-pair",
     "mt-bench-single-v1": "mt-bench-single",
+    "mt-bench-pair-v2-multi-turn": "mt-bench-pair-multi-turn",
+    "mt-bench-single-v1-multi-turn": "mt-bench-single-multi-turn",
 }
 
 DEFAULT_BY_BENCHMARK = {"vicuna": "qlora-vicuna", "oa": "qlora-oa", "mt-bench": "mt-bench-pair"}
@@ -186,6 +297,23 @@ def load_template(name: str) -> Template:
     if path.suffix.lower() in (".yaml", ".yml", ".json") or path.is_file():
         return user_template(path)
     raise ValueError(f"unknown judge template {name!r}: use one of {', '.join(BUILTIN)} or a YAML/JSON file")
+
+
+def templates_for_turns(name: str, turns: str = "all") -> list[Template]:
+    """The templates that judge `turns` ("all", "1" or "2") with template `name`: a built-in MT-bench
+    template has a turn-2 (multi-turn) counterpart; any other judges turn 1 only (or its own turn)."""
+    canonical = ALIASES.get(name, name)
+    base = canonical.removesuffix("-multi-turn")
+    multi = f"{base}-multi-turn"
+    if multi not in BUILTIN:
+        template = load_template(name)
+        if turns not in ("all", str(template.turn)):
+            raise ValueError(f"template {template.id} judges turn {template.turn} only, not --turns {turns}")
+        return [template]
+    if canonical != base and turns == "all":
+        return [load_template(multi)]  # a multi-turn template named explicitly: its own turn
+    wanted = {"all": (base, multi), "1": (base,), "2": (multi,)}[turns]
+    return [load_template(n) for n in wanted]
 
 
 def user_template(path: Path) -> Template:
@@ -219,7 +347,7 @@ def user_template(path: Path) -> Template:
 
 def _user_variant(path: Path, where: str, spec: dict[str, Any]) -> Variant:
     template = spec["template"]
-    single = spec["output"] == RATING
+    single = spec["output"] in SINGLE_FORMATS
     needed = ("{question}", "{answer}") if single else ("{question}", "{answer_1}", "{answer_2}")
     missing = [slot for slot in needed if slot not in template]
     if missing:

@@ -38,7 +38,7 @@ def frame(
         base = {
             "judgment_id": n + 1, "benchmark": "vicuna", "category": "generic", "generation_1": 2 * n + 1,
             "generation_2": 2 * n + 2, "judge": judge, "template_id": template, "template_hash": template * 2,
-            "score_1": None, "score_2": None, "run_id": None, "created_at": None,
+            "score_1": None, "score_2": None, "run_id": None, "created_at": None, "turn": 1,
             "status": "ok" if row.get("verdict") is not None else "unparsed",
         }  # fmt: skip
         rows.append({**base, **row})

@@ -46,8 +46,8 @@ class RunConfig:
     budget_usd: float | None
     max_judgments: int | None
     price_per_1k: dict[str, float] | None
-    temperature: float
-    max_tokens: int
+    judge_settings: dict[str, Any]
+    """The settings actually sent (template defaults or flags) and where their defaults came from."""
     timeout_s: float
     repair: bool
     seed: int
@@ -58,6 +58,7 @@ def run_config(
     args: argparse.Namespace, cfg: JudgeConfig, models: list[str], to_judge: int
 ) -> dict[str, Any]:
     from arena.redact import safe_url
+    from judges.judge import Judge
 
     price = cfg.price
     return asdict(
@@ -77,8 +78,7 @@ def run_config(
             budget_usd=args.budget_usd,
             max_judgments=args.max_judgments,
             price_per_1k=None if price is None else {"prompt": price.prompt, "completion": price.completion},
-            temperature=cfg.temperature,
-            max_tokens=cfg.max_tokens,
+            judge_settings=Judge(cfg, client=None).provenance(),
             timeout_s=cfg.client.timeout_s,
             repair=cfg.repair,
             seed=args.seed,
@@ -103,8 +103,16 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--api-key-env", default="OPENAI_API_KEY", help="environment variable holding the API key")
     p.add_argument(
         "--template",
-        help="qlora-vicuna | qlora-oa | relative | mt-bench-pair | mt-bench-single | FILE.yaml "
+        help="qlora-vicuna | qlora-oa | relative | mt-bench-pair | mt-bench-single | "
+        "mt-bench-pair-multi-turn | mt-bench-single-multi-turn (MT-bench turn 2) | FILE.yaml "
         "(default: the benchmark's own: qlora-vicuna, qlora-oa, mt-bench-pair)",
+    )
+    p.add_argument(
+        "--turns",
+        default="all",
+        choices=("all", "1", "2"),
+        help="MT-bench: judge turn 1, turn 2 (FastChat's multi-turn templates) or all (default); "
+        "single-turn templates judge turn 1",
     )
     p.add_argument("--pairs", default="all", help="all | baseline:NAME | active")
     p.add_argument("--prompts-per-pair", type=int, help="judge each pair on N seeded-random prompts")
@@ -118,8 +126,16 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--max-judgments", type=int, help="stop after sending this many judgments in this run")
     p.add_argument("--costs", help="JSON price table overriding judges/costs.json (USD per 1k tokens)")
-    p.add_argument("--temperature", type=float, default=0.0)
-    p.add_argument("--max-tokens", type=int, default=1024, help="judge output limit per call")
+    p.add_argument(
+        "--temperature",
+        type=float,
+        help="judge sampling temperature (default: the template source's: QLoRA 0.2, FastChat 0)",
+    )
+    p.add_argument(
+        "--max-tokens",
+        type=int,
+        help="judge output limit per call (default: the template source's: QLoRA 1024, FastChat 2048)",
+    )
     p.add_argument(
         "--timeout", type=float, default=120.0, help="seconds for a call's whole reply before retrying"
     )
@@ -135,19 +151,32 @@ def run(args: argparse.Namespace) -> int:
     if not args.verbose:  # one line per HTTP request would bury the progress bar
         for name in ("httpx", "httpx2", "openai"):
             logging.getLogger(name).setLevel(logging.WARNING)
-    from arena.store import Store
-    from arena.tournament import done_keys, load_entries, missing, plan_matches, select_pairs
-    from judges.judge import Judge, load_prices, price_for
-    from judges.templates import DEFAULT_BY_BENCHMARK, load_template
+    from judges.templates import DEFAULT_BY_BENCHMARK, templates_for_turns
 
     models = [m.strip() for m in args.models.split(",") if m.strip()]
     if len(models) < 2:
         raise UserError("--models needs at least two contestants, comma-separated")
+    name = args.template or DEFAULT_BY_BENCHMARK.get(args.benchmark, "mt-bench-pair")
     try:
-        template = load_template(args.template or DEFAULT_BY_BENCHMARK.get(args.benchmark, "mt-bench-pair"))
+        templates = templates_for_turns(name, args.turns)
+    except (ValueError, FileNotFoundError) as err:
+        raise UserError(str(err)) from err
+    return max(run_template(args, models, t, required=args.turns != "all" or t.turn == 1) for t in templates)
+
+
+def run_template(
+    args: argparse.Namespace, models: list[str], template: Template, required: bool = True
+) -> int:
+    """Plan, then judge (or dry-run) the matches of one template, i.e. one conversation turn; a turn
+    nobody answered is an error only when it was asked for by itself (`required`)."""
+    from arena.store import Store
+    from arena.tournament import done_keys, load_entries, missing, plan_matches, select_pairs
+    from judges.judge import Judge, load_prices, price_for
+
+    try:
         prices = load_prices(args.costs)
         store = Store(args.db)
-        entries = load_entries(store, args.benchmark, models)
+        entries = load_entries(store, args.benchmark, models, template)
         pairs = select_pairs(models, args.pairs)
         matches = plan_matches(
             entries, pairs, prompts_per_pair=args.prompts_per_pair, orders=args.orders, seed=args.seed
@@ -155,9 +184,11 @@ def run(args: argparse.Namespace) -> int:
     except (ValueError, FileNotFoundError) as err:
         raise UserError(str(err)) from err
     if not matches:
-        raise UserError(
-            f"no prompt of benchmark {args.benchmark!r} has answers from two of: {', '.join(models)}"
-        )
+        problem = f"no prompt of benchmark {args.benchmark!r} has turn-{template.turn} answers from two of: "
+        if required:
+            raise UserError(problem + ", ".join(models))
+        print(f"{problem}{', '.join(models)}: turn {template.turn} not judged")
+        return 0
     cfg = judge_config(args, template, price_for(args.judge_model, prices))
     todo = missing(matches, done_keys(store, cfg.name, template.hash))
     if args.dry_run:
@@ -202,7 +233,8 @@ def dry_run(judge: Judge, matches: list[Match], todo: list[Match], args: argpars
     prompt, completion, cost = (sum(e[i] for e in estimates) for i in range(3))
     price = judge.cfg.price
     print(f"judge {judge.cfg.name} ({judge.cfg.client.model}), template {judge.cfg.template.id} "
-          f"[{judge.cfg.template.hash[:12]}]")  # fmt: skip
+          f"[{judge.cfg.template.hash[:12]}], turn {judge.cfg.template.turn}")  # fmt: skip
+    print("settings: " + ", ".join(f"{k}={v}" for k, v in judge.provenance().items()))
     print(
         f"matches planned: {len(matches)}; already judged: {len(matches) - len(todo)}; to judge: {len(todo)}"
     )
@@ -343,7 +375,8 @@ def _batches(
 ) -> tuple[Callable[[], list[Match]], Callable[[Match, Outcome], None] | None]:
     """All missing matches at once, or the active scheduler's batches fed by every result (and by
     the judgments stored before, when resuming)."""
-    from arena.tournament import ActiveScheduler, judged_scores, once, slot1_score
+    from arena.active import ActiveScheduler
+    from arena.tournament import judged_scores, once, slot1_score
 
     if args.pairs != "active":
         return once(todo), None

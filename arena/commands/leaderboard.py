@@ -26,6 +26,7 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
     )
     pick.add_argument("--template", help="judge template id; default: all")
     pick.add_argument("--models", help="comma-separated models; default: all")
+    pick.add_argument("--turn", type=int, choices=(1, 2), help="conversation turn (MT-bench); default: all")
     how = parser.add_argument_group("how to rate")
     how.add_argument("--method", choices=ratings.METHODS, default="elo", help="rating method (default: elo)")
     how.add_argument("--k", type=float, default=32.0, help="Elo K factor (default: 32)")
@@ -84,7 +85,7 @@ def method_params(args: argparse.Namespace) -> dict[str, Any]:
 def run(args: argparse.Namespace) -> int:
     models = [m.strip() for m in args.models.split(",") if m.strip()] if args.models else None
     frame = Store(args.db).judgments(
-        benchmark=args.benchmark, judge=args.judge, models=models, template_id=args.template
+        benchmark=args.benchmark, judge=args.judge, models=models, template_id=args.template, turn=args.turn
     )
     if frame.empty:
         raise UserError(
@@ -130,6 +131,8 @@ def _selection(args: argparse.Namespace, models: list[str] | None) -> str:
     parts = [f"benchmark={args.benchmark or 'any'}", f"judge={args.judge or 'any'}"]
     if args.template:
         parts.append(f"template={args.template}")
+    if args.turn:
+        parts.append(f"turn={args.turn}")
     if models:
         parts.append(f"models={','.join(models)}")
     return " ".join(parts)
