@@ -172,6 +172,7 @@ SCHEMA: dict[str, list[Column]] = {
         _c("judge", "str", "`openai:<model>` for a model judge, `human:<annotator>` for a person's vote"),
         _c("template_id", "str", "the judge template's id"),
         _c("template_hash", "str", "sha256 of the judge template's text"),
+        _c("turn", "int", "the conversation turn judged (MT-bench's second turn has its own templates)"),
         _c("verdict", "str", "`1` slot 1 won, `2` slot 2 won, `tie`, `both_bad`; empty for score pairs"),
         _c("score1", "float", "slot 1's score, for scoring templates"),
         _c("score2", "float", "slot 2's score, for scoring templates"),
@@ -442,7 +443,7 @@ def battles_rows(rows: dict[str, list[dict[str, Any]]]) -> list[dict[str, Any]]:
         stamp = dt.datetime.fromisoformat(j["created_at"]).replace(tzinfo=dt.timezone.utc).timestamp()
         out.append({
             "question_id": j["prompt_id"], "model_a": j["model_1"], "model_b": j["model_2"],
-            "winner": winner, "judge": j["judge"], "turn": 1, "anony": True, "tstamp": stamp,
+            "winner": winner, "judge": j["judge"], "turn": j["turn"], "anony": True, "tstamp": stamp,
             "judgment_id": j["judgment_id"],
         })  # fmt: skip
     return out
@@ -668,8 +669,15 @@ def import_bundle(store: Store, directory: Path) -> dict[str, int]:
     return counts
 
 
+LATER_COLUMNS = {"judgments": {"turn": 1}}
+"""Columns added after the first bundle format, with the value an older bundle implies."""
+
+
 def _check_row(file: Path, number: int, table: str, row: dict[str, Any]) -> None:
-    """Every column present, and a judgment's verdict and status among the known values."""
+    """Every column present (older bundles get the later columns' defaults), and a judgment's
+    verdict and status among the known values."""
+    for name, default in LATER_COLUMNS.get(table, {}).items():
+        row.setdefault(name, default)
     missing = [c.name for c in SCHEMA[table] if c.name not in row]
     if missing:
         raise UserError(f"{file}:{number}: missing field {missing[0]!r}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 from pathlib import Path
 
 import pandas as pd
@@ -206,6 +207,45 @@ def test_fastchat_battles_and_parquet_agree_with_jsonl(store, tmp_path):
     parquet = pd.read_parquet(tmp_path / "bundle" / "judgments.parquet")
     assert list(parquet.columns) == list(jsonl.columns)
     assert list(parquet.judgment_id) == list(jsonl.judgment_id) and list(parquet.raw) == list(jsonl.raw)
+
+
+def test_the_judged_turn_travels_and_older_bundles_mean_turn_one(store, tmp_path):
+    from sqlalchemy import update
+
+    _arena(store)
+    with store.session() as session:
+        first = session.scalars(select(Judgment.id).order_by(Judgment.id)).first()
+        session.execute(update(Judgment).where(Judgment.id == first).values(turn=2))
+    export_bundle(store, tmp_path / "bundle", FAST)
+    rows = [json.loads(line) for line in (tmp_path / "bundle" / "judgments.jsonl").read_text().splitlines()]
+    battles = json.loads((tmp_path / "bundle" / "battles.json").read_text())
+    assert sorted(r["turn"] for r in rows) == [1, 1, 1, 1, 1, 2]
+    assert {b["judgment_id"]: b["turn"] for b in battles} == {
+        r["judgment_id"]: r["turn"] for r in rows if r["status"] == "ok" and r["verdict"]
+    }
+    copy = Store(f"sqlite:///{tmp_path / 'copy.db'}")
+    import_bundle(copy, tmp_path / "bundle")
+    with copy.session() as session:
+        assert sorted(session.scalars(select(Judgment.turn))) == [1, 1, 1, 1, 1, 2]
+
+    older = tmp_path / "older"
+    shutil.copytree(tmp_path / "bundle", older)
+    for r in rows:
+        del r["turn"]
+    old_text = (tmp_path / "bundle" / "judgments.jsonl").read_text()
+    path = older / "judgments.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    sums = older / CHECKSUMS
+    digest = hashlib.sha256(old_text.encode()).hexdigest()
+    sums.write_text(sums.read_text().replace(digest, hashlib.sha256(path.read_bytes()).hexdigest()))
+    (older / "judgments.parquet").unlink()
+    sums.write_text(
+        "".join(line + "\n" for line in sums.read_text().splitlines() if "judgments.parquet" not in line)
+    )
+    fresh = Store(f"sqlite:///{tmp_path / 'fresh.db'}")
+    assert import_bundle(fresh, older)["judgments"] == 6
+    with fresh.session() as session:
+        assert set(session.scalars(select(Judgment.turn))) == {1}
 
 
 def test_ids_come_from_content_not_row_numbers(tmp_path):
