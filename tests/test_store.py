@@ -1,15 +1,13 @@
-"""The store on SQLite and, when `GUANACO_TEST_POSTGRES_URL` is set (make test sets it), PostgreSQL."""
+"""The store on SQLite and PostgreSQL (every test here runs on both: see BOTH_DATABASES in conftest.py)."""
 
 from __future__ import annotations
 
-import os
 import threading
 
 import pytest
 from sqlalchemy import func, select
 
 from arena.store import (
-    Base,
     Generation,
     Judgment,
     Prompt,
@@ -18,20 +16,6 @@ from arena.store import (
     insert_ignore,
     judgments_frame,
 )
-
-POSTGRES_URL = os.environ.get("GUANACO_TEST_POSTGRES_URL")
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def any_store(request: pytest.FixtureRequest, db_url: str) -> Store:
-    if request.param == "sqlite":
-        return Store(db_url)
-    if not POSTGRES_URL:
-        pytest.skip("PostgreSQL not available: set GUANACO_TEST_POSTGRES_URL (make test does)")
-    store = Store(POSTGRES_URL)
-    Base.metadata.drop_all(store.engine)
-    Base.metadata.create_all(store.engine)
-    return store
 
 
 def seed_pair(store: Store) -> tuple[int, int, int]:
@@ -61,31 +45,31 @@ def count(store: Store, model: type) -> int:
         return s.scalar(select(func.count()).select_from(model))
 
 
-def test_insert_ignore_is_idempotent(any_store: Store) -> None:
-    prompt_id, g1, g2 = seed_pair(any_store)
+def test_insert_ignore_is_idempotent(store: Store) -> None:
+    prompt_id, g1, g2 = seed_pair(store)
     rows = [judgment(prompt_id, g1, g2), judgment(prompt_id, g2, g1, verdict="2")]
-    with any_store.session() as s:
+    with store.session() as s:
         assert insert_ignore(s, Judgment, rows + rows) == 2
-    with any_store.session() as s:
+    with store.session() as s:
         assert insert_ignore(s, Judgment, rows) == 0
-    seed_pair(any_store)
-    assert count(any_store, Judgment) == 2
-    assert count(any_store, Generation) == 2
+    seed_pair(store)
+    assert count(store, Judgment) == 2
+    assert count(store, Generation) == 2
 
 
-def test_failed_transaction_leaves_store_unchanged(any_store: Store) -> None:
-    prompt_id, g1, g2 = seed_pair(any_store)
-    with pytest.raises(RuntimeError), any_store.session() as s:
+def test_failed_transaction_leaves_store_unchanged(store: Store) -> None:
+    prompt_id, g1, g2 = seed_pair(store)
+    with pytest.raises(RuntimeError), store.session() as s:
         insert_ignore(s, Judgment, [judgment(prompt_id, g1, g2)])
         raise RuntimeError("import failed half-way")
-    assert count(any_store, Judgment) == 0
+    assert count(store, Judgment) == 0
 
 
-def test_judgments_frame_names_models_by_slot_and_filters_judges(any_store: Store) -> None:
-    prompt_id, g1, g2 = seed_pair(any_store)
+def test_judgments_frame_names_models_by_slot_and_filters_judges(store: Store) -> None:
+    prompt_id, g1, g2 = seed_pair(store)
     rows = [judgment(prompt_id, g1, g2), judgment(prompt_id, g2, g1, judge="human:ann", verdict="tie"),
             judgment(prompt_id, g1, g2, judge="human:bob", verdict="2")]  # fmt: skip
-    with any_store.session() as s:
+    with store.session() as s:
         insert_ignore(s, Judgment, rows)
         frame = judgments_frame(s, benchmark="vicuna")
         humans = judgments_frame(s, judge="human")
@@ -96,12 +80,12 @@ def test_judgments_frame_names_models_by_slot_and_filters_judges(any_store: Stor
     assert list(gpt4.verdict) == ["1"]
 
 
-def test_concurrent_writers_store_each_record_once(any_store: Store) -> None:
-    prompt_id, g1, g2 = seed_pair(any_store)
+def test_concurrent_writers_store_each_record_once(store: Store) -> None:
+    prompt_id, g1, g2 = seed_pair(store)
     rows = [judgment(prompt_id, g1, g2, judge=f"human:{i % 5}") for i in range(20)]
 
     def write() -> None:
-        with Store(any_store.url).session() as s:
+        with Store(store.url).session() as s:
             insert_ignore(s, Judgment, rows)
 
     threads = [threading.Thread(target=write) for _ in range(8)]
@@ -109,4 +93,4 @@ def test_concurrent_writers_store_each_record_once(any_store: Store) -> None:
         thread.start()
     for thread in threads:
         thread.join()
-    assert count(any_store, Judgment) == 5
+    assert count(store, Judgment) == 5
