@@ -98,8 +98,10 @@ def add_user(path: str | Path, user: str, password: str) -> bool:
 
 
 class Authenticator:
-    """Gradio's `auth` callable: checks a login against the hashes, off the event loop, and refuses
-    a user name after `failures` wrong passwords within 15 minutes."""
+    """Checks logins against the hashes, off the event loop, and refuses a user name after
+    `failures` wrong passwords within 15 minutes. Give Gradio the bound method :meth:`check`: Gradio
+    awaits only what `inspect.iscoroutinefunction` recognises, and would take the coroutine an
+    async ``__call__`` returns for a successful login."""
 
     def __init__(self, users: dict[str, str], limiter: RateLimiter, failures: int) -> None:
         self.users = users
@@ -107,7 +109,7 @@ class Authenticator:
         self.failures = failures
         self._dummy = hash_password(secrets.token_hex(8))
 
-    async def __call__(self, user: str, password: str) -> bool:
+    async def check(self, user: str, password: str) -> bool:
         key = ("login-user", user)
         if self.limiter.wait(key, self.failures, LOGIN_WINDOW_S, consume=False):
             return False

@@ -213,8 +213,8 @@ class Arena:
         annotator = self.annotator(request)
         try:
             battle = self.book.take(annotator, battle_id)
-        except votes.NotIssued as err:
-            return (None, f'<p class="notice">{escaped(str(err))}</p>', *off)
+        except votes.NotIssued as err:  # leave the page as it is: it may hold another battle
+            return (gr.update(), f'<p class="notice">{escaped(str(err))}</p>', *[gr.update()] * len(off))
         new = votes.record_vote(self.store, battle, annotator, votes.BUTTON_VERDICTS[label])
         said = (
             f"Vote recorded: {label}."
@@ -371,6 +371,8 @@ class Arena:
 
     def selected_id(self, table: pd.DataFrame, event: gr.SelectData, request: gr.Request) -> float | None:
         """The judgment id of the clicked row of the Explore table."""
+        if event is None:
+            return None
         if event.row_value:
             return float(event.row_value[0])
         row = event.index[0] if isinstance(event.index, list | tuple) else event.index
@@ -564,7 +566,11 @@ def serve(
     outer.add_middleware(Guard, hosts=allowed_hosts(exposure.host, exposure.allowed_hosts),
                          limits=exposure.limits, limiter=limiter,
                          voters=None if exposure.users else VoterIds())  # fmt: skip
-    auth = Authenticator(exposure.users, limiter, exposure.limits.login_failures) if exposure.users else None
+    auth = (
+        Authenticator(exposure.users, limiter, exposure.limits.login_failures).check
+        if exposure.users
+        else None
+    )
     gr.mount_gradio_app(
         outer, blocks, path="/", auth=auth, ssr_mode=False, enable_monitoring=False, mcp_server=False,
         footer_links=["api"], theme=theme(), css=CSS, server_name=exposure.host, server_port=exposure.port,

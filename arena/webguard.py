@@ -204,7 +204,7 @@ class Guard:
             if voter is not None:
                 kept.append((VOTER_HEADER.encode(), voter.encode()))
         scope = {**scope, "headers": kept}
-        if scope["type"] == "http" and scope["method"] == "POST" and scope["path"].endswith("/login"):
+        if scope["type"] == "http" and scope["method"] == "POST" and _is_login(scope):
             send = self._watch_login(send, _ip(scope))
         if new_cookie:
             send = _with_cookie(send, new_cookie)
@@ -221,7 +221,7 @@ class Guard:
         ip = _ip(scope)
         if self._wait(("post", ip), self.limits.posts_per_ip, self.limits.window_s):
             return 429, "too many requests from your address: wait a minute"
-        if scope["path"].endswith("/login") and self._wait(
+        if _is_login(scope) and self._wait(
             ("login-failures", ip), self.limits.login_failures, LOGIN_WINDOW_S, consume=False
         ):
             return 429, "too many failed logins from your address: wait 15 minutes"
@@ -239,6 +239,10 @@ class Guard:
             await send(message)
 
         return watching
+
+
+def _is_login(scope: dict) -> bool:
+    return scope["path"].rstrip("/").endswith("/login")
 
 
 def _ip(scope: dict) -> str:

@@ -47,10 +47,21 @@ class RawGradio:
     def dependencies(self) -> list[dict[str, Any]]:
         return list(self.config["dependencies"])
 
-    def call(self, fn_index: int, data: list[Any] | None = None, session_hash: str | None = None) -> Result:
-        """Join the queue for one event and wait for its result."""
+    def call(
+        self,
+        fn_index: int,
+        data: list[Any] | None = None,
+        session_hash: str | None = None,
+        event_data: dict[str, Any] | None = None,
+    ) -> Result:
+        """Join the queue for one event and wait for its result (`data` defaults to a None per input)."""
         session = session_hash or self.session_hash
-        body = {"data": data or [], "fn_index": fn_index, "session_hash": session, "event_data": None,
+        if data is None:
+            inputs = next(
+                (d["inputs"] for d in self.config.get("dependencies", []) if d["id"] == fn_index), []
+            )
+            data = [None] * len(inputs)
+        body = {"data": data, "fn_index": fn_index, "session_hash": session, "event_data": event_data,
                 "trigger_id": None}  # fmt: skip
         joined = self.http.post("/gradio_api/queue/join", json=body)
         if joined.status_code != 200:

@@ -43,6 +43,7 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
 def run(args: argparse.Namespace) -> int:
     os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
     from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import SQLAlchemyError
 
     from arena.passwords import read_auth_file
     from arena.store import Store
@@ -58,9 +59,16 @@ def run(args: argparse.Namespace) -> int:
         exposure.check()
     except ValueError as err:
         raise UserError(str(err)) from err
-    shown_db = make_url(args.db).render_as_string(hide_password=True)
+    try:
+        shown_db = make_url(args.db).render_as_string(hide_password=True)
+    except SQLAlchemyError as err:
+        raise UserError("--db: not a database URL (sqlite:///FILE or postgresql+psycopg://...)") from err
     who = "logins" if users else "anonymous voters"
     print(f"guanaco arena on http://{args.host}:{args.port} (store {shown_db}; {who}"
           f"{'; Explore on' if args.explore else ''}); Ctrl+C to stop", flush=True)  # fmt: skip
-    serve(Store(args.db), exposure, args.benchmark)
+    try:
+        store = Store(args.db)
+    except SQLAlchemyError as err:
+        raise UserError(f"cannot open the store {shown_db}: {getattr(err, 'orig', None) or err}") from err
+    serve(store, exposure, args.benchmark)
     return 0

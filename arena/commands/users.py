@@ -15,7 +15,7 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
         description="Manage the auth file of `guanaco app`: user names with scrypt-hashed passwords.",
     )  # fmt: skip
     actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
-    add = actions.add_parser("add", help="add a user, or set a new password for one")
+    add = actions.add_parser("add", parents=[common], help="add a user, or set a new password for one")
     add.add_argument("name", help="the user name (votes are stored as human:<name>)")
     add.add_argument("--auth-file", required=True, help="the file to write (created, mode 600)")
     add.add_argument(
