@@ -574,6 +574,7 @@ def serve(
     gr.mount_gradio_app(
         outer, blocks, path="/", auth=auth, ssr_mode=False, enable_monitoring=False, mcp_server=False,
         footer_links=["api"], theme=theme(), css=CSS, server_name=exposure.host, server_port=exposure.port,
+        max_file_size="1kb",  # nothing here takes uploads: no filling the disk through Gradio's /upload
     )  # fmt: skip
     config = uvicorn.Config(outer, host=exposure.host, port=exposure.port, log_level="warning",
                             proxy_headers=False, server_header=False, timeout_graceful_shutdown=5)  # fmt: skip

@@ -9,11 +9,12 @@ PostgreSQL runs are skipped, and say so, when it is not set). Every other test u
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from tests.databases import postgres_schema
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -98,25 +99,8 @@ def db_url(database: str, tmp_path: Path) -> Iterator[str]:
         return
     if not POSTGRES_URL:
         pytest.skip("PostgreSQL not available: set GUANACO_TEST_POSTGRES_URL (make test does)")
-    yield from postgres_schema(POSTGRES_URL)
-
-
-def postgres_schema(url: str) -> Iterator[str]:
-    """A URL whose connections work in a new, empty schema of `url`'s database; dropped afterwards."""
-    from sqlalchemy import create_engine, text
-    from sqlalchemy.pool import NullPool
-
-    schema = f"test_{uuid.uuid4().hex[:16]}"
-    admin = create_engine(url, poolclass=NullPool)
-    with admin.begin() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    try:
-        yield f"{url}{'&' if '?' in url else '?'}options=-csearch_path%3D{schema}"
-    finally:
-        with admin.begin() as conn:
-            conn.execute(text("SET LOCAL lock_timeout = '20s'"))
-            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
+    with postgres_schema(POSTGRES_URL) as url:
+        yield url
 
 
 @pytest.fixture
