@@ -21,7 +21,6 @@ import socket
 import statistics
 import sys
 import tempfile
-from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
