@@ -390,6 +390,9 @@ def build_app(arena: Arena) -> gr.Blocks:
             explore_tab(arena)
         on(arena, "board", app.load, arena.board_choices, None, [board_bench])
         on(arena, "next", app.load, arena.next_battle, None, shown)
+    unguarded = [f.name for f in app.fns.values() if not hasattr(f.fn, "guarded")]
+    if unguarded:  # a handler added without `on` would skip the rate limits: refuse to serve it
+        raise RuntimeError(f"handlers registered without arena.webapp.on: {unguarded}")
     return app
 
 

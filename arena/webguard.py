@@ -12,8 +12,11 @@ The app is meant to face people who are not all friendly, so the rules live on t
   :meth:`arena.webapp.Arena.guarded`); failed logins per IP are throttled here, per user name in
   :mod:`arena.passwords`.
 - **Anonymous voter ids.** Without logins, the server gives each browser an id in a signed,
-  ``HttpOnly``, ``SameSite=Strict`` cookie and hands it to the handlers in a header that no client
-  can set (any such header sent is dropped). New ids are rate-limited per IP address.
+  ``HttpOnly``, ``SameSite=Lax`` cookie (sent when a visitor follows a link here, never with
+  another site's requests, which the Origin check refuses anyway) and hands it to the handlers in a header that no client
+  can set (any such header sent is dropped). New ids are rate-limited per IP address. The signing
+  secret is `GUANACO_APP_SECRET` when set, else new for each app process (a restart then gives
+  every browser a new id, and so a new annotator).
 
 Limits hold per app process, in memory; behind a reverse proxy every visitor shares the proxy's
 address, so the per-IP limits then act as limits on the whole arena.
@@ -24,6 +27,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import ipaddress
+import os
 import secrets
 import threading
 import time
@@ -49,7 +53,7 @@ class RateLimits:
     handlers: tuple[tuple[str, int, int], ...] = (
         ("next", 60, 600),
         ("vote", 30, 300),
-        ("board", 20, 100),
+        ("board", 20, 60),
         ("explore", 30, 150),
     )
     posts_per_ip: int = 1200
@@ -149,7 +153,8 @@ class VoterIds:
     ids it gave out (and so can limit how many one address gets)."""
 
     def __init__(self, secret: bytes | None = None) -> None:
-        self._secret = secret or secrets.token_bytes(32)
+        configured = os.environ.get("GUANACO_APP_SECRET", "").encode()
+        self._secret = secret or configured or secrets.token_bytes(32)
 
     def _sign(self, voter: str) -> str:
         return hmac.new(self._secret, voter.encode(), hashlib.sha256).hexdigest()[:32]
@@ -262,7 +267,7 @@ def _cookie(header: str | None, name: str) -> str | None:
 
 
 def _with_cookie(send: Any, value: str) -> Any:
-    cookie = f"{VOTER_COOKIE}={value}; Path=/; HttpOnly; SameSite=Strict; Max-Age=31536000"
+    cookie = f"{VOTER_COOKIE}={value}; Path=/; HttpOnly; SameSite=Lax; Max-Age=31536000"
 
     async def sending(message: dict) -> None:
         if message["type"] == "http.response.start":
