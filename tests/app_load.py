@@ -10,6 +10,7 @@ that: every vote once, none lost. Run as a module, it serves the app in a proces
 
 from __future__ import annotations
 
+import random
 import subprocess
 import sys
 import threading
@@ -43,13 +44,15 @@ class LoadResult:
         return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
 
 
-def vote_load(url: str, voters: int, votes_each: int) -> LoadResult:
-    """`voters` people at once, `votes_each` battles each; every voter starts together."""
+def vote_load(url: str, voters: int, votes_each: int, think: float = 0.0) -> LoadResult:
+    """`voters` people at once, `votes_each` battles each; every voter starts together. `think` is
+    the mean seconds a voter reads a battle before voting (uniform over 0.5x to 1.5x; 0: none)."""
     result = LoadResult()
     lock = threading.Lock()
     start = threading.Barrier(voters)
 
     def one_voter(number: int) -> None:
+        pause = random.Random(number)
         client = RawGradio(url)
         judge = "human:anon-" + client.http.cookies[VOTER_COOKIE].partition(".")[0]
         start.wait()
@@ -59,6 +62,7 @@ def vote_load(url: str, voters: int, votes_each: int) -> LoadResult:
                 if not shown.success:
                     raise RuntimeError(f"next_battle: {shown.error}")
                 api = list(VOTE_APIS)[(number + i) % len(VOTE_APIS)]
+                time.sleep(think * pause.uniform(0.5, 1.5))
                 began = time.perf_counter()
                 voted = client.api(api)
                 took = time.perf_counter() - began
