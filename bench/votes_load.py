@@ -70,11 +70,15 @@ def one_round(
         server = serve_in_subprocess(url, port, LIMIT_SCALE)
         try:
             app = f"http://127.0.0.1:{port}/"
-            loads = {"warm-up": vote_load(app, 2, 3)}
-            loads["alone"] = vote_load(app, 1, args.votes)
-            loads["reading"] = vote_load(app, args.voters, args.votes, think=args.think)
+            shapes = {"warm-up": (2, 3, 0.0), "alone": (1, args.votes, 0.0),
+                      "reading": (args.voters, args.votes, args.think)}  # fmt: skip
             if saturate:
-                loads["no pause"] = vote_load(app, args.voters, args.votes)
+                shapes["no pause"] = (args.voters, args.votes, 0.0)
+            loads, cpu = {}, {}
+            for name, (voters, votes, think) in shapes.items():
+                before = cpu_seconds(server.pid)
+                loads[name] = vote_load(app, voters, votes, think=think)
+                cpu[name] = (cpu_seconds(server.pid) - before) / max(1, len(loads[name].latencies))
         finally:
             server.terminate()
             server.wait(timeout=30)
@@ -84,6 +88,7 @@ def one_round(
     failures = [f for load in loads.values() for f in load.failures]
     return {
         "loads": loads,
+        "cpu": cpu,
         "told": sum(told.values()),
         "stored": sum(stored.values()),
         "exact": stored == told and not failures,
@@ -92,6 +97,12 @@ def one_round(
         "recounted": sum(load.recounted for load in loads.values()),
         "failures": failures,
     }
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def ms(seconds: float) -> str:
@@ -109,6 +120,7 @@ def summary(rounds: list[dict[str, object]], key: str) -> dict[str, str]:
         "p95_median_s": statistics.median(p95),
         "max": ms(max(max(r.latencies) for r in runs)),
         "rate": f"{statistics.median(rate):.1f}",
+        "cpu": ms(statistics.median(r["cpu"][key] for r in rounds)),  # type: ignore[index]
     }
 
 
@@ -149,7 +161,8 @@ def write_page(results: dict[str, list[dict[str, object]]], args: argparse.Names
         f"{len(MODELS)} models x {PROMPTS} prompts. Rate limits are scaled {LIMIT_SCALE}x since every "
         f"voter comes from 127.0.0.1. {args.repeats} rounds per database: medians, with the range over "
         "rounds in brackets. Latency is one vote's round trip (queue join until its result arrives on "
-        "the event stream).",
+        "the event stream). App CPU is the app process's CPU time over the load divided by the votes "
+        "cast (each vote also asks for its battle): what one vote costs the server.",
         "",
         "Load shapes, all on the same app and store within a round:",
         "- **alone**: one voter, no pause (the baseline: latency without contention);",
@@ -162,8 +175,8 @@ def write_page(results: dict[str, list[dict[str, object]]], args: argparse.Names
         "(load average well above the core count), so read the latencies as indications; the "
         "exactly-once checks hold regardless.",
         "",
-        "| database | load | voters | p50 ms | p95 ms | max ms | votes/s |",
-        "|---|---|---|---|---|---|---|",
+        "| database | load | voters | p50 ms | p95 ms | max ms | votes/s | app CPU ms per vote |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for kind, rounds in results.items():
         for key in rounds[0]["loads"]:  # type: ignore[union-attr]
@@ -172,7 +185,7 @@ def write_page(results: dict[str, list[dict[str, object]]], args: argparse.Names
             s = summary(rounds, key)
             voters = 1 if key == "alone" else args.voters
             lines.append(
-                f"| {kind} | {key} | {voters} | {s['p50']} | {s['p95']} | {s['max']} | {s['rate']} |"
+                f"| {kind} | {key} | {voters} | {s['p50']} | {s['p95']} | {s['max']} | {s['rate']} | {s['cpu']} |"
             )
     lines += ["", "| database | votes told recorded | stored | lost | stored twice | resubmissions counted |",
               "|---|---|---|---|---|---|"]  # fmt: skip
