@@ -59,6 +59,8 @@ def test_a_battle_is_voted_once_by_the_voter_it_was_issued_to_and_names_stay_hid
         assert "Vote recorded" in voted.text() and any(model in voted.text() for model in MODELS)
         for api in VOTE_APIS:  # again, by every vote handler: nothing more is stored
             assert "no open battle" in ann.api(api).text()
+        renamed = ann.api("vote_b", [None, "someone else"])  # the old name box is no input any more
+        assert "Vote recorded" not in renamed.text()
         assert "no open battle" in ann.api("vote_a", session_hash="another-tab").text()
     stored = votes_stored(store)
     assert len(stored) == 1 and stored[0][0].startswith("human:anon-")
