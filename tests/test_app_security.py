@@ -134,8 +134,9 @@ def test_new_anonymous_ids_are_limited_per_address(store: Store) -> None:
 
 def test_foreign_hosts_and_origins_get_nothing_and_no_credentialed_cors(store: Store) -> None:
     seed_arena(store, models=MODELS, prompts=1)
-    with running_app(store, limits=GENEROUS) as url:
+    with running_app(store, limits=GENEROUS, allowed_hosts=("arena.example.org",)) as url:
         join = url + "gradio_api/queue/join"
+        assert httpx.get(url, headers={"Host": "arena.example.org"}).status_code == 200  # a name people type
         body = {"data": [], "fn_index": 0, "session_hash": "x", "event_data": None, "trigger_id": None}
         assert httpx.get(url, headers={"Host": "evil.example"}).status_code == 421
         for origin in ("http://evil.example", "null", "http://127.0.0.1.evil.example"):
@@ -147,8 +148,9 @@ def test_foreign_hosts_and_origins_get_nothing_and_no_credentialed_cors(store: S
                 assert reply.status_code >= 400, (origin, reply)
                 assert "access-control-allow-origin" not in reply.headers
                 assert "access-control-allow-credentials" not in reply.headers
-        own = httpx.post(join, json=body, headers={"Origin": url.rstrip("/")})
-        assert own.status_code == 200 and "access-control-allow-origin" not in own.headers
+        for own_origin in (url.rstrip("/"), "https://arena.example.org"):
+            own = httpx.post(join, json=body, headers={"Origin": own_origin})
+            assert own.status_code == 200 and "access-control-allow-origin" not in own.headers
     assert votes_stored(store) == []
 
 
