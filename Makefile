@@ -26,9 +26,10 @@ setup: $(STAMP) system
 demo: setup
 	$(BIN)/guanaco demo
 
+# PostgreSQL is part of the suite: if it cannot start, the script says why and the run stops here.
 test: setup
 	$(BIN)/ruff check .
-	GUANACO_TEST_POSTGRES_URL=$$(bash scripts/postgres-test-db.sh) $(BIN)/python -m pytest
+	url=$$(bash scripts/postgres-test-db.sh) && GUANACO_TEST_POSTGRES_URL=$$url $(BIN)/python -m pytest
 
 lint: setup
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .

@@ -185,7 +185,7 @@ def run_demo(cfg: DemoConfig, guanaco: Callable[[Command], int] | None = None) -
     print_timings(cfg.timings)
     print(f"\nplots: {cfg.out / 'elo.png'}, {cfg.out / 'winrate.png'}; bundle: {cfg.out / 'release'}")
     if cfg.app:
-        app = ["app", *cfg.db, "--benchmark", cfg.benchmark, "--port", str(cfg.port)]
+        app = ["app", *cfg.db, "--benchmark", cfg.benchmark, "--port", str(cfg.port), "--explore"]
         print(f"\n=== the human arena ===\n$ guanaco {shlex.join(app)}\nopen http://127.0.0.1:{cfg.port} "
               "to vote, see the leaderboard and explore (Ctrl-C stops it)", flush=True)  # fmt: skip
         guanaco(app)

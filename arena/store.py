@@ -134,11 +134,15 @@ class Judgment(Base):
     The two orders of a pair are two judgments. The unique key (judge, template hash, generation 1,
     generation 2) makes every write idempotent and every run resumable. `turn` is the conversation
     turn judged (MT-bench's second turn is judged with its own multi-turn template, so the template
-    hash already keeps the two turns' judgments apart in that key)."""
+    hash already keeps the two turns' judgments apart in that key). A person's vote also sets
+    `pair_key` (the two generation ids, low first), so the second unique key holds each annotator to
+    one vote per unordered pair of answers, whatever order the two were shown in; it is null for
+    model judges and imported votes (nulls never collide)."""
 
     __tablename__ = "judgments"
     __table_args__ = (
         UniqueConstraint("judge", "template_hash", "generation1_id", "generation2_id", name="uq_judgment"),
+        UniqueConstraint("judge", "template_hash", "pair_key", name="uq_judgment_pair"),
     )
     id: Mapped[int] = mapped_column(primary_key=True)
     judge: Mapped[str] = mapped_column(String(200), index=True)
@@ -158,6 +162,7 @@ class Judgment(Base):
     cost_usd: Mapped[float | None] = mapped_column(Float, nullable=True)
     external_id: Mapped[str | None] = mapped_column(String(200), nullable=True)
     run_id: Mapped[int | None] = mapped_column(ForeignKey("runs.id"), nullable=True)
+    pair_key: Mapped[str | None] = mapped_column(String(41), nullable=True)
     meta: Mapped[dict[str, Any]] = mapped_column(default=dict)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
 
@@ -229,11 +234,14 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-def insert_ignore(session: Session, model: type[Base], rows: Sequence[dict[str, Any]]) -> int:
+def insert_ignore(
+    session: Session, model: type[Base], rows: Sequence[dict[str, Any]], any_key: bool = False
+) -> int:
     """Insert rows, skipping any whose unique key already exists; returns how many were new.
 
     Uses the database's own ON CONFLICT DO NOTHING, so concurrent writers (two annotators, two
-    judge processes) cannot store the same record twice."""
+    judge processes) cannot store the same record twice. `any_key` skips a row that collides on
+    any unique key of the table (a vote's unordered pair too), not only the natural one."""
     if not rows:
         return 0
     dialect = session.bind.dialect.name
@@ -248,7 +256,8 @@ def insert_ignore(session: Session, model: type[Base], rows: Sequence[dict[str, 
     new = 0
     for start in range(0, len(rows), 500):
         chunk = [_with_defaults(row, defaults) for row in rows[start : start + 500]]
-        stmt = insert(table).on_conflict_do_nothing(index_elements=list(UNIQUE_KEYS[model]))
+        target = None if any_key else list(UNIQUE_KEYS[model])
+        stmt = insert(table).on_conflict_do_nothing(index_elements=target)
         new += len(session.execute(stmt.returning(table.c.id), chunk).all())
     return new
 

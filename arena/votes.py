@@ -4,19 +4,23 @@ A vote is an ordinary :class:`~arena.store.Judgment` with judge ``human:<annotat
 rating method, export and analysis sees people and GPT-4 alike. Slot 1 is the answer shown on the
 left, slot 2 the one on the right, so position bias can be measured for people too.
 
-Exactly-once: the store's unique key (judge, template hash, generation 1, generation 2) means one
-annotator holds at most one vote per ordered pair of answers. A battle is that ordered pair shown
-to one annotator, so a double click, a resubmitted request or a second tab showing the same battle
-all land on the same key and :func:`insert_ignore` keeps the first. The sampler never offers an
-annotator a pair they have already judged, so no honest vote is ever refused.
+Exactly-once, and one vote per person per pair: a battle is issued by the server to one annotator
+(:class:`BattleBook`) and taken back by that annotator's vote, so it can be voted on once, only by
+them, and its model names leave the server only with the vote's answer. The store holds each
+annotator to one vote per *unordered* pair of answers (a vote sets ``pair_key``, under a unique
+key), so two tabs showing (x, y) and (y, x), a resubmitted request or two app processes all land on
+the same key and the database keeps the first. The sampler never offers an annotator a pair they
+have already judged, so no honest vote is ever refused.
 """
 
 from __future__ import annotations
 
 import hashlib
 import random
+import threading
+import time
 import uuid
-from collections import defaultdict
+from collections import OrderedDict, defaultdict
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -42,6 +46,11 @@ BUTTON_VERDICTS = {"A is better": "1", "B is better": "2", "Tie": "tie", "Both a
 
 class NoBattle(Exception):
     """No battle can be shown: fewer than two contestants have answers, or all are voted on."""
+
+
+class NotIssued(Exception):
+    """The vote names no battle that is open for this annotator (never issued to them, already
+    voted on, or expired)."""
 
 
 @dataclass(frozen=True)
@@ -141,9 +150,15 @@ def next_battle(
     )
 
 
+def pair_key(generation_a: int, generation_b: int) -> str:
+    """The unordered pair of two answers, low id first: the key of one person's one vote on them."""
+    low, high = sorted((int(generation_a), int(generation_b)))
+    return f"{low}-{high}"
+
+
 def record_vote(store: Store, battle: Battle, annotator: str, verdict: str) -> bool:
-    """Store one vote in its own short transaction; True if new, False if this battle (or this
-    ordered pair, for this annotator) was already counted."""
+    """Store one vote in its own short transaction; True if new, False if this annotator already
+    holds a vote on this pair of answers (in either order): the database refuses the second."""
     if verdict not in BUTTON_VERDICTS.values():
         raise ValueError(f"unknown verdict {verdict!r}: expected one of {sorted(BUTTON_VERDICTS.values())}")
     row = {
@@ -153,12 +168,47 @@ def record_vote(store: Store, battle: Battle, annotator: str, verdict: str) -> b
         "prompt_id": battle.prompt_id,
         "generation1_id": battle.generation_left,
         "generation2_id": battle.generation_right,
+        "pair_key": pair_key(battle.generation_left, battle.generation_right),
         "verdict": verdict,
         "status": "ok",
         "meta": {"shown_at": battle.shown_at, "battle_id": battle.battle_id},
     }
     with store.session() as session:
-        return insert_ignore(session, Judgment, [row]) == 1
+        return insert_ignore(session, Judgment, [row], any_key=True) == 1
+
+
+class BattleBook:
+    """The battles the server has issued and not yet seen voted on, each bound to one annotator.
+
+    :meth:`take` hands a battle back exactly once and only to the annotator it was issued to, so a
+    vote cannot name someone else's battle, a battle it made up, or one already voted on. Kept in
+    this process's memory (one app process serves one arena; several need sticky sessions), bounded
+    by `capacity` (the oldest open battles are dropped first) and by `ttl` seconds."""
+
+    def __init__(self, capacity: int = 100_000, ttl: float = 6 * 3600) -> None:
+        self.capacity = capacity
+        self.ttl = ttl
+        self._open: OrderedDict[str, tuple[str, float, Battle]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def issue(self, annotator: str, battle: Battle) -> None:
+        now = time.monotonic()
+        with self._lock:
+            while self._open and (
+                len(self._open) >= self.capacity or next(iter(self._open.values()))[1] < now - self.ttl
+            ):
+                self._open.popitem(last=False)
+            self._open[battle.battle_id] = (judge_name(annotator), now, battle)
+
+    def take(self, annotator: str, battle_id: str | None) -> Battle:
+        """The open battle `battle_id` of `annotator`, closed as it is handed back."""
+        judge = judge_name(annotator)
+        with self._lock:
+            found = self._open.get(str(battle_id or ""))
+            if found is None or found[0] != judge or found[1] < time.monotonic() - self.ttl:
+                raise NotIssued("no open battle of yours is on screen: press Next")
+            del self._open[str(battle_id)]
+        return found[2]
 
 
 def battle_texts(session: Session, battle: Battle) -> dict[str, Any]:

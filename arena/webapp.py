@@ -9,11 +9,16 @@ app calls nothing outside the machine.
 
 from __future__ import annotations
 
+import functools
 import html
+import math
 import os
 import tempfile
+import threading
 import time
 import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -23,10 +28,24 @@ import bleach  # noqa: E402
 import gradio as gr  # noqa: E402
 import markdown  # noqa: E402
 import pandas as pd  # noqa: E402
+import uvicorn  # noqa: E402
+from fastapi import FastAPI  # noqa: E402
+from fastapi.middleware.cors import CORSMiddleware  # noqa: E402
 from sqlalchemy import select  # noqa: E402
 
 from arena import explore, votes  # noqa: E402
+from arena.passwords import Authenticator  # noqa: E402
 from arena.store import Contestant, Judgment, Prompt, Store, judgments_frame  # noqa: E402
+from arena.webguard import (  # noqa: E402
+    VOTER_HEADER,
+    Guard,
+    RateLimiter,
+    RateLimits,
+    VoterIds,
+    allowed_hosts,
+    is_loopback,
+    is_wildcard,
+)
 
 ALLOWED_TAGS = {
     "p", "br", "hr", "pre", "code", "blockquote", "em", "strong", "del", "ul", "ol", "li",
@@ -95,12 +114,29 @@ def prompt_box(context: list[Any], turns: list[str]) -> str:
 
 
 class Arena:
-    """The app's handlers, bound to one store; every handler opens its own short transaction."""
+    """The app's handlers, bound to one store; every handler opens its own short transaction.
 
-    def __init__(self, store: Store, benchmark: str | None = None, auth: bool = False) -> None:
+    Who votes is decided here, never by what a client sends: the logged-in user when the app has
+    logins, else the anonymous id the server gave this browser (:mod:`arena.webguard`). Every
+    handler is registered through :meth:`guarded`, which applies the per-session and per-IP rate
+    limits of its kind, whether it is called from the page, by `api_name` or by `fn_index`."""
+
+    def __init__(
+        self,
+        store: Store,
+        benchmark: str | None = None,
+        auth: bool = False,
+        explore: bool = False,
+        limits: RateLimits | None = None,
+        limiter: RateLimiter | None = None,
+    ) -> None:
         self.store = store
         self.benchmark = benchmark
         self.auth = auth
+        self.explore = explore
+        self.limits = limits or RateLimits()
+        self.limiter = limiter or RateLimiter()
+        self.book = votes.BattleBook()
         self.files = Path(tempfile.mkdtemp(prefix="guanaco-app-"))
 
     def new_file(self, stem: str) -> Path:
@@ -112,27 +148,58 @@ class Arena:
                 old.unlink(missing_ok=True)
         return self.files / f"{stem}-{uuid.uuid4().hex[:12]}"
 
+    # ------------------------------------------------------------------ who, and how often
+
+    def annotator(self, request: gr.Request) -> str:
+        """The logged-in user, or ``anon-<id>`` for the id the server gave this browser."""
+        if self.auth:
+            if getattr(request, "username", None):
+                return str(request.username)
+            raise gr.Error("Log in to vote.")
+        voter = request.headers.get(VOTER_HEADER) if request.headers else None
+        if not voter:
+            raise gr.Error("No voter id: allow cookies for this site (or wait: too many new visitors "
+                           "from your address).")  # fmt: skip
+        return f"anon-{voter}"
+
+    def guarded(self, kind: str, handler: Callable[..., Any]) -> Callable[..., Any]:
+        """`handler` behind the rate limits of `kind` (:class:`RateLimits`), per session and per IP.
+        The handler must take a `request: gr.Request` (Gradio passes it by that annotation)."""
+        per_session, per_ip = self.limits.budget(kind)
+
+        @functools.wraps(handler)
+        def limited(*args: Any, **kwargs: Any) -> Any:
+            request = next(a for a in (*args, *kwargs.values()) if isinstance(a, gr.Request))
+            ip = request.client.host if request.client else "unknown"
+            session = (getattr(request, "username", None) or request.headers.get(VOTER_HEADER)
+                       or request.session_hash or ip)  # fmt: skip
+            for key, limit in (((kind, "session", session), per_session), ((kind, "ip", ip), per_ip)):
+                wait = self.limiter.wait(key, limit, self.limits.window_s)
+                if wait:
+                    raise gr.Error(f"Too many requests: try again in {math.ceil(wait)} s.")
+            return handler(*args, **kwargs)
+
+        limited.guarded = kind  # type: ignore[attr-defined]
+        return limited
+
     # ------------------------------------------------------------------ vote
 
-    def annotator(self, typed: str, request: gr.Request | None) -> str:
-        """The logged-in user when auth is on, else the typed name."""
-        if self.auth and request is not None and request.username:
-            return request.username
-        return typed
-
-    def next_battle(self, typed: str, request: gr.Request) -> tuple:
+    def next_battle(self, request: gr.Request) -> tuple:
+        """Issue a battle to this annotator; the page gets its id, the prompt and two anonymous answers."""
         buttons = [gr.update(interactive=True)] * len(votes.BUTTON_VERDICTS)
+        annotator = self.annotator(request)
         try:
             with self.store.session() as session:
-                battle = votes.next_battle(session, self.annotator(typed, request), self.benchmark)
+                battle = votes.next_battle(session, annotator, self.benchmark)
                 texts = votes.battle_texts(session, battle)
         except (votes.NoBattle, ValueError) as err:
             off = [gr.update(interactive=False)] * len(votes.BUTTON_VERDICTS)
             message = f'<p class="notice">{escaped(str(err))}</p>'
             return (None, message, "", "", "", *off)
+        self.book.issue(annotator, battle)
         about = f"{texts['benchmark']}" + (f" · {texts['category']}" if texts["category"] else "")
         return (
-            battle.to_dict(),
+            battle.battle_id,
             f"<p><small>{escaped(about)}</small></p>" + prompt_box(texts["context"], texts["turns"]),
             box(texts["left"]),
             box(texts["right"]),
@@ -140,39 +207,40 @@ class Arena:
             *buttons,
         )
 
-    def vote(self, label: str, state: dict | None, typed: str, request: gr.Request) -> tuple:
-        """Store the vote for the battle on screen and reveal the models."""
+    def vote(self, label: str, battle_id: str | None, request: gr.Request) -> tuple:
+        """Store this annotator's vote on the battle issued to them, then reveal its models."""
         off = [gr.update(interactive=False)] * len(votes.BUTTON_VERDICTS)
-        if not state:
-            return (state, '<p class="notice">No battle on screen: press Next.</p>', *off)
-        battle = votes.Battle.from_dict(state)
+        annotator = self.annotator(request)
         try:
-            new = votes.record_vote(
-                self.store, battle, self.annotator(typed, request), votes.BUTTON_VERDICTS[label]
-            )
-        except ValueError as err:
-            return (state, f'<p class="notice">{escaped(str(err))}</p>', *[gr.update()] * len(off))
+            battle = self.book.take(annotator, battle_id)
+        except votes.NotIssued as err:  # leave the page as it is: it may hold another battle
+            return (gr.update(), f'<p class="notice">{escaped(str(err))}</p>', *[gr.update()] * len(off))
+        new = votes.record_vote(self.store, battle, annotator, votes.BUTTON_VERDICTS[label])
         said = (
-            f"Vote recorded: {label}." if new else "This battle was already counted; your first vote stands."
+            f"Vote recorded: {label}."
+            if new
+            else "You already voted on these two answers; your first vote stands."
         )
         reveal = (
             f'<p id="reveal"><b>A</b> was <b class="model-a">{escaped(battle.model_left)}</b>, '
             f'<b>B</b> was <b class="model-b">{escaped(battle.model_right)}</b>. '
             f"{escaped(said)} Press Next for another battle.</p>"
         )
-        return (state, reveal, *off)
+        return (None, reveal, *off)
 
-    def voter(self, label: str) -> Any:
+    def voter(self, label: str) -> Callable[..., tuple]:
         """The handler of one vote button (Gradio passes `request` by its annotation)."""
 
-        def vote(state: dict | None, typed: str, request: gr.Request) -> tuple:
-            return self.vote(label, state, typed, request)
+        def vote(battle_id: str | None, request: gr.Request) -> tuple:
+            return self.vote(label, battle_id, request)
 
         return vote
 
     # ------------------------------------------------------------------ leaderboard
 
-    def leaderboard(self, method_label: str, judge_group: str, benchmark: str, intervals: bool) -> tuple:
+    def leaderboard(
+        self, method_label: str, judge_group: str, benchmark: str, intervals: bool, request: gr.Request
+    ) -> tuple:
         """Ratings table, plot and CSV for the chosen method and judges (the status line says why
         nothing is shown when there is nothing to rate)."""
         from arena.leaderboard import header_lines, plot_ratings, render
@@ -198,8 +266,14 @@ class Arena:
 
     # ------------------------------------------------------------------ explore
 
-    def choices(self) -> tuple:
-        """Dropdown choices from the store as it is now (new models and judges appear)."""
+    def board_choices(self, request: gr.Request) -> dict:
+        """The leaderboard's benchmark choices from the store as it is now."""
+        with self.store.session() as session:
+            benchmarks = sorted(session.scalars(select(Prompt.benchmark).distinct()))
+        return gr.update(choices=[ANY, *benchmarks])
+
+    def choices(self, request: gr.Request) -> tuple:
+        """Explore's dropdown choices from the store as it is now (new models and judges appear)."""
         with self.store.session() as session:
             benchmarks = sorted(session.scalars(select(Prompt.benchmark).distinct()))
             categories = sorted(c for c in session.scalars(select(Prompt.category).distinct()) if c)
@@ -211,7 +285,6 @@ class Arena:
             gr.update(choices=[ANY, *models]),
             gr.update(choices=[ANY, *models]),
             gr.update(choices=[*explore.JUDGE_GROUPS, *judges]),
-            gr.update(choices=[ANY, *benchmarks]),
         )
 
     def search(
@@ -223,6 +296,7 @@ class Arena:
         outcome: str,
         judge: str,
         shortcut: str,
+        request: gr.Request,
     ) -> tuple:
         """The selection as a table, plus CSV and JSON exports of it in full."""
         pick = {k: (None if v in (ANY, None, "") else v) for k, v in
@@ -265,7 +339,7 @@ class Arena:
             chosen = explore.disagreements(chosen)
         return chosen, SHORTCUT_COLUMNS.get(shortcut, [])
 
-    def detail(self, judgment_id: float | None) -> tuple:
+    def detail(self, judgment_id: float | None, request: gr.Request) -> tuple:
         if judgment_id is None:
             return ("Pick a row, or type a judgment id.", "", "", "", "")
         with self.store.session() as session:
@@ -284,10 +358,8 @@ class Arena:
         info = escaped(head) + (f"<br>Tags: {escaped(tags)}" if tags else "")
         return (info, prompt_box(d["context"], d["turns"]), box(d["answer_1"]), box(d["answer_2"]), rationale)
 
-    def tag(self, judgment_id: float | None, tag: str, note: str, typed: str, request: gr.Request) -> str:
-        annotator = " ".join(str(self.annotator(typed, request) or "").split())
-        if not annotator:
-            return "Enter your name on the Vote tab (or log in) before tagging."
+    def tag(self, judgment_id: float | None, tag: str, note: str, request: gr.Request) -> str:
+        annotator = self.annotator(request)
         if judgment_id is None:
             return "Pick a judgment first."
         try:
@@ -297,26 +369,45 @@ class Arena:
             return escaped(str(err.args[0]))
         return f"Tagged judgment {int(judgment_id)} as {tag}" + ("" if new else " (note updated)")
 
+    def selected_id(self, table: pd.DataFrame, event: gr.SelectData, request: gr.Request) -> float | None:
+        """The judgment id of the clicked row of the Explore table."""
+        if event is None:
+            return None
+        if event.row_value:
+            return float(event.row_value[0])
+        row = event.index[0] if isinstance(event.index, list | tuple) else event.index
+        return float(table.iloc[row]["judgment_id"]) if len(table) else None
 
-def selected_id(table: pd.DataFrame, event: gr.SelectData) -> float | None:
-    """The judgment id of the clicked row of the Explore table."""
-    if event.row_value:
-        return float(event.row_value[0])
-    row = event.index[0] if isinstance(event.index, list | tuple) else event.index
-    return float(table.iloc[row]["judgment_id"]) if len(table) else None
 
-
-def build_app(store: Store, benchmark: str | None = None, auth: bool = False) -> gr.Blocks:
-    """The Blocks app. `auth` hides the name box: the logged-in user is the annotator."""
-    arena = Arena(store, benchmark, auth)
+def build_app(arena: Arena) -> gr.Blocks:
+    """The Blocks app: Vote and Leaderboard, and Explore only when the operator turned it on (it
+    names the models of answers that people are judging, so voters must not reach it)."""
     with gr.Blocks(title="Guanaco arena", analytics_enabled=False, delete_cache=(FILE_AGE, FILE_AGE)) as app:
         gr.Markdown("# Guanaco arena")
-        name, shown = vote_tab(arena)
+        shown = vote_tab(arena)
         board_bench = leaderboard_tab(arena)
-        choices = explore_tab(arena, name, board_bench)
-        app.load(arena.choices, None, choices, api_name=False)
-        app.load(arena.next_battle, [name], shown, api_name=False)
+        if arena.explore:
+            explore_tab(arena)
+        on(arena, "board", app.load, arena.board_choices, None, [board_bench])
+        on(arena, "next", app.load, arena.next_battle, None, shown)
+    unguarded = [f.name for f in app.fns.values() if not hasattr(f.fn, "guarded")]
+    if unguarded:  # a handler added without `on` would skip the rate limits: refuse to serve it
+        raise RuntimeError(f"handlers registered without arena.webapp.on: {unguarded}")
     return app
+
+
+def on(
+    arena: Arena,
+    kind: str,
+    trigger: Callable[..., Any],
+    handler: Callable[..., Any],
+    inputs: Any,
+    outputs: Any,
+    api_name: str | bool = False,
+    **options: Any,
+) -> Any:
+    """Register `handler` on `trigger` behind :meth:`Arena.guarded`: the one way handlers are added."""
+    return trigger(arena.guarded(kind, handler), inputs, outputs, api_name=api_name, **options)
 
 
 def side_by_side(first: str, second: str, ids: tuple[str, str]) -> tuple[gr.HTML, gr.HTML]:
@@ -330,11 +421,12 @@ def side_by_side(first: str, second: str, ids: tuple[str, str]) -> tuple[gr.HTML
     return boxes[0], boxes[1]
 
 
-def vote_tab(arena: Arena) -> tuple[gr.Textbox, list[Any]]:
-    """The Vote tab; returns the name box and the outputs that show a battle."""
+def vote_tab(arena: Arena) -> list[Any]:
+    """The Vote tab; returns the outputs that show a battle (the first holds the battle's id, kept on
+    the server in Gradio's session state)."""
     with gr.Tab("Vote", id="vote"):
-        name = gr.Textbox(label="Your name (votes are stored as human:<name>)", visible=not arena.auth,
-                          max_lines=1, elem_id="annotator")  # fmt: skip
+        who = "your user name" if arena.auth else "an anonymous id this browser was given"
+        gr.Markdown(f"Votes are stored under {who}.")
         battle = gr.State(None)
         prompt = gr.HTML(elem_id="prompt")
         left, right = side_by_side("Answer A", "Answer B", ("answer-a", "answer-b"))
@@ -345,14 +437,14 @@ def vote_tab(arena: Arena) -> tuple[gr.Textbox, list[Any]]:
         status = gr.HTML(elem_id="vote-status")
         next_button = gr.Button("Next", elem_id="next")
     shown = [battle, prompt, left, right, status, *buttons]
-    next_button.click(arena.next_battle, [name], shown, api_name="next_battle", concurrency_limit=None)
-    name.submit(arena.next_battle, [name], shown, api_name=False, concurrency_limit=None)
+    on(arena, "next", next_button.click, arena.next_battle, None, shown, api_name="next_battle",
+       concurrency_limit=None)  # fmt: skip
     for label, button in zip(votes.BUTTON_VERDICTS, buttons, strict=True):
         verdict = votes.BUTTON_VERDICTS[label]
         api = "vote_" + {"1": "a", "2": "b"}.get(verdict, verdict)
-        button.click(arena.voter(label), [battle, name], [battle, status, *buttons], api_name=api,
-                     concurrency_limit=None)  # fmt: skip
-    return name, shown
+        on(arena, "vote", button.click, arena.voter(label), [battle], [battle, status, *buttons],
+           api_name=api, concurrency_limit=None)  # fmt: skip
+    return shown
 
 
 def leaderboard_tab(arena: Arena) -> gr.Dropdown:
@@ -371,13 +463,12 @@ def leaderboard_tab(arena: Arena) -> gr.Dropdown:
         csv = gr.DownloadButton("Download CSV", elem_id="board-csv")
     inputs, outputs = [method, judges, bench, intervals], [info, board, plot, csv]
     for trigger in (refresh.click, tab.select, method.change, judges.change, intervals.change, bench.change):
-        trigger(arena.leaderboard, inputs, outputs, api_name=False)
+        on(arena, "board", trigger, arena.leaderboard, inputs, outputs)
     return bench
 
 
-def explore_tab(arena: Arena, name: gr.Textbox, board_bench: gr.Dropdown) -> list[gr.Dropdown]:
-    """The Explore tab; returns the dropdowns whose choices come from the store (the leaderboard's
-    benchmark choice too), in the order of :meth:`Arena.choices`."""
+def explore_tab(arena: Arena) -> None:
+    """The Explore tab (only with `--explore`): filter, read, tag and export judgments."""
     with gr.Tab("Explore", id="explore") as tab:
         with gr.Row():
             bench = gr.Dropdown([ANY], value=ANY, label="Benchmark")
@@ -407,55 +498,98 @@ def explore_tab(arena: Arena, name: gr.Textbox, board_bench: gr.Dropdown) -> lis
             tag_button = gr.Button("Tag")
         tag_status = gr.Markdown()
     filters = [bench, category, model, opponent, outcome, judge, shortcut]
-    find.click(arena.search, filters, [count, results, export_csv, export_json], api_name=False)
-    choices = [bench, category, model, opponent, judge, board_bench]
-    tab.select(arena.choices, None, choices, api_name=False)
+    on(arena, "explore", find.click, arena.search, filters, [count, results, export_csv, export_json])
+    on(arena, "explore", tab.select, arena.choices, None, [bench, category, model, opponent, judge])
     details = [info, prompt, answer_1, answer_2, rationale]
-    results.select(selected_id, [results], [picked], api_name=False).then(
-        arena.detail, [picked], details, api_name=False
-    )
-    open_button.click(arena.detail, [picked], details, api_name=False)
-    tag_button.click(arena.tag, [picked, tag, note, name], [tag_status], api_name=False).then(
-        arena.detail, [picked], details, api_name=False
-    )
-    return choices
+    picking = on(arena, "explore", results.select, arena.selected_id, [results], [picked])
+    on(arena, "explore", picking.then, arena.detail, [picked], details)
+    on(arena, "explore", open_button.click, arena.detail, [picked], details)
+    tagging = on(arena, "explore", tag_button.click, arena.tag, [picked, tag, note], [tag_status])
+    on(arena, "explore", tagging.then, arena.detail, [picked], details)
 
 
 def theme() -> gr.themes.Theme:
     return gr.themes.Default(**THEME_FONTS)
 
 
-def launch(
-    store: Store,
-    benchmark: str | None = None,
-    host: str = "127.0.0.1",
-    port: int = 7860,
-    auth: list[tuple[str, str]] | None = None,
-    block: bool = True,
-) -> gr.Blocks:
-    """Build and serve the app on `host:port` (127.0.0.1 unless told otherwise), analytics off."""
-    app = build_app(store, benchmark, auth=bool(auth))
-    app.queue(default_concurrency_limit=8)
-    app.launch(
-        server_name=host, server_port=port, auth=auth or None, share=False, inbrowser=False,
-        prevent_thread_lock=not block, ssr_mode=False, enable_monitoring=False, mcp_server=False,
-        footer_links=["api"], theme=theme(), css=CSS, quiet=not block,
+@dataclass(frozen=True)
+class Exposure:
+    """Who may reach the app and how: the address it binds, the extra names it answers to, logins
+    (user -> scrypt hash) or anonymous voting, Explore on or off, and the rate limits."""
+
+    host: str = "127.0.0.1"
+    port: int = 7860
+    allowed_hosts: tuple[str, ...] = ()
+    users: dict[str, str] | None = None
+    anonymous: bool = False
+    explore: bool = False
+    limits: RateLimits = field(default_factory=RateLimits)
+
+    def check(self) -> None:
+        """Refuse to serve beyond this machine without logins or an explicit `--anonymous`, and a
+        wildcard address without the names people will type."""
+        if is_loopback(self.host):
+            return
+        if not self.users and not self.anonymous:
+            raise ValueError(
+                f"--host {self.host} lets other machines in: give --auth-file (logins; write them with "
+                "guanaco users add) or --anonymous (anyone may vote, under an id per browser)"
+            )
+        if is_wildcard(self.host) and not self.allowed_hosts:
+            raise ValueError(
+                f"--host {self.host} listens on every address: name the ones people will type with "
+                "--allowed-host (e.g. --allowed-host arena.example.org)"
+            )
+
+
+class Served:
+    """The app running in a uvicorn server on a thread of this process (for tests and benches)."""
+
+    def __init__(self, server: uvicorn.Server, thread: threading.Thread, url: str) -> None:
+        self.server, self.thread, self.url = server, thread, url
+
+    def close(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=30)
+
+
+def serve(
+    store: Store, exposure: Exposure, benchmark: str | None = None, block: bool = True
+) -> Served | None:
+    """Build the app behind :class:`arena.webguard.Guard` and serve it on `exposure.host:port`
+    (analytics, SSR, monitoring and MCP off). Blocks until stopped unless `block` is False."""
+    exposure.check()
+    limiter = RateLimiter()
+    arena = Arena(store, benchmark, auth=bool(exposure.users), explore=exposure.explore,
+                  limits=exposure.limits, limiter=limiter)  # fmt: skip
+    blocks = build_app(arena)
+    blocks.queue(default_concurrency_limit=8)
+    outer = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
+    outer.add_middleware(CORSMiddleware, allow_origins=[], allow_credentials=False)  # no origin but our own
+    outer.add_middleware(Guard, hosts=allowed_hosts(exposure.host, exposure.allowed_hosts),
+                         limits=exposure.limits, limiter=limiter,
+                         voters=None if exposure.users else VoterIds())  # fmt: skip
+    auth = (
+        Authenticator(exposure.users, limiter, exposure.limits.login_failures).check
+        if exposure.users
+        else None
+    )
+    gr.mount_gradio_app(
+        outer, blocks, path="/", auth=auth, ssr_mode=False, enable_monitoring=False, mcp_server=False,
+        footer_links=["api"], theme=theme(), css=CSS, server_name=exposure.host, server_port=exposure.port,
+        max_file_size="1kb",  # nothing here takes uploads: no filling the disk through Gradio's /upload
     )  # fmt: skip
-    return app
-
-
-def read_auth_file(path: str | Path) -> list[tuple[str, str]]:
-    """`user:password` lines (blank lines and `#` comments skipped); errors name the file and line."""
-    pairs = []
-    lines = Path(path).read_text(encoding="utf-8").splitlines()
-    for number, line in enumerate(lines, 1):
-        line = line.strip()
-        if not line or line.startswith("#"):
-            continue
-        user, sep, password = line.partition(":")
-        if not sep or not user.strip() or not password:
-            raise ValueError(f"{path}, line {number}: expected user:password")
-        pairs.append((user.strip(), password))
-    if not pairs:
-        raise ValueError(f"{path}: no user:password lines")
-    return pairs
+    config = uvicorn.Config(outer, host=exposure.host, port=exposure.port, log_level="warning",
+                            proxy_headers=False, server_header=False, timeout_graceful_shutdown=5)  # fmt: skip
+    server = uvicorn.Server(config)
+    if block:
+        server.run()
+        return None
+    thread = threading.Thread(target=server.run, name="guanaco-app", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 60
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError(f"the app did not start on {exposure.host}:{exposure.port}")
+        time.sleep(0.05)
+    return Served(server, thread, f"http://{exposure.host}:{exposure.port}/")

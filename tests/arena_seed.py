@@ -5,6 +5,7 @@ from __future__ import annotations
 import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from sqlalchemy import select
 
@@ -74,15 +75,16 @@ def add_judgment(
 
 
 @contextmanager
-def running_app(store: Store, auth: list[tuple[str, str]] | None = None) -> Iterator[str]:
-    """The arena app served on 127.0.0.1 on a free port, in this process; yields its URL."""
-    from arena.webapp import launch
+def running_app(store: Store, **exposure: Any) -> Iterator[str]:
+    """The arena app served on 127.0.0.1 on a free port, in this process; yields its URL.
+    `exposure` holds :class:`arena.webapp.Exposure` fields (users, explore, limits, ...)."""
+    from arena.webapp import Exposure, serve
 
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    app = launch(store, host="127.0.0.1", port=port, auth=auth, block=False)
+    served = serve(store, Exposure(host="127.0.0.1", port=port, **exposure), block=False)
     try:
-        yield f"http://127.0.0.1:{port}/"
+        yield served.url
     finally:
-        app.close()
+        served.close()

@@ -38,7 +38,7 @@ def test_vote_reveal_safety_leaderboard_explore(store: Store, tmp_path: Path) ->
     )
     long = add_judgment(store, generations["1", "beta"], generations["1", "gamma"], "tie", raw="Both fine.")
     expect.set_options(timeout=30_000)
-    with running_app(store) as url, sync_playwright() as pw:
+    with running_app(store, explore=True) as url, sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
         page = browser.new_page(viewport={"width": 1280, "height": 900})
         outside = []
@@ -46,7 +46,6 @@ def test_vote_reveal_safety_leaderboard_explore(store: Store, tmp_path: Path) ->
                 and outside.append(r.url))  # fmt: skip
 
         page.goto(url)
-        page.locator("#annotator").locator("input, textarea").first.fill("tester")
         page.get_by_role("button", name="Next").click()
         vote_a = page.get_by_role("button", name="A is better")
         expect(vote_a).to_be_enabled()
@@ -104,7 +103,8 @@ def test_vote_reveal_safety_leaderboard_explore(store: Store, tmp_path: Path) ->
         page.get_by_label("Note").fill("judge missed the injection")
         page.get_by_role("button", name="Tag", exact=True).click()
         expect(page.get_by_text("Tagged judgment")).to_be_visible()
-        expect(page.locator("#detail-info")).to_contain_text("lemon by tester: judge missed the injection")
+        expect(page.locator("#detail-info")).to_contain_text("lemon by anon-")
+        expect(page.locator("#detail-info")).to_contain_text("judge missed the injection")
         page.screenshot(path=tmp_path / "explore.png", full_page=True)
 
         # a click on a row opens it; a long answer scrolls inside its box, the page keeps its layout
@@ -121,7 +121,8 @@ def test_vote_reveal_safety_leaderboard_explore(store: Store, tmp_path: Path) ->
 
     with store.session() as s:
         tags = s.execute(select(Tag.judgment_id, Tag.annotator, Tag.tag, Tag.note)).all()
-    assert tags == [(gpt4, "tester", "lemon", "judge missed the injection")]
+    assert len(tags) == 1 and tags[0][0] == gpt4 and tags[0][2:] == ("lemon", "judge missed the injection")
+    assert f"human:{tags[0][1]}" in set(store.judgments(judge="human")["judge"])  # the voter's own id
     assert human_votes(store) == votes
     assert not outside, f"the page called outside the machine: {outside}"
     assert {p.name for p in tmp_path.glob("*.png")} >= {
@@ -141,7 +142,7 @@ def test_explore_shortcuts_and_leaderboard_through_the_app_handlers(store: Store
     add_judgment(store, g["2", "alpha"], g["2", "beta"], "2", judge="human:x")
     arena = Arena(store)
     found = {
-        shortcut: arena.search(ANY, ANY, ANY, ANY, ANY, "all", shortcut)[1]
+        shortcut: arena.search(ANY, ANY, ANY, ANY, ANY, "all", shortcut, None)[1]
         for shortcut in ("all", "position flips", "GPT-4 vs human disagreements", "biggest upsets")
     }
     assert len(found["all"]) == 3
@@ -149,10 +150,10 @@ def test_explore_shortcuts_and_leaderboard_through_the_app_handlers(store: Store
     assert len(found["GPT-4 vs human disagreements"]) == 3
     assert {"winner", "loser", "gap"} <= set(found["biggest upsets"].columns)
     for method in ("Elo over orderings", "Bradley-Terry", "TrueSkill"):
-        info, table, plot, _ = arena.leaderboard(method, "all", ANY, True)
+        info, table, plot, _ = arena.leaderboard(method, "all", ANY, True, None)
         assert "judgments rated: 3" in info and set(table["model"]) == {"alpha", "beta"}
         assert {"lower", "upper"} <= set(table.columns) and Path(plot).stat().st_size > 0
-    info, table, plot, _ = arena.leaderboard("Bradley-Terry", "humans", "mt-bench", False)
+    info, table, plot, _ = arena.leaderboard("Bradley-Terry", "humans", "mt-bench", False, None)
     assert info.startswith("Nothing to rate") and table.empty and plot is None
 
 

@@ -1,9 +1,9 @@
-"""The store on SQLite and, when `GUANACO_TEST_POSTGRES_URL` is set (make test sets it), PostgreSQL."""
+"""The store on SQLite and PostgreSQL (every test here runs on both: see BOTH_DATABASES in conftest.py)."""
 
 from __future__ import annotations
 
-import os
 import threading
+from collections.abc import Iterator
 
 import pytest
 from sqlalchemy import func, select
@@ -18,20 +18,8 @@ from arena.store import (
     insert_ignore,
     judgments_frame,
 )
-
-POSTGRES_URL = os.environ.get("GUANACO_TEST_POSTGRES_URL")
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def any_store(request: pytest.FixtureRequest, db_url: str) -> Store:
-    if request.param == "sqlite":
-        return Store(db_url)
-    if not POSTGRES_URL:
-        pytest.skip("PostgreSQL not available: set GUANACO_TEST_POSTGRES_URL (make test does)")
-    store = Store(POSTGRES_URL)
-    Base.metadata.drop_all(store.engine)
-    Base.metadata.create_all(store.engine)
-    return store
+from tests.conftest import POSTGRES_URL
+from tests.databases import postgres_schema
 
 
 def seed_pair(store: Store) -> tuple[int, int, int]:
@@ -61,31 +49,31 @@ def count(store: Store, model: type) -> int:
         return s.scalar(select(func.count()).select_from(model))
 
 
-def test_insert_ignore_is_idempotent(any_store: Store) -> None:
-    prompt_id, g1, g2 = seed_pair(any_store)
+def test_insert_ignore_is_idempotent(store: Store) -> None:
+    prompt_id, g1, g2 = seed_pair(store)
     rows = [judgment(prompt_id, g1, g2), judgment(prompt_id, g2, g1, verdict="2")]
-    with any_store.session() as s:
+    with store.session() as s:
         assert insert_ignore(s, Judgment, rows + rows) == 2
-    with any_store.session() as s:
+    with store.session() as s:
         assert insert_ignore(s, Judgment, rows) == 0
-    seed_pair(any_store)
-    assert count(any_store, Judgment) == 2
-    assert count(any_store, Generation) == 2
+    seed_pair(store)
+    assert count(store, Judgment) == 2
+    assert count(store, Generation) == 2
 
 
-def test_failed_transaction_leaves_store_unchanged(any_store: Store) -> None:
-    prompt_id, g1, g2 = seed_pair(any_store)
-    with pytest.raises(RuntimeError), any_store.session() as s:
+def test_failed_transaction_leaves_store_unchanged(store: Store) -> None:
+    prompt_id, g1, g2 = seed_pair(store)
+    with pytest.raises(RuntimeError), store.session() as s:
         insert_ignore(s, Judgment, [judgment(prompt_id, g1, g2)])
         raise RuntimeError("import failed half-way")
-    assert count(any_store, Judgment) == 0
+    assert count(store, Judgment) == 0
 
 
-def test_judgments_frame_names_models_by_slot_and_filters_judges(any_store: Store) -> None:
-    prompt_id, g1, g2 = seed_pair(any_store)
+def test_judgments_frame_names_models_by_slot_and_filters_judges(store: Store) -> None:
+    prompt_id, g1, g2 = seed_pair(store)
     rows = [judgment(prompt_id, g1, g2), judgment(prompt_id, g2, g1, judge="human:ann", verdict="tie"),
             judgment(prompt_id, g1, g2, judge="human:bob", verdict="2")]  # fmt: skip
-    with any_store.session() as s:
+    with store.session() as s:
         insert_ignore(s, Judgment, rows)
         frame = judgments_frame(s, benchmark="vicuna")
         humans = judgments_frame(s, judge="human")
@@ -96,12 +84,12 @@ def test_judgments_frame_names_models_by_slot_and_filters_judges(any_store: Stor
     assert list(gpt4.verdict) == ["1"]
 
 
-def test_concurrent_writers_store_each_record_once(any_store: Store) -> None:
-    prompt_id, g1, g2 = seed_pair(any_store)
+def test_concurrent_writers_store_each_record_once(store: Store) -> None:
+    prompt_id, g1, g2 = seed_pair(store)
     rows = [judgment(prompt_id, g1, g2, judge=f"human:{i % 5}") for i in range(20)]
 
     def write() -> None:
-        with Store(any_store.url).session() as s:
+        with Store(store.url).session() as s:
             insert_ignore(s, Judgment, rows)
 
     threads = [threading.Thread(target=write) for _ in range(8)]
@@ -109,22 +97,19 @@ def test_concurrent_writers_store_each_record_once(any_store: Store) -> None:
         thread.start()
     for thread in threads:
         thread.join()
-    assert count(any_store, Judgment) == 5
+    assert count(store, Judgment) == 5
 
 
 # ---------------------------------------------------------------- schema migrations
 
 
-def _fresh_postgres() -> str:
-    """The PostgreSQL test database emptied, migration history included."""
-    from sqlalchemy import create_engine, text
-
-    engine = create_engine(POSTGRES_URL)
-    with engine.begin() as connection:
-        Base.metadata.drop_all(connection)
-        connection.execute(text("DROP TABLE IF EXISTS alembic_version"))
-    engine.dispose()
-    return POSTGRES_URL
+@pytest.fixture
+def empty_postgres() -> Iterator[str]:
+    """A fresh, empty PostgreSQL schema (no migration history either)."""
+    if not POSTGRES_URL:
+        pytest.skip("PostgreSQL not available: set GUANACO_TEST_POSTGRES_URL (make test does)")
+    with postgres_schema(POSTGRES_URL) as url:
+        yield url
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -136,14 +121,13 @@ def previous_store(request: pytest.FixtureRequest, tmp_path) -> str:
 
         make_legacy_sqlite(tmp_path / "old.db")
         return f"sqlite:///{tmp_path / 'old.db'}"
-    if not POSTGRES_URL:
-        pytest.skip("PostgreSQL not available: set GUANACO_TEST_POSTGRES_URL (make test does)")
+    url = request.getfixturevalue("empty_postgres")
     from alembic import command
     from sqlalchemy import create_engine, text
 
     from arena.migrations import BASELINE, config
 
-    engine = create_engine(_fresh_postgres())
+    engine = create_engine(url)
     with engine.begin() as connection:
         command.upgrade(config(connection), BASELINE)
         connection.execute(text("DROP TABLE alembic_version"))  # as the last release left it
@@ -161,7 +145,7 @@ def previous_store(request: pytest.FixtureRequest, tmp_path) -> str:
             "VALUES (1, 'gpt-4', 't', 'h', 1, 1, 2, '1', 'ok', 0.02, 1, '{}', now())"
         ))  # fmt: skip
     engine.dispose()
-    return POSTGRES_URL
+    return url
 
 
 def _schema_differences(url: str) -> list:
@@ -201,8 +185,7 @@ def test_store_of_the_previous_schema_is_upgraded_on_open(previous_store: str, c
     assert f"already at schema revision {head()}" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("dialect", ["sqlite", "postgresql"])
-def test_migrations_build_exactly_the_models_schema(dialect: str, tmp_path) -> None:
+def test_migrations_build_exactly_the_models_schema(db_url: str) -> None:
     """Upgrading an empty database through every revision gives what `create_all` gives: a model
     change without its migration fails here."""
     from alembic import command
@@ -210,14 +193,68 @@ def test_migrations_build_exactly_the_models_schema(dialect: str, tmp_path) -> N
 
     from arena.migrations import config
 
-    if dialect == "postgresql" and not POSTGRES_URL:
-        pytest.skip("PostgreSQL not available: set GUANACO_TEST_POSTGRES_URL (make test does)")
-    url = _fresh_postgres() if dialect == "postgresql" else f"sqlite:///{tmp_path / 'migrated.db'}"
-    engine = create_engine(url)
+    engine = create_engine(db_url)
     with engine.begin() as connection:
         command.upgrade(config(connection), "head")
     engine.dispose()
-    assert _schema_differences(url) == []
+    assert _schema_differences(db_url) == []
+
+
+def test_vote_pair_key_is_backfilled_on_the_earliest_vote_of_each_pair(db_url: str) -> None:
+    """Stores from before one-vote-per-pair may hold both orders of a pair from one annotator: the
+    upgrade keys the earliest and leaves the other as it was; new votes on that pair are refused."""
+    from alembic import command
+    from sqlalchemy import create_engine, text
+
+    from arena.migrations import config
+    from arena.votes import HUMAN_TEMPLATE_HASH, pair_key
+
+    engine = create_engine(db_url)
+    with engine.begin() as connection:
+        command.upgrade(config(connection), "0003")
+    engine.dispose()
+    engine = create_engine(db_url)
+    with engine.begin() as connection:  # the 0003 tables, written as the old app would have
+        connection.execute(
+            text(
+                "INSERT INTO prompts (id, benchmark, key, turns, context, meta) VALUES (1, 'v', '1', '[]', '[]', '{}');"
+            )
+        )
+        connection.execute(
+            text(
+                "INSERT INTO contestants (id, name, kind, meta, created_at) VALUES "
+                "(1, 'a', 'local', '{}', CURRENT_TIMESTAMP), (2, 'b', 'local', '{}', CURRENT_TIMESTAMP)"
+            )
+        )
+        connection.execute(
+            text(
+                "INSERT INTO generations (id, prompt_id, contestant_id, text, params, meta, created_at) VALUES "
+                "(1, 1, 1, 'x', '{}', '{}', CURRENT_TIMESTAMP), (2, 1, 2, 'y', '{}', '{}', CURRENT_TIMESTAMP)"
+            )
+        )
+        for jid, judge, first, second in (
+            (1, "human:ann", 2, 1),
+            (2, "human:ann", 1, 2),
+            (3, "human:bob", 1, 2),
+        ):
+            connection.execute(
+                text(
+                    "INSERT INTO judgments (id, judge, template_id, template_hash, turn, prompt_id, "
+                    "generation1_id, generation2_id, verdict, status, cost_usd, meta, created_at) VALUES "
+                    "(:id, :judge, 'human', :h, 1, 1, :g1, :g2, '1', 'ok', 0, '{}', CURRENT_TIMESTAMP)"
+                ),
+                {"id": jid, "judge": judge, "h": HUMAN_TEMPLATE_HASH, "g1": first, "g2": second},
+            )
+    engine.dispose()
+    store = Store(db_url)
+    with store.session() as s:
+        keys = dict(s.execute(select(Judgment.id, Judgment.pair_key)).all())
+    assert keys == {1: "1-2", 2: None, 3: "1-2"}
+    vote = {"judge": "human:bob", "template_id": "human", "template_hash": HUMAN_TEMPLATE_HASH, "prompt_id": 1,
+            "generation1_id": 2, "generation2_id": 1, "pair_key": pair_key(1, 2), "verdict": "2", "status": "ok"}  # fmt: skip
+    with store.session() as s:
+        assert insert_ignore(s, Judgment, [vote], any_key=True) == 0  # bob's other order of 1-2
+    store.engine.dispose()
 
 
 def test_db_upgrade_command_and_a_newer_store_is_refused(db_url: str, capsys) -> None:

@@ -1,9 +1,11 @@
-"""Battle sampling and vote storage on a real SQLite store."""
+"""Battle sampling, issuing and vote storage on a real store (SQLite and PostgreSQL)."""
 
 from __future__ import annotations
 
 import random
+import threading
 from collections import Counter
+from dataclasses import replace
 
 import pytest
 from sqlalchemy import select
@@ -12,7 +14,9 @@ from arena.store import Judgment, Store
 from arena.votes import (
     HUMAN_TEMPLATE_HASH,
     HUMAN_TEMPLATE_ID,
+    BattleBook,
     NoBattle,
+    NotIssued,
     choose,
     next_battle,
     pair_weights,
@@ -67,6 +71,10 @@ def test_vote_is_a_human_judgment_stored_once(store: Store) -> None:
         battle = next_battle(s, "  Ann  Lee ", rng=random.Random(2))
     assert record_vote(store, battle, "Ann Lee", "2") is True
     assert record_vote(store, battle, "Ann Lee", "1") is False  # double click / resubmission
+    swapped = replace(
+        battle, generation_left=battle.generation_right, generation_right=battle.generation_left
+    )
+    assert record_vote(store, swapped, "Ann Lee", "1") is False  # the same pair in the other order
     with store.session() as s:
         rows = s.scalars(select(Judgment)).all()
     assert len(rows) == 1
@@ -108,3 +116,51 @@ def test_unknown_verdict_is_refused(store: Store) -> None:
         battle = next_battle(s, "ann")
     with pytest.raises(ValueError, match="unknown verdict"):
         record_vote(store, battle, "ann", "left")
+
+
+def test_one_vote_per_unordered_pair_holds_when_both_orders_race(store: Store) -> None:
+    """Two tabs showing (x, y) and (y, x) submit at once, many times over: the store keeps one vote
+    per annotator and pair; another annotator still votes on the same pair."""
+    seed_arena(store, prompts=1, models=("alpha", "beta"))
+    with store.session() as s:
+        battle = next_battle(s, "ann", rng=random.Random(4))
+    swapped = replace(
+        battle, generation_left=battle.generation_right, generation_right=battle.generation_left
+    )
+    results: list[bool] = []
+    start = threading.Barrier(8)
+
+    def submit(shown) -> None:
+        start.wait()
+        results.append(record_vote(store, shown, "ann", "1"))
+
+    threads = [threading.Thread(target=submit, args=(b,)) for b in [battle, swapped] * 4]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert results.count(True) == 1
+    assert record_vote(store, swapped, "bob", "2") is True
+    frame = store.judgments(judge="human")
+    assert sorted(frame["judge"]) == ["human:ann", "human:bob"]
+
+
+def test_battle_book_hands_a_battle_back_once_and_only_to_its_annotator(store: Store) -> None:
+    seed_arena(store)
+    with store.session() as s:
+        battle = next_battle(s, "ann")
+    book = BattleBook()
+    book.issue("ann", battle)
+    for who, battle_id in (("bob", battle.battle_id), ("ann", "made-up"), ("ann", None)):
+        with pytest.raises(NotIssued):
+            book.take(who, battle_id)
+    assert book.take(" ann ", battle.battle_id) == battle
+    with pytest.raises(NotIssued):
+        book.take("ann", battle.battle_id)  # voted on already
+    small = BattleBook(capacity=2)
+    battles = [replace(battle, battle_id=str(i)) for i in range(3)]
+    for b in battles:
+        small.issue("ann", b)
+    with pytest.raises(NotIssued):
+        small.take("ann", "0")  # the oldest open battle made room
+    assert small.take("ann", "2") == battles[2]

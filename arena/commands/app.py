@@ -1,4 +1,4 @@
-"""`guanaco app`: serve the human arena (vote, leaderboard, explore) in a browser."""
+"""`guanaco app`: serve the human arena (vote, leaderboard, and explore if asked) in a browser."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ from arena.cli import UserError
 def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
     parser = subparsers.add_parser(
         "app", parents=[common], help="the human arena: vote, leaderboard, explore (Gradio)",
-        description="Serve the arena in a browser. Votes are stored as judgments by human:<annotator>.",
+        description="Serve the arena in a browser. Votes are stored as judgments by human:<annotator>, "
+                    "the annotator being the logged-in user or an anonymous id the server gives each browser.",
     )  # fmt: skip
     parser.add_argument("--benchmark", help="only battles from this benchmark (vicuna, oa, ...); default all")
     parser.add_argument(
@@ -19,20 +20,55 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
     )
     parser.add_argument("--port", type=int, default=7860, help="port (default 7860)")
     parser.add_argument(
-        "--auth-file", help="file of user:password lines: people log in and vote under their user name"
-    )
+        "--auth-file", help="logins (user:scrypt hash lines, written by `guanaco users add`): people log in "
+                            "and vote under their user name",
+    )  # fmt: skip
+    parser.add_argument(
+        "--anonymous", action="store_true",
+        help="beyond this machine, let anyone vote without logging in (one anonymous id per browser)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--allowed-host", action="append", default=[], metavar="NAME",
+        help="a host name people use to reach the arena (repeatable); requests naming any other host, "
+             "or coming from another site's page, are refused",
+    )  # fmt: skip
+    parser.add_argument(
+        "--explore", action="store_true",
+        help="show the Explore tab (it names the models behind answers people are judging: keep it for "
+             "a private instance)",
+    )  # fmt: skip
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from arena.passwords import read_auth_file
     from arena.store import Store
-    from arena.webapp import launch, read_auth_file
+    from arena.webapp import Exposure, serve
 
     try:
-        auth = read_auth_file(args.auth_file) if args.auth_file else None
+        users = read_auth_file(args.auth_file) if args.auth_file else None
     except (OSError, ValueError) as err:
         raise UserError(f"auth file: {err}") from err
-    print(f"guanaco arena on http://{args.host}:{args.port} (store {args.db}); Ctrl+C to stop")
-    launch(Store(args.db), args.benchmark, args.host, args.port, auth)
+    exposure = Exposure(host=args.host, port=args.port, allowed_hosts=tuple(args.allowed_host), users=users,
+                        anonymous=args.anonymous, explore=args.explore)  # fmt: skip
+    try:
+        exposure.check()
+    except ValueError as err:
+        raise UserError(str(err)) from err
+    try:
+        shown_db = make_url(args.db).render_as_string(hide_password=True)
+    except SQLAlchemyError as err:
+        raise UserError("--db: not a database URL (sqlite:///FILE or postgresql+psycopg://...)") from err
+    who = "logins" if users else "anonymous voters"
+    print(f"guanaco arena on http://{args.host}:{args.port} (store {shown_db}; {who}"
+          f"{'; Explore on' if args.explore else ''}); Ctrl+C to stop", flush=True)  # fmt: skip
+    try:
+        store = Store(args.db)
+    except SQLAlchemyError as err:
+        raise UserError(f"cannot open the store {shown_db}: {getattr(err, 'orig', None) or err}") from err
+    serve(store, exposure, args.benchmark)
     return 0
