@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
@@ -316,18 +317,21 @@ def test_qlora_release_round_trips(qlora_store, tmp_path, capsys):
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
-def planted_db(request, tmp_path) -> str:
+def planted_db(request, tmp_path) -> Iterator[str]:
     """The store's URL, itself a secret to keep: a file under a home folder, or a PostgreSQL URL
     with its password and a planted query."""
     if request.param == "sqlite":
         home = tmp_path / "home" / "ann-planted"
         home.mkdir(parents=True)
-        return f"sqlite:///{home / 'arena.db'}"
-    from tests.test_store import POSTGRES_URL, _fresh_postgres
+        yield f"sqlite:///{home / 'arena.db'}"
+        return
+    from tests.conftest import POSTGRES_URL
+    from tests.databases import postgres_schema
 
     if not POSTGRES_URL:
         pytest.skip("PostgreSQL not available: set GUANACO_TEST_POSTGRES_URL (make test does)")
-    return _fresh_postgres() + "?application_name=planted_pg_query"
+    with postgres_schema(POSTGRES_URL) as url:
+        yield url + "&application_name=planted_pg_query"
 
 
 def test_a_release_carries_no_credential_and_no_machine_path(planted_db, tmp_path, monkeypatch, capsys):
