@@ -12,12 +12,26 @@ def _fmt(value: Any) -> str:
     return f"{value:.4f}" if isinstance(value, float) else str(value)
 
 
+def _quantization(cfg: TrainConfig) -> str:
+    if cfg.method == "qalora":
+        return f"INT{cfg.bits} group-wise asymmetric, group {cfg.group_size or 32} (QA-LoRA)"
+    return f"4-bit {cfg.quant_type.upper()}" + (" + double quantization" if cfg.double_quant else "")
+
+
+def _use(cfg: TrainConfig) -> list[str]:
+    name = Path(cfg.out).name
+    if cfg.method == "qalora":
+        return [f"guanaco merge {cfg.out} --out merged/{name}   # folds into the zero points: stays INT{cfg.bits}",
+                f"guanaco models add {name} --qalora merged/{name}"]  # fmt: skip
+    return [f"guanaco models add {name} --adapter {cfg.out}",
+            f"guanaco merge {cfg.out} --out merged/{name}   # onto the dequantized 4-bit base"]  # fmt: skip
+
+
 def write_card(folder: Path, cfg: TrainConfig, metrics: dict[str, Any]) -> Path:
     """A Hugging Face style card with YAML front matter, the recipe, the data report and the losses."""
     model = metrics.get("model", {})
     recipe = {
-        "quantization": f"4-bit {cfg.quant_type.upper()}"
-        + (" + double quantization" if cfg.double_quant else ""),
+        "quantization": _quantization(cfg),
         "bits per quantized weight": _fmt(model.get("bits_per_weight")),
         "LoRA": f"r={cfg.lora_r}, alpha={cfg.lora_alpha}, dropout={cfg.lora_dropout}, "
         f"modules={','.join(cfg.target_modules) if cfg.target_modules else 'all linear but the head'}",
@@ -61,8 +75,7 @@ def write_card(folder: Path, cfg: TrainConfig, metrics: dict[str, Any]) -> Path:
             "",
             "## Use",
             "```",
-            f"guanaco models add {Path(cfg.out).name} --adapter {cfg.out}",
-            f"guanaco merge {cfg.out} --out merged/{Path(cfg.out).name}   # onto the dequantized 4-bit base",
+            *_use(cfg),
             "```",
             "The full configuration is in `config.yaml`; per-step losses in `metrics.json`.",
             "",
