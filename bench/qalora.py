@@ -212,7 +212,8 @@ def report(result: dict[str, Any]) -> str:
         [
             "# QA-LoRA against QLoRA: perplexity after merging to low bits",
             "",
-            "`bench/qalora.py` (see its docstring for the method). Settings: SmolLM2-135M-Instruct, "
+            f"`bench/qalora.py` (see its docstring for the method). Settings: {s['base']} "
+            f"({'the embedded SmolLM2-135M-Instruct' if s['base'] == 'smollm2' else 'a local model'}), "
             f"{s['steps']} steps of batch {s['batch_size']} x {s['seq_len']} tokens on the project's OASST1 sample, "
             f"LoRA r=8 alpha 16, learning rate {s['lr']}, group size {s['group_size']}, "
             f"float32 compute on the CPU. Perplexity over every token of {HELD_OUT.relative_to(ROOT)} "
@@ -238,7 +239,8 @@ def report(result: dict[str, Any]) -> str:
             "learn with; the paper trains for thousands of steps on 7B-65B models. Generation on the CPU is "
             "not faster at low bits here: there is no INT3/INT2 matmul kernel, so the codes are dequantized "
             "(per forward, or once at load, which leaves an ordinary float model); the paper's speed-up "
-            "comes from GPU INT kernels.",
+            "comes from GPU INT kernels. (c) and (d) share one format and one loader, so one speed is "
+            "measured for both; (a) and (b) are the same architecture in float.",
             "",
         ]
     )
@@ -260,7 +262,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         result = measure(args, Path(tmp))
     if args.json:
-        args.json.write_text(json.dumps(result, indent=2))
+        args.json.write_text(json.dumps(result, indent=2, default=str))
     REPORT.write_text(report(result))
     print(f"wrote {REPORT.relative_to(ROOT)}")
 

@@ -166,3 +166,15 @@ def test_a_low_bit_folder_is_checked_before_it_is_registered(tmp_path: Path, db_
         read_meta(tmp_path)
     assert main(["models", "add", "x", "--qalora", str(tmp_path), "--db", db_url]) == 2
     assert main(["models", "add", "x", "--qalora", str(tmp_path / "none"), "--db", db_url]) == 2
+
+
+def test_a_group_size_that_does_not_divide_a_layer_is_a_clear_error(
+    tiny: Path, tmp_path: Path, db_url: str, capsys: pytest.CaptureFixture
+) -> None:
+    from arena.cli import main
+
+    argv = ["train", "--db", db_url, *FAST[:-1], "128", "--base", str(tiny), "--out", str(tmp_path / "r")]
+    assert main(argv) == 2
+    assert "layer model.layers.0.self_attn.q_proj: 64 input channels do not split into groups of 128" in (
+        capsys.readouterr().err
+    )

@@ -33,6 +33,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from trainer.config import TrainConfig
+from trainer.train import TrainError
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +44,7 @@ SCALE_BITS, ZERO_BITS = 16, 32
 float32 zero point (fractional after a merge; float16 would move the merged logits measurably)."""
 
 
-class QALoraError(ValueError):
+class QALoraError(TrainError):
     """A layer or setting QA-LoRA cannot use; the message names the layer and the fix."""
 
 
@@ -216,6 +217,8 @@ def load_base(cfg: TrainConfig, device_map: Any = None) -> nn.Module:
 
     from trainer import model as qmodel
 
+    if qmodel.under_fsdp():
+        raise QALoraError("--method qalora does not run under FSDP yet: train it on one device (or DDP)")
     model = AutoModelForCausalLM.from_pretrained(
         qmodel.resolve_base(cfg.base), dtype=qmodel.compute_dtype(cfg), device_map=device_map
     )

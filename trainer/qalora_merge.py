@@ -35,6 +35,7 @@ def unmerged(run: Path) -> qalora.QALoraModel:
         model = qalora.add_lora(qalora.load_base(cfg), cfg, adapter=Path(run))
     except qalora.QALoraError as err:
         raise MergeError(str(err)) from err
+    model.model.config.use_cache = True  # off for training; the merged model generates
     return model.eval()
 
 
