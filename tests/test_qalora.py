@@ -178,3 +178,13 @@ def test_a_group_size_that_does_not_divide_a_layer_is_a_clear_error(
     assert "layer model.layers.0.self_attn.q_proj: 64 input channels do not split into groups of 128" in (
         capsys.readouterr().err
     )
+
+
+def test_vllm_refuses_a_low_bit_contestant_with_the_way_out() -> None:
+    from arena.backends import GenerateParams
+    from arena.backends.vllm_backend import VLLMBackend
+    from arena.cli import UserError
+    from arena.models import ModelSpec
+
+    with pytest.raises(UserError, match="vLLM cannot load: generate it with --backend transformers"):
+        VLLMBackend(ModelSpec("q", "/models/q", quantization="int3-g32"), GenerateParams())
