@@ -10,7 +10,7 @@ and, for reference, (e) the base quantized to INT4/3/2 with no training. For eac
 parameters, training time, size on disk (float16 for everything not quantized) and greedy generation
 tokens/s (weights held as codes and dequantized per forward, and dequantized once at load).
 
-    .venv/bin/python bench/qalora.py                    # 30 steps, batch 2 x 128 tokens, group 32
+    .venv/bin/python bench/qalora.py                    # 20 steps, batch 2 x 128 tokens, group 32
     .venv/bin/python bench/qalora.py --steps 4 --bits 4  # a quick look
 
 Writes docs/bench/qalora.md.
@@ -109,7 +109,7 @@ def saved16(model: Any, folder: Path) -> tuple[Any, int]:
 
     from trainer.qalora_format import size_on_disk
 
-    model.save_pretrained(folder, state_dict={k: v.half() for k, v in model.state_dict().items()})
+    model.half().save_pretrained(folder)  # in place, so tied embeddings stay one tensor
     return AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32), size_on_disk(folder)
 
 
@@ -216,7 +216,7 @@ def report(result: dict[str, Any]) -> str:
             f"({'the embedded SmolLM2-135M-Instruct' if s['base'] == 'smollm2' else 'a local model'}), "
             f"{s['steps']} steps of batch {s['batch_size']} x {s['seq_len']} tokens on the project's OASST1 sample, "
             f"LoRA r=8 alpha 16, learning rate {s['lr']}, group size {s['group_size']}, "
-            f"float32 compute on the CPU. Perplexity over every token of {HELD_OUT.relative_to(ROOT)} "
+            f"float32 compute on the CPU ({s['threads']} thread). Perplexity over every token of {HELD_OUT.relative_to(ROOT)} "
             f"(10 conversations written for this, Guanaco `### Human:` format). Tokens/s: greedy, "
             f"{s['new_tokens']} new tokens, batch 1, median of {s['repeats']} after a warm-up (± half the range). "
             "Training time: mean seconds per optimizer step after a warm-up step. Sizes: the weight files, "
@@ -249,16 +249,20 @@ def report(result: dict[str, Any]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--base", default="smollm2")
-    parser.add_argument("--steps", type=int, default=30)
+    parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--batch-size", type=int, default=2)
     parser.add_argument("--seq-len", type=int, default=128)
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--group-size", type=int, default=32)
     parser.add_argument("--bits", type=lambda t: [int(b) for b in t.split(",")], default=[4, 3, 2])
-    parser.add_argument("--new-tokens", type=int, default=32)
+    parser.add_argument("--new-tokens", type=int, default=16)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument(
+        "--threads", type=int, default=1, help="CPU threads (1 is fastest on a shared machine)"
+    )
     parser.add_argument("--json", type=Path, help="also write the raw figures here")
     args = parser.parse_args()
+    torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory() as tmp:
         result = measure(args, Path(tmp))
     if args.json:

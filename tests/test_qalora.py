@@ -75,8 +75,14 @@ def test_the_adapter_reads_group_sums_and_folds_exactly_into_the_zero_points() -
         assert torch.allclose(folded(x), layer(x), atol=1e-5)
 
 
-def test_method_bits_and_group_size_are_checked() -> None:
+def test_method_bits_and_group_size_are_checked(tmp_path: Path) -> None:
     assert build("smoke", overrides={"method": "qalora", "bits": 2, "group_size": 128}).group_size == 128
+    (tmp_path / "qa.yaml").write_text("preset: smoke\nmethod: qalora\nbits: 3\ngroup_size: 64\n")
+    cfg = build(config_file=tmp_path / "qa.yaml")
+    assert (cfg.method, cfg.bits, cfg.group_size, cfg.lora_r) == ("qalora", 3, 64, 8)
+    (tmp_path / "bad.yaml").write_text("method: qalora\nbits: 5\n")
+    with pytest.raises(ConfigError, match="field bits: qalora takes 4, 3, 2, not 5"):
+        build(config_file=tmp_path / "bad.yaml")
     with pytest.raises(ConfigError, match="field bits: qlora takes 4, not 3"):
         TrainConfig(bits=3)
     with pytest.raises(ConfigError, match="field bits: qalora takes 4, 3, 2, not 8"):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from trainer.config import TrainConfig
+from trainer.config import DEFAULT_GROUP_SIZE, TrainConfig
 
 
 def _fmt(value: Any) -> str:
@@ -14,7 +14,7 @@ def _fmt(value: Any) -> str:
 
 def _quantization(cfg: TrainConfig) -> str:
     if cfg.method == "qalora":
-        return f"INT{cfg.bits} group-wise asymmetric, group {cfg.group_size or 32} (QA-LoRA)"
+        return f"INT{cfg.bits} group-wise asymmetric, group {cfg.group_size or DEFAULT_GROUP_SIZE} (QA-LoRA)"
     return f"4-bit {cfg.quant_type.upper()}" + (" + double quantization" if cfg.double_quant else "")
 
 
