@@ -18,7 +18,7 @@ TRAIN = ["--preset", "smoke", "--max-steps", "2", "--max-seq-len", "64", "--max-
 
 
 def test_qlora_and_qalora_int4_models_generate_and_are_judged(
-    scripted_server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    scripted_server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
 ) -> None:
     scripted_server.reply = lambda body: "Assistant 2 is better.\n2"
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test-not-a-real-key")
@@ -37,6 +37,7 @@ def test_qlora_and_qalora_int4_models_generate_and_are_judged(
          "--limit", "1", "--max-new-tokens", "6", "--temperature", "0", *db],
         ["judge", "--benchmark", "sample", "--models", "qlora-int4,qalora-int4", "--judge-model", "judge",
          "--base-url", scripted_server.url, "--template", "qlora-vicuna", "--orders", "both", *db],
+        ["leaderboard", "--benchmark", "sample", "--judge", "judge", "--method", "elo", "--orderings", "10", *db],
     ]  # fmt: skip
     for argv in steps:
         assert main(argv) == 0, argv
@@ -50,3 +51,5 @@ def test_qlora_and_qalora_int4_models_generate_and_are_judged(
     frame = store.judgments()
     assert len(frame) == 2 and set(frame.status) == {"ok"}  # both slot orders, verdicts parsed
     assert len(scripted_server.requests) == 2
+    board = capsys.readouterr().out.split("elo")[-1]  # one win each: the judge always picks slot 2
+    assert "qalora-int4" in board and "qlora-int4" in board

@@ -32,7 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from trainer.config import TrainConfig
+from trainer.config import DEFAULT_GROUP_SIZE, TrainConfig
 from trainer.train import TrainError
 
 log = logging.getLogger(__name__)
@@ -206,8 +206,6 @@ def adapted_layers(model: nn.Module) -> dict[str, QALoraLinear]:
 
 
 def group_size(cfg: TrainConfig) -> int:
-    from trainer.config import DEFAULT_GROUP_SIZE
-
     return cfg.group_size or DEFAULT_GROUP_SIZE
 
 
