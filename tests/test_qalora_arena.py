@@ -41,6 +41,10 @@ def test_qlora_and_qalora_int4_models_generate_and_are_judged(
     ]  # fmt: skip
     for argv in steps:
         assert main(argv) == 0, argv
+    wrong = ["merge", str(runs / "qlora"), "--out", str(tmp_path / "x"), *db]
+    assert main([*wrong, "--method", "qalora"]) == 2  # a QLoRA adapter has nothing to fold
+    assert main([*wrong, "--group-size", "64"]) == 2  # groups without --bits
+    assert not (tmp_path / "x").exists()
 
     store = Store(db[1])
     with store.session() as session:
