@@ -278,7 +278,12 @@ def load_adapter(wrapped: QALoraModel, folder: Path) -> None:
     path = folder / ADAPTER_FILE
     if not path.is_file() or not (folder / ADAPTER_CONFIG).is_file():
         raise QALoraError(f"{folder}: no QA-LoRA adapter ({ADAPTER_FILE} and {ADAPTER_CONFIG})")
-    saved = json.loads((folder / ADAPTER_CONFIG).read_text())
+    try:
+        saved = json.loads((folder / ADAPTER_CONFIG).read_text())
+    except json.JSONDecodeError as err:
+        raise QALoraError(
+            f"{folder / ADAPTER_CONFIG}, line {err.lineno}: not valid JSON ({err.msg})"
+        ) from err
     for key in ("bits", "group_size", "r"):
         if saved.get(key) != wrapped.settings[key]:
             raise QALoraError(
