@@ -155,6 +155,27 @@ def add_local(
                     quantization=QUANTIZATIONS[bits], api_model=None, meta={"prompt_format": prompt_format})  # fmt: skip
 
 
+def add_low_bit(session: Session, name: str, folder: str, prompt_format: str = "auto") -> Contestant:
+    """A group-wise INT4/3/2 model written by `guanaco merge` (a folded QA-LoRA run, or a QLoRA run
+    merged then quantized); its quantization is recorded as `int<bits>-g<group size>`."""
+    from trainer.qalora_format import FormatError, label, read_meta
+
+    if prompt_format not in FORMATS:
+        raise UserError(f"unknown prompt format {prompt_format!r}: use one of {', '.join(FORMATS)}")
+    try:
+        meta = read_meta(Path(folder))
+    except FormatError as err:
+        raise UserError(str(err)) from err
+    return register(session, name, kind="local", base_model=str(Path(folder).resolve()), adapter=None,
+                    quantization=label(meta), api_model=None,
+                    meta={"prompt_format": prompt_format, "low_bit_source": meta.get("source")})  # fmt: skip
+
+
+def is_low_bit(quantization: str | None) -> bool:
+    """Whether a contestant's quantization names the project's group-wise integer format."""
+    return bool(quantization) and quantization.startswith("int")
+
+
 def _absolute(model: str | None) -> str | None:
     """A local folder as an absolute path; a hub id (no such folder here) as given."""
     return str(Path(model).resolve()) if model and Path(model).exists() else model

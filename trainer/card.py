@@ -5,12 +5,27 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from trainer.config import TrainConfig
+from trainer.config import DEFAULT_GROUP_SIZE, TrainConfig
 from trainer.data import train_on_for
 
 
 def _fmt(value: Any) -> str:
     return f"{value:.4f}" if isinstance(value, float) else str(value)
+
+
+def _quantization(cfg: TrainConfig) -> str:
+    if cfg.method == "qalora":
+        return f"INT{cfg.bits} group-wise asymmetric, group {cfg.group_size or DEFAULT_GROUP_SIZE} (QA-LoRA)"
+    return f"4-bit {cfg.quant_type.upper()}" + (" + double quantization" if cfg.double_quant else "")
+
+
+def _use(cfg: TrainConfig) -> list[str]:
+    name = Path(cfg.out).name
+    if cfg.method == "qalora":
+        return [f"guanaco merge {cfg.out} --out merged/{name}   # folds into the zero points: stays INT{cfg.bits}",
+                f"guanaco models add {name} --qalora merged/{name}"]  # fmt: skip
+    return [f"guanaco models add {name} --adapter {cfg.out}",
+            f"guanaco merge {cfg.out} --out merged/{name}   # onto the dequantized 4-bit base"]  # fmt: skip
 
 
 def write_card(folder: Path, cfg: TrainConfig, metrics: dict[str, Any]) -> Path:
@@ -19,8 +34,7 @@ def write_card(folder: Path, cfg: TrainConfig, metrics: dict[str, Any]) -> Path:
     train = metrics.get("data", {}).get("train", {})
     train_on = train_on_for(cfg.train_on, train["format"]) if train.get("format") else cfg.train_on
     recipe = {
-        "quantization": f"4-bit {cfg.quant_type.upper()}"
-        + (" + double quantization" if cfg.double_quant else ""),
+        "quantization": _quantization(cfg),
         "bits per quantized weight": _fmt(model.get("bits_per_weight")),
         "LoRA": f"r={cfg.lora_r}, alpha={cfg.lora_alpha}, dropout={cfg.lora_dropout}, "
         f"modules={','.join(cfg.target_modules) if cfg.target_modules else 'all linear but the head'}",
@@ -64,8 +78,7 @@ def write_card(folder: Path, cfg: TrainConfig, metrics: dict[str, Any]) -> Path:
             "",
             "## Use",
             "```",
-            f"guanaco models add {Path(cfg.out).name} --adapter {cfg.out}",
-            f"guanaco merge {cfg.out} --out merged/{Path(cfg.out).name}   # onto the dequantized 4-bit base",
+            *_use(cfg),
             "```",
             "The full configuration is in `config.yaml`; per-step losses in `metrics.json`.",
             "",

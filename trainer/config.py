@@ -20,6 +20,9 @@ import yaml
 from trainer.presets import PRESETS
 
 CONFIG_FILE = "config.yaml"
+METHOD_BITS = {"qlora": (4,), "qalora": (4, 3, 2)}
+"""Which --bits each --method takes: QLoRA's bitsandbytes NF4/FP4, QA-LoRA's group-wise integers."""
+DEFAULT_GROUP_SIZE = 32
 
 
 class ConfigError(ValueError):
@@ -53,6 +56,12 @@ class TrainConfig:
     max_train_samples: int | None = None
     max_eval_samples: int | None = 1000
     # quantization
+    method: Literal["qlora", "qalora"] = "qlora"
+    """`qlora`: bitsandbytes 4-bit base + LoRA; `qalora`: group-wise integer base + QA-LoRA (trainer/qalora.py)."""
+    bits: int = 4
+    """Bits per base weight: 4 for qlora; 4, 3 or 2 for qalora."""
+    group_size: Literal[32, 64, 128] | None = None
+    """QA-LoRA's quantization group (input channels per scale and zero point); unset = 32. qalora only."""
     quant_type: Literal["nf4", "fp4"] = "nf4"
     double_quant: bool = True
     compute_dtype: Literal["auto", "bfloat16", "float16", "float32"] = "auto"
@@ -97,9 +106,14 @@ class TrainConfig:
             choices = _literal_choices(_field_types()[f.name])
             value = getattr(self, f.name)
             if choices and value not in choices and value is not None:
-                raise ConfigError(f"field {f.name}: {value!r} is not one of {', '.join(choices)}")
+                raise ConfigError(f"field {f.name}: {value!r} is not one of {', '.join(map(str, choices))}")
         if self.max_steps < 1 or self.grad_accum < 1 or self.batch_size < 1 or self.max_seq_len < 8:
             raise ConfigError("fields max_steps, grad_accum, batch_size must be >= 1 and max_seq_len >= 8")
+        if self.bits not in METHOD_BITS[self.method]:
+            allowed = ", ".join(str(b) for b in METHOD_BITS[self.method])
+            raise ConfigError(f"field bits: {self.method} takes {allowed}, not {self.bits}")
+        if self.group_size is not None and self.method != "qalora":
+            raise ConfigError("field group_size: only --method qalora quantizes in groups")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -91,6 +91,15 @@ def prepare_data(cfg: TrainConfig, tokenizer: Any) -> Prepared:
     return prepared
 
 
+def method_module(cfg: TrainConfig) -> Any:
+    """What builds the quantized base and its adapter: trainer.model (QLoRA) or trainer.qalora."""
+    if cfg.method == "qalora":
+        from trainer import qalora
+
+        return qalora
+    return qmodel
+
+
 def make_optimizer(cfg: TrainConfig, params: list[torch.nn.Parameter]) -> torch.optim.Optimizer:
     """Paged AdamW 32-bit (bitsandbytes) as the paper; unpaged on the CPU, where there is no
     unified memory to page to."""
@@ -185,9 +194,10 @@ class Loop:
         self.tokenizer = load_tokenizer(cfg)
         self.data = prepare_data(cfg, self.tokenizer)
         device_map = {"": self.accelerator.device} if qmodel.on_gpu() and not qmodel.under_fsdp() else None
-        base = qmodel.load_base(cfg, device_map=device_map)
-        model = qmodel.add_lora(base, cfg, adapter=self.checkpoint)
-        self.footprint = qmodel.footprint(model, cfg)
+        self.method = method_module(cfg)
+        base = self.method.load_base(cfg, device_map=device_map)
+        model = self.method.add_lora(base, cfg, adapter=self.checkpoint)
+        self.footprint = self.method.footprint(model, cfg)
         optimizer = make_optimizer(cfg, [p for p in model.parameters() if p.requires_grad])
         self.scheduler = get_scheduler(cfg.lr_scheduler, optimizer, cfg.warmup_steps, cfg.max_steps)
         self.step = 0
@@ -338,7 +348,7 @@ class Loop:
             cfg.save(self.out)
             for split, report in self.data.reports.items():
                 log.info("%s data: %s", split, report.summary())
-            log.info(qmodel.describe(self.footprint, cfg))
+            log.info(self.method.describe(self.footprint, cfg))
         if cfg.report_to != "none":
             acc.init_trackers(self.out.name, config=_scalars(cfg.to_dict()))
         bar = tqdm(total=cfg.max_steps, initial=self.step, desc="training", disable=not acc.is_main_process)

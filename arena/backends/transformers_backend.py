@@ -9,7 +9,7 @@ from typing import Any
 from arena.backends import GenerateParams, Request, Result
 from arena.bnb_cpu import paths, settle_for_inference
 from arena.cli import UserError
-from arena.models import ModelSpec
+from arena.models import ModelSpec, is_low_bit
 from arena.prompting import cut_at_turn_end, render, resolve_format
 
 
@@ -22,6 +22,8 @@ def load_model(spec: ModelSpec, device: str | None = None) -> tuple[Any, Any]:
 
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     dtype = torch.bfloat16 if device == "cuda" else torch.float32
+    if is_low_bit(spec.quantization):
+        return _low_bit(spec, device, dtype)
     kwargs: dict[str, Any] = {"dtype": dtype}
     if spec.quantization:
         from transformers import BitsAndBytesConfig
@@ -45,6 +47,22 @@ def load_model(spec: ModelSpec, device: str | None = None) -> tuple[Any, Any]:
     model.eval()
     if spec.quantization:
         settle_for_inference(model)  # the same 4-bit CPU path for every call, whatever ran before
+    return model, tokenizer
+
+
+def _low_bit(spec: ModelSpec, device: str, dtype: Any) -> tuple[Any, Any]:
+    """A group-wise INT model from `guanaco merge` (trainer/qalora_format.py), weights held as codes."""
+    from transformers import AutoTokenizer
+
+    from trainer.qalora_format import FormatError, load_quantized
+
+    try:
+        model = load_quantized(spec.base_model, dtype=dtype).to(device)
+        tokenizer = AutoTokenizer.from_pretrained(spec.base_model, padding_side="left")
+    except (FormatError, OSError) as err:
+        raise UserError(f"cannot load low-bit model {spec.base_model!r} for {spec.name!r}: {err}") from err
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
     return model, tokenizer
 
 

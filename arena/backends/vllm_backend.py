@@ -8,7 +8,7 @@ from typing import Any
 
 from arena.backends import GenerateParams, Request, Result
 from arena.cli import UserError
-from arena.models import ModelSpec
+from arena.models import ModelSpec, is_low_bit
 from arena.prompting import cut_at_turn_end, render, resolve_format
 
 
@@ -30,6 +30,11 @@ class VLLMBackend:
     def __init__(
         self, spec: ModelSpec, params: GenerateParams, prompt_format: str = "auto", **engine: Any
     ) -> None:
+        if is_low_bit(spec.quantization):
+            raise UserError(
+                f"{spec.name!r} is a group-wise {spec.quantization} model in guanaco's own format, which vLLM "
+                "cannot load: generate it with --backend transformers (docs/qalora.md)"
+            )
         vllm = _vllm()
         self.spec = spec
         self.params = params

@@ -25,6 +25,11 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
     )
     add.add_argument("--bits", type=int, choices=[4, 16], default=16, help="4 = bitsandbytes NF4 (QLoRA)")
     add.add_argument(
+        "--qalora",
+        metavar="DIR",
+        help="a low-bit model from `guanaco merge` (QA-LoRA folded, or QLoRA merged with --bits)",
+    )
+    add.add_argument(
         "--format",
         dest="prompt_format",
         choices=["auto", "guanaco", "chat"],
@@ -57,11 +62,17 @@ def run_pull(args: argparse.Namespace) -> int:
 
 def run_add(args: argparse.Namespace) -> int:
     from arena.cli import UserError
-    from arena.models import add_api, add_local
+    from arena.models import add_api, add_local, add_low_bit
     from arena.store import Store
 
     with Store(args.db).session() as session:
-        if args.api:
+        if args.qalora:
+            if args.api or args.base or args.adapter or args.bits != 16:
+                raise UserError(
+                    "--qalora takes the merged folder alone: no --api, --base, --adapter or --bits"
+                )
+            contestant = add_low_bit(session, args.name, args.qalora, args.prompt_format)
+        elif args.api:
             if not args.model or args.base or args.adapter:
                 raise UserError("--api needs --model, and takes no --base or --adapter")
             contestant = add_api(session, args.name, args.model, args.base_url, args.api_key_env)

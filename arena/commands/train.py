@@ -1,4 +1,4 @@
-"""`guanaco train` (Guanaco-style 4-bit QLoRA) and `guanaco merge` (adapter onto the dequantized base)."""
+"""`guanaco train` (QLoRA or QA-LoRA, `--method`) and `guanaco merge` (adapter onto or into the quantized base)."""
 
 from __future__ import annotations
 
@@ -21,11 +21,27 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
     add_arguments(train)
     train.set_defaults(func=run_train)
     merge = subparsers.add_parser(
-        "merge", parents=[common], help="merge a run's adapter onto its dequantized 4-bit base"
+        "merge",
+        parents=[common],
+        help="merge a run's adapter onto its dequantized 4-bit base (QLoRA), or into its INT zero points (QA-LoRA)",
+        description="QLoRA runs: a 16/32-bit checkpoint, or with --bits a group-wise INT4/3/2 model "
+        "(post-training quantization). QA-LoRA runs: the adapter folded into the zero points; codes and "
+        "scales unchanged (docs/qalora.md).",
     )
     merge.add_argument("run", type=Path, help="run folder written by guanaco train")
     merge.add_argument("--out", type=Path, required=True, help="folder for the merged checkpoint")
     merge.add_argument("--dtype", choices=["float32", "bfloat16", "float16"], help="cast the merged weights")
+    merge.add_argument(
+        "--method",
+        choices=["qlora", "qalora"],
+        help="the run's method (checked against it): qalora folds the adapter into INT zero points",
+    )
+    merge.add_argument(
+        "--bits", type=int, help="QLoRA runs: quantize the merged model group-wise to 4, 3 or 2 bits"
+    )
+    merge.add_argument(
+        "--group-size", type=int, choices=[32, 64, 128], help="with --bits: input channels per group (32)"
+    )
     merge.set_defaults(func=run_merge)
 
 
@@ -58,8 +74,14 @@ def run_train(args: argparse.Namespace) -> int:
 
 def run_merge(args: argparse.Namespace) -> int:
     from trainer.merge import MergeError, merge
+    from trainer.qalora_merge import check_request, merge_low_bit, run_config, wants_low_bit
 
     try:
+        if wants_low_bit(args.run, args.bits):
+            out = merge_low_bit(args.run, args.out, args.method, args.bits, args.group_size, args.dtype)
+            print(f"low-bit merged model in {out} (register it with guanaco models add NAME --qalora {out})")
+            return 0
+        check_request(run_config(args.run), args.run, args.method, None, args.group_size)
         out = merge(args.run, args.out, args.dtype)
     except MergeError as err:
         raise UserError(str(err)) from err
