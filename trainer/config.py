@@ -49,6 +49,8 @@ class TrainConfig:
     max_train_samples: int | None = None
     max_eval_samples: int | None = 1000
     # quantization
+    bits: int = 4
+    """4: the base in 4-bit NF4/FP4 (QLoRA); 8: the base in bitsandbytes int8 (LLM.int8(), 8-bit LoRA)."""
     quant_type: Literal["nf4", "fp4"] = "nf4"
     double_quant: bool = True
     compute_dtype: Literal["auto", "bfloat16", "float16", "float32"] = "auto"
@@ -94,6 +96,8 @@ class TrainConfig:
             value = getattr(self, f.name)
             if choices and value not in choices and value is not None:
                 raise ConfigError(f"field {f.name}: {value!r} is not one of {', '.join(choices)}")
+        if self.bits not in (4, 8):
+            raise ConfigError(f"field bits: {self.bits!r} is not 4 (NF4/FP4 QLoRA) or 8 (int8 LoRA)")
         if self.max_steps < 1 or self.grad_accum < 1 or self.batch_size < 1 or self.max_seq_len < 8:
             raise ConfigError("fields max_steps, grad_accum, batch_size must be >= 1 and max_seq_len >= 8")
 

@@ -26,6 +26,7 @@ HUB_SOURCES = {
     "guanaco": ("timdettmers/openassistant-guanaco", "guanaco-text"),
 }
 SAMPLE = DATA_DIR / "samples" / "oasst1_sample.jsonl"
+HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")
 VALIDATION_NAMES = {"validation", "valid", "eval", "test"}
 IGNORE = -100
 
@@ -325,6 +326,11 @@ def _split_records(
 ) -> tuple[list[Record], list[Record], str]:
     if source in HUB_SOURCES and not Path(source).exists():
         return _hub_records(*HUB_SOURCES[source])
+    if is_hub_id(source):
+        train, held, fmt = _hub_records(source, fmt)
+        if not held:  # most hub datasets have a train split only: hold out by hash, as for files
+            train, held = _partition(train, lambda r: _hash_fraction(_group_key(r, fmt)) < eval_fraction)
+        return train, held, fmt
     path = SAMPLE if source == "sample" else Path(source)
     records = read_records(path)
     if not records:
@@ -338,6 +344,15 @@ def _split_records(
             fmt,
         )
     return (*_partition(records, lambda r: _hash_fraction(_group_key(r, fmt)) < eval_fraction), fmt)
+
+
+def is_hub_id(source: str) -> bool:
+    """`owner/name` that is no local path and no data file name: a Hugging Face dataset id."""
+    return (
+        HUB_ID.fullmatch(source) is not None
+        and not Path(source).exists()
+        and not source.endswith((".jsonl", ".json", ".parquet"))
+    )
 
 
 def _partition(
@@ -361,8 +376,9 @@ def _hash_fraction(key: str) -> float:
     return int(hashlib.sha256(key.encode()).hexdigest()[:8], 16) / 0x100000000
 
 
-def _hub_records(name: str, fmt: str) -> tuple[list[Record], list[Record], str]:
-    """Both splits of a hub dataset (needs the `datasets` package and the hub, or its cache)."""
+def _hub_records(name: str, fmt: str | None) -> tuple[list[Record], list[Record], str]:
+    """Both splits of a hub dataset (needs the `datasets` package and the hub, or its cache); the
+    format is guessed from the first row when not given."""
     try:
         import datasets
     except ImportError as err:
@@ -371,12 +387,15 @@ def _hub_records(name: str, fmt: str) -> tuple[list[Record], list[Record], str]:
         loaded = datasets.load_dataset(name)
     except Exception as err:
         raise DataError(
-            f"cannot load {name} from the hub ({err}); download its rows and pass the file"
+            f"cannot load dataset {name!r} from the Hugging Face Hub ({type(err).__name__}: {err}); "
+            "check the network and HF_HUB_OFFLINE, or download its rows and pass the local file"
         ) from err
     held = next((s for s in loaded if s in VALIDATION_NAMES), None)
     train = [Record(f"{name}[train]:row {i + 1}", row) for i, row in enumerate(loaded["train"])]
     valid = [Record(f"{name}[{held}]:row {i + 1}", row) for i, row in enumerate(loaded[held])] if held else []
-    return train, valid, fmt
+    if not train:
+        raise DataError(f"{name}: the hub dataset's train split has no rows")
+    return train, valid, fmt or guess_format(train[0])
 
 
 # ---------------------------------------------------------------- tokens and labels
