@@ -14,11 +14,8 @@ only what is missing.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import dataclasses
 import hashlib
-import itertools
 import json
 import logging
 import os
@@ -26,261 +23,28 @@ import re
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import yaml
 from sqlalchemy import func, select
 
 from arena.cli import UserError
 from arena.paths import DATA_DIR
 from arena.store import Contestant, Generation, Prompt, Store, finish_run, start_run
+from arena.sweep_config import Point, SweepConfig, points
+from arena.sweep_report import display_table, plot, results_table
 
 log = logging.getLogger(__name__)
 
 MARKER = "SWEEP_DONE.json"
 """Written last, atomically, into a point's folder: its presence means the point is finished."""
-PRODUCTS = DATA_DIR / "samples" / "products.jsonl"
 SMALL_JUDGE_TEMPLATE = DATA_DIR / "samples" / "small-judge.yaml"
-LLAMA_LINEAR = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj", "lm_head"]
-TARGET_ALIASES: dict[str, list[str] | None] = {
-    "qv": ["q_proj", "v_proj"],
-    "all": LLAMA_LINEAR,
-    "all-linear": None,
-}
-"""`qv` and `all` (every linear layer including the output head) are the guide's settings, for
-Llama-family models; `all-linear` is peft's every linear layer but the head. Other module lists
-are written with `+`: `q_proj+k_proj+v_proj`."""
-FIXED_FIELDS = ("base", "data", "format", "eval_data", "eval_fraction", "template", "out", "preset")
-"""Trainer fields that must be the same for every point (one held-out set, one prompt format)."""
-SHORT_LABELS = {"lora_r": "r{}", "bits": "{}bit", "lora_alpha": "a{}", "learning_rate": "lr{}",
-                "max_steps": "{}steps", "lora_dropout": "drop{}"}  # fmt: skip
 MEMORY_NOTE = {
     "gpu": "peak GPU memory allocated by torch",
     "cpu": "peak resident memory of the process (includes the Python runtime)",
 }
-
-
-@dataclass
-class SweepConfig:
-    """What one sweep does. Defaults: the embedded SmolLM2 on the product-description sample."""
-
-    name: str = "products-sweep"
-    """The benchmark name of the held-out prompts and the prefix of every contestant's name."""
-    base: str = "smollm2"
-    data: str = str(PRODUCTS)
-    """A local JSONL/JSON/Parquet file (Alpaca, chat messages, ...) or a Hugging Face dataset id."""
-    grid: dict[str, list[Any]] = field(
-        default_factory=lambda: {"lora_r": [8, 16], "target_modules": ["qv", "all"]}
-    )
-    """Trainer field -> values; one adapter per combination."""
-    train: dict[str, Any] = field(default_factory=dict)
-    """Trainer fields shared by every point (`preset`, `max_steps`, ...). Loss is on the responses
-    only (`train_on: assistant`) unless set here."""
-    out: str = "runs/sweep"
-    eval_fraction: float = 0.2
-    """Share of the records held out: the eval loss and the prompts to answer come from them."""
-    prompts: int = 20
-    """Held-out prompts each contestant answers (the first N of the held-out split)."""
-    max_new_tokens: int = 128
-    temperature: float = 0.7
-    top_p: float = 0.9
-    backend: str = "transformers"
-    batch_size: int = 8
-    judge_model: str = "gpt-4"
-    judge_name: str | None = None
-    base_url: str | None = None
-    api_key_env: str = "OPENAI_API_KEY"
-    local_judge: bool = False
-    """Judge with the embedded SmolLM2 served on 127.0.0.1 (demonstrates the pipeline; a 135M judge
-    measures nothing)."""
-    template: str | None = None
-    """Judge template; default `qlora-vicuna`, or the small-judge template for the local judge."""
-    judge_max_tokens: int = 1024
-    concurrency: int = 8
-    budget_usd: float | None = None
-    costs: str | None = None
-    human: bool = False
-    """Queue the answers for the human arena instead of a judge model."""
-    bootstrap: int = 1000
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        from trainer.config import TrainConfig
-
-        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,40}", self.name):
-            raise UserError(f"sweep name {self.name!r}: use letters, digits, '.', '_' or '-' (at most 41)")
-        known = {f.name for f in dataclasses.fields(TrainConfig)}
-        if not self.grid:
-            raise UserError("the grid is empty: give at least one field=value1,value2")
-        for key in {**self.grid, **self.train}:
-            if key not in known:
-                raise UserError(f"{key!r} is not a trainer field (see `guanaco train --help`)")
-        for key, values in self.grid.items():
-            if key in FIXED_FIELDS:
-                raise UserError(f"grid field {key!r} must be the same for every point: set it once")
-            if not isinstance(values, list) or not values:
-                raise UserError(f"grid field {key!r}: expected a non-empty list of values")
-        if (
-            self.prompts < 1
-            or self.max_new_tokens < 1
-            or self.batch_size < 1
-            or not 0 < self.eval_fraction < 1
-        ):
-            raise UserError("prompts, max_new_tokens and batch_size must be >= 1, eval_fraction in (0, 1)")
-        if self.human and (self.local_judge or self.base_url):
-            raise UserError("--human queues the answers for people: drop --local-judge/--base-url")
-
-    @property
-    def judge(self) -> str:
-        """The judge name stored with each judgment (`human` selects every annotator's votes)."""
-        if self.human:
-            return "human"
-        return self.judge_name or ("smollm2-judge" if self.local_judge else self.judge_model)
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-
-def read_config(path: Path) -> dict[str, Any]:
-    """A YAML mapping of SweepConfig fields; an unknown field is an error naming file and line."""
-    if not path.is_file():
-        raise UserError(f"{path}: sweep config not found")
-    text = path.read_text(encoding="utf-8")
-    try:
-        raw = yaml.safe_load(text) or {}
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        raise UserError(f"{path}{f', line {mark.line + 1}' if mark else ''}: not valid YAML ({err})") from err
-    if not isinstance(raw, dict):
-        raise UserError(f"{path}: expected a mapping of field: value")
-    known = {f.name for f in dataclasses.fields(SweepConfig)}
-    for key in raw:
-        if key not in known:
-            line = next((i + 1 for i, row in enumerate(text.splitlines()) if row.startswith(f"{key}:")), "?")
-            raise UserError(f"{path}, line {line}: unknown field {key!r}; fields: {', '.join(sorted(known))}")
-    return raw
-
-
-def build_config(
-    config_file: Path | None = None,
-    overrides: dict[str, Any] | None = None,
-    train: dict[str, Any] | None = None,
-) -> SweepConfig:
-    """Defaults < YAML file < flags; `train` adds shared trainer fields to the file's. Grid and
-    shared values are typed as the trainer's fields (`"8"` -> 8)."""
-    values = read_config(config_file) if config_file else {}
-    values.update({k: v for k, v in (overrides or {}).items() if v is not None})
-    where = str(config_file) if config_file else "the command line"
-    for name in ("grid", "train"):
-        if not isinstance(values.get(name, {}), dict):
-            raise UserError(f"{where}: field {name}: expected a mapping of trainer field to value(s)")
-    if "grid" in values:
-        values["grid"] = {k: [typed(k, v) for v in _as_list(vs)] for k, vs in values["grid"].items()}
-    values["train"] = {k: typed(k, v) for k, v in {**values.get("train", {}), **(train or {})}.items()}
-    try:
-        return SweepConfig(**values)
-    except TypeError as err:
-        raise UserError(f"{where}: {err}") from err
-
-
-def parse_grid(items: list[str]) -> dict[str, list[str]]:
-    """`["lora_r=8,16", "target_modules=qv,all"]` -> {"lora_r": ["8", "16"], ...} (typed later)."""
-    grid: dict[str, list[str]] = {}
-    for item in items:
-        key, sep, values = item.partition("=")
-        if not sep or not key.strip() or not values.strip():
-            raise UserError(f"--grid {item!r}: expected field=value1,value2 (e.g. lora_r=8,16)")
-        grid[key.strip().replace("-", "_")] = [v.strip() for v in values.split(",") if v.strip()]
-    return grid
-
-
-def _as_list(values: Any) -> list[Any]:
-    return values if isinstance(values, list) else [values]
-
-
-def typed(key: str, value: Any) -> Any:
-    """A grid value as the trainer field wants it: `"8"` -> 8 for `lora_r`; `target_modules`
-    aliases and `a+b` lists stay as written (see :func:`target_modules`)."""
-    from trainer.config import TrainConfig, add_arguments, overrides_from
-
-    if key not in {f.name for f in dataclasses.fields(TrainConfig)}:
-        raise UserError(f"{key!r} is not a trainer field (see `guanaco train --help`)")
-    if key == "target_modules" or not isinstance(value, str):
-        if key == "target_modules" and isinstance(value, str) and "," in value:
-            raise UserError(f"grid target_modules {value!r}: join module names with '+', not ','")
-        return value
-    parser = argparse.ArgumentParser(add_help=False, exit_on_error=False)
-    add_arguments(parser)
-    try:
-        parsed = parser.parse_args([f"--{key.replace('_', '-')}", value])
-    except (argparse.ArgumentError, SystemExit) as err:
-        raise UserError(f"grid {key}={value!r}: not a valid value for this trainer field") from err
-    return overrides_from(parsed)[key]
-
-
-def target_modules(value: Any) -> list[str] | None:
-    if isinstance(value, list):
-        return [str(v) for v in value]
-    if value in TARGET_ALIASES:
-        return TARGET_ALIASES[value]
-    return [part for part in str(value).split("+") if part]
-
-
-# ---------------------------------------------------------------- the grid
-
-
-@dataclass(frozen=True)
-class Point:
-    """One setting of the grid: its contestant name, its values as written, its trainer config."""
-
-    name: str
-    settings: dict[str, Any]
-    train: Any  # trainer.config.TrainConfig
-
-    @property
-    def folder(self) -> Path:
-        return Path(self.train.out)
-
-
-def label(key: str, value: Any) -> str:
-    """The part of a contestant's name that one setting contributes: `r8`, `qv`, `4bit`."""
-    if key == "target_modules":
-        text = "+".join(value) if isinstance(value, list) else str(value)
-    else:
-        text = SHORT_LABELS.get(key, key.replace("_", "") + "{}").format(value)
-    return re.sub(r"[^A-Za-z0-9.+_]", "_", text)
-
-
-def points(cfg: SweepConfig) -> list[Point]:
-    """Every combination of the grid, in the grid's order, each with its full trainer config."""
-    from trainer.config import ConfigError, build
-
-    fixed = {k: v for k, v in cfg.train.items() if k != "preset"}
-    if "target_modules" in fixed:
-        fixed["target_modules"] = target_modules(fixed["target_modules"])
-    keys = list(cfg.grid)
-    found = []
-    for combo in itertools.product(*(cfg.grid[k] for k in keys)):
-        settings = dict(zip(keys, combo, strict=True))
-        name = "-".join([cfg.name, *(label(k, v) for k, v in settings.items())])
-        overrides = {"train_on": "assistant", **fixed, **settings, "base": cfg.base, "data": cfg.data,
-                     "eval_fraction": cfg.eval_fraction, "seed": cfg.seed, "out": str(Path(cfg.out) / name)}  # fmt: skip
-        if "target_modules" in settings:
-            overrides["target_modules"] = target_modules(settings["target_modules"])
-        try:
-            train_cfg = build(cfg.train.get("preset"), None, overrides)
-        except ConfigError as err:
-            raise UserError(f"grid point {name}: {err}") from err
-        if overrides.get("target_modules", ...) is None:  # `all-linear`: build drops None overrides
-            train_cfg.target_modules = None
-        found.append(Point(name, settings, train_cfg))
-    names = [p.name for p in found]
-    if len(set(names)) != len(names):
-        raise UserError(f"two grid points got the same name ({', '.join(names)}): make the values distinct")
-    return found
 
 
 # ---------------------------------------------------------------- training
@@ -490,13 +254,19 @@ def judge_config(cfg: SweepConfig, base_url: str | None, model: str) -> Any:
         price = price_for(model, load_prices(cfg.costs))
     except (ValueError, FileNotFoundError) as err:
         raise UserError(str(err)) from err
-    local = bool(base_url) and any(host in base_url for host in ("127.0.0.1", "localhost"))
-    if price is None and cfg.budget_usd is not None and not local:
+    if price is None and cfg.budget_usd is not None and not is_local(base_url):
         raise UserError(f"no price known for {model!r}, so the budget cannot be kept: add it with costs")
     client = ClientConfig(model=model, base_url=base_url, api_key_env=cfg.api_key_env,
                           concurrency=cfg.concurrency)  # fmt: skip
     return JudgeConfig(client=client, template=template, name=cfg.judge, max_tokens=cfg.judge_max_tokens,
                        seed=cfg.seed, price=price)  # fmt: skip
+
+
+def is_local(base_url: str | None) -> bool:
+    """An endpoint on this machine, which charges nothing."""
+    from urllib.parse import urlparse
+
+    return bool(base_url) and urlparse(base_url).hostname in ("127.0.0.1", "localhost", "::1")
 
 
 @contextmanager
@@ -561,98 +331,6 @@ def judge_all(store: Store, cfg: SweepConfig, names: list[str]) -> str:
             f"{tally.unparsed} unparsed, {tally.errors} errors, ${tally.spent_usd:.4f}{stopped}")  # fmt: skip
 
 
-# ---------------------------------------------------------------- the table and the plot
-
-
-def results_table(store: Store, cfg: SweepConfig, records: list[dict[str, Any]]) -> pd.DataFrame:
-    """One row per setting: its grid values, trainable parameters, training time, peak memory,
-    eval loss, and the Bradley-Terry rating with its 95% interval (prompts resampled); the rank
-    counts only models whose interval lies wholly above (intervals that overlap share a rank)."""
-    from arena.ratings import rate
-
-    names = [r["name"] for r in records]
-    frame = store.judgments(benchmark=cfg.name, judge=cfg.judge, models=names)
-    header: dict[str, Any] = {"benchmark": cfg.name, "judge": cfg.judge, "method": "bt",
-                              "judgments": len(frame), "used": 0, "models": len(names)}  # fmt: skip
-    ratings = None
-    if not frame.empty:
-        try:
-            ratings = rate(frame, "bt", bootstrap=cfg.bootstrap, resample="prompt", seed=cfg.seed)
-            header = ratings.attrs["header"]
-        except ValueError as err:  # nothing readable yet: the table still shows the training side
-            log.warning("no rating yet: %s", err)
-    by_model = {} if ratings is None else ratings.set_index("model").to_dict("index")
-    rows = []
-    for record in records:
-        rated = by_model.get(record["name"], {})
-        rows.append({
-            "model": record["name"], **{k: _cell(v) for k, v in record["settings"].items()},
-            "trainable_params": record["trainable_params"], "train_seconds": record["train_seconds"],
-            "peak_memory_mb": record["peak_memory_mb"], "eval_loss": record["eval_loss"],
-            "rating": rated.get("rating"), "lower": rated.get("lower"), "upper": rated.get("upper"),
-            "rank": rated.get("rank"), "matches": rated.get("matches", 0),
-        })  # fmt: skip
-    table = pd.DataFrame(rows)
-    table.attrs["header"] = {**header, "params": {**header.get("params", {}), "memory": records[0]["memory"]}}
-    return table
-
-
-def _cell(value: Any) -> Any:
-    return "+".join(value) if isinstance(value, list) else value
-
-
-def display_table(table: pd.DataFrame) -> pd.DataFrame:
-    """The table formatted for people (thousands separators, 3-decimal losses, rating [interval])."""
-    shown = table.copy()
-    shown["trainable_params"] = [f"{v:,}" for v in table["trainable_params"]]
-    shown["train_seconds"] = [_num(v, "{:.1f}") for v in table["train_seconds"]]
-    shown["peak_memory_mb"] = [_num(v, "{:,.0f}") for v in table["peak_memory_mb"]]
-    shown["eval_loss"] = [_num(v, "{:.3f}") for v in table["eval_loss"]]
-    shown["rating"] = [
-        "-" if pd.isna(r) else f"{r:.0f} [{lo:.0f}, {hi:.0f}]"
-        for r, lo, hi in zip(table["rating"], table["lower"], table["upper"], strict=True)
-    ]
-    shown["rank"] = [_num(v, "{:.0f}") for v in table["rank"]]
-    shown = shown.drop(columns=["lower", "upper"])
-    shown.attrs = table.attrs
-    return shown
-
-
-def _num(value: Any, fmt: str) -> str:
-    return "-" if value is None or pd.isna(value) else fmt.format(value)
-
-
-def plot(table: pd.DataFrame, path: Path) -> Path:
-    """Rating (with its interval) against trainable parameters and against training time."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    rated = table[table["rating"].notna()]
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), dpi=120, sharey=True)
-    for ax, column, xlabel in ((axes[0], "trainable_params", "trainable parameters"),
-                               (axes[1], "train_seconds", "training time (s)")):  # fmt: skip
-        shown = rated[rated[column].notna()]
-        errors = [shown["rating"] - shown["lower"], shown["upper"] - shown["rating"]]
-        ax.errorbar(shown[column], shown["rating"], yerr=errors, fmt="o", capsize=4, color="#3182bd")
-        for _, row in shown.iterrows():
-            ax.annotate(row["model"], (row[column], row["rating"]), textcoords="offset points", xytext=(5, 5),
-                        fontsize=7)  # fmt: skip
-        ax.set_xscale("log" if column == "trainable_params" else "linear")
-        ax.set_xlabel(xlabel)
-        ax.grid(alpha=0.3)
-    axes[0].set_ylabel("Bradley-Terry rating (95% interval)")
-    header = table.attrs.get("header", {})
-    fig.suptitle(f"{header.get('benchmark')}: judge {header.get('judge')}, {header.get('used', 0)} judgments",
-                 fontsize=10)  # fmt: skip
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.tight_layout()
-    fig.savefig(path, format="png")
-    plt.close(fig)
-    return path
-
-
 # ---------------------------------------------------------------- dry run
 
 
@@ -668,6 +346,8 @@ class Plan:
     judged: int
     judge_calls_usd: float | None
     prompt_tokens: int
+    judge: str
+    local: bool
 
     def lines(self, cfg: SweepConfig) -> list[str]:
         out = [
@@ -679,11 +359,13 @@ class Plan:
             return out
         out.append(f"judgments: {self.judgments} ({self.judged} stored, {self.judgments - self.judged} to judge, "
                    f"both orders of every pair)")  # fmt: skip
-        if self.judge_calls_usd is None:
-            out.append(f"judge {cfg.judge_model}: cost unknown (no price; add one with costs)")
+        if self.local:
+            out.append(f"judge {self.judge} on a local endpoint: no charge")
+        elif self.judge_calls_usd is None:
+            out.append(f"judge {self.judge}: cost unknown (no price; add one with costs)")
         else:
             out.append(
-                f"judge {cfg.judge_model}: estimated at most ${self.judge_calls_usd:,.2f} for the judgments left "
+                f"judge {self.judge}: estimated at most ${self.judge_calls_usd:,.2f} for the judgments left "
                 f"(about {self.prompt_tokens:,} prompt tokens with answers at {cfg.max_new_tokens} tokens, "
                 f"outputs at {cfg.judge_max_tokens} tokens)"
             )
@@ -707,8 +389,10 @@ def plan(store: Store, cfg: SweepConfig, grid: list[Point], rows: list[dict[str,
     judgments = pairs * len(rows) * 2
     judged = 0
     cost, tokens = None, 0
+    base_url = "http://127.0.0.1" if cfg.local_judge else cfg.base_url
+    model = "smollm2 (embedded)" if cfg.local_judge else cfg.judge_model
     if not cfg.human:
-        jcfg = judge_config(cfg, cfg.base_url if not cfg.local_judge else "http://127.0.0.1", cfg.judge_model)
+        jcfg = judge_config(cfg, base_url, model)
         frame = store.judgments(benchmark=cfg.name, judge=jcfg.name, models=names)
         judged = int(((frame.template_hash == jcfg.template.hash) & (frame.status != "error")).sum())
         judge = Judge(jcfg, client=None)
@@ -720,7 +404,7 @@ def plan(store: Store, cfg: SweepConfig, grid: list[Point], rows: list[dict[str,
         tokens = int(sum(e[0] for e in per_prompt) * pairs * 2 * left)
         cost = None if jcfg.price is None else sum(e[2] for e in per_prompt) * pairs * 2 * left
     return Plan(len(grid), sum(finished(p) is not None for p in grid), len(names) * len(rows), generated or 0,
-                judgments, judged, cost, tokens)  # fmt: skip
+                judgments, judged, cost, tokens, model, is_local(base_url))  # fmt: skip
 
 
 # ---------------------------------------------------------------- the workflow
@@ -791,4 +475,6 @@ def dry_run(store: Store, cfg: SweepConfig) -> list[str]:
     grid = points(cfg)
     rows = held_out_prompts(cfg, grid[0])
     head = f"sweep {cfg.name}: {len(grid)} settings x {len(rows)} held-out prompts of {data_label(cfg.data)}"
+    if len(rows) < cfg.prompts:
+        head += f" (asked for {cfg.prompts}: the held-out split has {len(rows)})"
     return [head, *(f"  {p.name}" for p in grid), *plan(store, cfg, grid, rows).lines(cfg)]

@@ -15,7 +15,8 @@ from sqlalchemy import select
 
 from arena.cli import UserError, main
 from arena.store import Contestant, Generation, Judgment, Run, Store
-from arena.sweep import MARKER, PRODUCTS, SMALL_JUDGE_TEMPLATE, SweepConfig, build_config, points, run_sweep
+from arena.sweep import MARKER, SMALL_JUDGE_TEMPLATE, run_sweep
+from arena.sweep_config import PRODUCTS, SweepConfig, build_config, points
 from tests.scripted_server import scripted_server_fixture  # noqa: F401
 from tests.trainer_tiny import tiny_checkpoint
 
@@ -209,3 +210,20 @@ def test_config_file_errors_name_the_line_and_a_torn_marker_does_not_count(
     assert finished(point) is None
     write_marker(point.folder, {"name": "t-r8"})
     assert finished(point) == {"name": "t-r8"} and not (point.folder / f".{MARKER}.tmp").exists()
+
+
+def test_an_alpaca_record_trains_on_its_response_only() -> None:
+    from tests.test_trainer_data import split_tokens
+    from tests.trainer_tiny import tiny_tokenizer
+    from trainer.data import Encoder, load_splits
+
+    record = json.loads(PRODUCTS.read_text().splitlines()[0])
+    train, held, _, _ = load_splits(str(PRODUCTS), "alpaca", None, 0.2)
+    (conv,) = [c for c in train + held if c[1].text == record["output"]]
+    tok = tiny_tokenizer()
+    example, cut = Encoder(tok, "guanaco", "assistant", 1024).encode(conv)
+    assert not cut
+    assert split_tokens(tok, example) == (
+        f" {record['output']}</s>",
+        f"<s>### Human: {record['instruction']}\n\n{record['input']}### Assistant:",
+    )

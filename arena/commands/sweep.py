@@ -34,6 +34,7 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
     p.add_argument("--base-url", help="OpenAI-compatible judge endpoint, e.g. http://127.0.0.1:8000/v1")
     p.add_argument("--local-judge", action="store_true", default=None,
                    help="judge with the embedded SmolLM2 served on 127.0.0.1 (shows the pipeline only)")  # fmt: skip
+    p.add_argument("--judge-max-tokens", type=int, help="judge output limit per call (default 1024)")
     p.add_argument("--template", help="judge template (default qlora-vicuna; the small-judge one locally)")
     p.add_argument("--budget-usd", type=float, help="stop judging before spending more than this")
     p.add_argument("--human", action="store_true", default=None, help="queue the answers for the human arena")
@@ -45,14 +46,16 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
 
 def run(args: argparse.Namespace) -> int:
     from arena.store import Store
-    from arena.sweep import build_config, dry_run, parse_grid, run_sweep
+    from arena.sweep import dry_run, run_sweep
+    from arena.sweep_config import build_config, parse_grid
 
     shared = parse_grid(args.set)
     for key, values in shared.items():
         if len(values) != 1:
             raise UserError(f"--set {key}: one value (several values make a grid: use --grid)")
     overrides = {name: getattr(args, name) for name in ("name", "base", "data", "out", "prompts", "max_new_tokens",
-                 "judge_model", "judge_name", "base_url", "local_judge", "template", "budget_usd", "human")}  # fmt: skip
+                 "judge_model", "judge_name", "base_url", "local_judge", "template", "budget_usd", "human",
+                 "judge_max_tokens")}  # fmt: skip
     overrides["grid"] = parse_grid(args.grid) if args.grid else None
     cfg = build_config(args.config, overrides, {key: values[0] for key, values in shared.items()})
     store = Store(args.db)
