@@ -242,17 +242,27 @@ def register(store: Store, cfg: SweepConfig, point: Point, record: dict[str, Any
 # ---------------------------------------------------------------- judging
 
 
-def judge_config(cfg: SweepConfig, base_url: str | None, model: str) -> Any:
-    """The judge's settings; a budget needs a known price (a local endpoint costs nothing)."""
-    from arena.openai_client import ClientConfig
-    from judges.judge import JudgeConfig, load_prices, price_for
+def judge_template(cfg: SweepConfig) -> Any:
+    """The judge's template: as configured, else the paper's `qlora-vicuna` (the small-judge one
+    for the embedded judge, which cannot follow the paper's)."""
     from judges.templates import load_template
 
     default = str(SMALL_JUDGE_TEMPLATE) if cfg.local_judge else "qlora-vicuna"
     try:
-        template = load_template(cfg.template or default)
-        price = price_for(model, load_prices(cfg.costs))
+        return load_template(cfg.template or default)
     except (ValueError, FileNotFoundError) as err:
+        raise UserError(str(err)) from err
+
+
+def judge_config(cfg: SweepConfig, base_url: str | None, model: str) -> Any:
+    """The judge's settings; a budget needs a known price (a local endpoint costs nothing)."""
+    from arena.openai_client import ClientConfig
+    from judges.judge import JudgeConfig, load_prices, price_for
+
+    template = judge_template(cfg)
+    try:
+        price = price_for(model, load_prices(cfg.costs))
+    except ValueError as err:
         raise UserError(str(err)) from err
     if price is None and cfg.budget_usd is not None and not is_local(base_url):
         raise UserError(f"no price known for {model!r}, so the budget cannot be kept: add it with costs")
@@ -419,6 +429,14 @@ class SweepResult:
     messages: list[str]
 
 
+def provenance(cfg: SweepConfig) -> dict[str, Any]:
+    """The configuration as the run record keeps it: local paths by their last part only, since
+    run records go into releases."""
+    local = {k: Path(getattr(cfg, k)).name for k in ("base", "data", "out", "costs", "template")
+             if getattr(cfg, k) and Path(getattr(cfg, k)).exists()}  # fmt: skip
+    return {**cfg.to_dict(), **local}
+
+
 def run_sweep(store: Store, cfg: SweepConfig) -> SweepResult:
     """Train every point (or reuse it), register, generate, judge (or queue for people), rate,
     and write the table (CSV, Markdown) and the plot into `cfg.out`."""
@@ -428,7 +446,7 @@ def run_sweep(store: Store, cfg: SweepConfig) -> SweepResult:
     grid = points(cfg)
     rows = held_out_prompts(cfg, grid[0])
     with store.session() as session:
-        run_id = start_run(session, "sweep", cfg.name, cfg.to_dict()).id
+        run_id = start_run(session, "sweep", cfg.name, provenance(cfg)).id
     status, messages = "failed", []
     try:
         store_prompts(store, rows, cfg.name)
@@ -460,7 +478,7 @@ def write_outputs(
 ) -> SweepResult:
     from arena.leaderboard import render
 
-    table = results_table(store, cfg, records)
+    table = results_table(store, cfg, records, None if cfg.human else judge_template(cfg).hash)
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     csv, markdown = out / "sweep.csv", out / "sweep.md"

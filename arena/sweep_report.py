@@ -14,14 +14,19 @@ from arena.sweep_config import SweepConfig
 log = logging.getLogger(__name__)
 
 
-def results_table(store: Store, cfg: SweepConfig, records: list[dict[str, Any]]) -> pd.DataFrame:
+def results_table(
+    store: Store, cfg: SweepConfig, records: list[dict[str, Any]], template_hash: str | None = None
+) -> pd.DataFrame:
     """One row per setting: its grid values, trainable parameters, training time, peak memory,
     eval loss, and the Bradley-Terry rating with its 95% interval (prompts resampled); the rank
-    counts only models whose interval lies wholly above (intervals that overlap share a rank)."""
+    counts only models whose interval lies wholly above (intervals that overlap share a rank).
+    Judgments are the sweep judge's (with `template_hash`: made with that template only)."""
     from arena.ratings import rate
 
     names = [r["name"] for r in records]
     frame = store.judgments(benchmark=cfg.name, judge=cfg.judge, models=names)
+    if template_hash is not None:
+        frame = frame[frame.template_hash == template_hash].reset_index(drop=True)
     header: dict[str, Any] = {"benchmark": cfg.name, "judge": cfg.judge, "method": "bt",
                               "judgments": len(frame), "used": 0, "models": len(names)}  # fmt: skip
     ratings = None

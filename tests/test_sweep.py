@@ -94,7 +94,9 @@ def test_cpu_sweep_trains_judges_rates_resumes_and_releases(
         ]
         assert meta["prompt_template"] == "### Human: {instruction}\n\n{input}### Assistant: {output}<eos>"
         assert meta["data"] == "products.jsonl" and str(tmp_path) not in json.dumps(meta)
-        assert {r.kind: r.status for r in session.scalars(select(Run))}["sweep"] == "done"
+        (sweep_run,) = session.scalars(select(Run).where(Run.kind == "sweep"))
+        assert sweep_run.status == "done" and sweep_run.config["base"] == tiny.name
+        assert str(tmp_path) not in json.dumps(sweep_run.config)  # runs go into releases: no machine paths
     int8 = json.loads((out / "products-test-qv-8bit" / "metrics.json").read_text())["model"]
     nf4 = json.loads((out / "products-test-qv-4bit" / "metrics.json").read_text())["model"]
     assert 8 < int8["bits_per_weight_measured"] < 9 and 4 < nf4["bits_per_weight_measured"] < 5
