@@ -432,9 +432,9 @@ class SweepResult:
 def provenance(cfg: SweepConfig) -> dict[str, Any]:
     """The configuration as the run record keeps it: local paths by their last part only, since
     run records go into releases."""
-    local = {k: Path(getattr(cfg, k)).name for k in ("base", "data", "out", "costs", "template")
+    local = {k: Path(getattr(cfg, k)).name for k in ("base", "data", "costs", "template")
              if getattr(cfg, k) and Path(getattr(cfg, k)).exists()}  # fmt: skip
-    return {**cfg.to_dict(), **local}
+    return {**cfg.to_dict(), **local, "out": Path(cfg.out).name}
 
 
 def run_sweep(store: Store, cfg: SweepConfig) -> SweepResult:
@@ -468,6 +468,9 @@ def run_sweep(store: Store, cfg: SweepConfig) -> SweepResult:
         result = write_outputs(store, cfg, records, messages)
         status = "done"
         return result
+    except KeyboardInterrupt:
+        status = "interrupted"
+        raise
     finally:
         with store.session() as session:
             finish_run(session, run_id, status)
