@@ -41,6 +41,7 @@ log = logging.getLogger(__name__)
 MARKER = "SWEEP_DONE.json"
 """Written last, atomically, into a point's folder: its presence means the point is finished."""
 SMALL_JUDGE_TEMPLATE = DATA_DIR / "samples" / "small-judge.yaml"
+EMBEDDED_JUDGE = "smollm2 (embedded)"
 MEMORY_NOTE = {
     "gpu": "peak GPU memory allocated by torch",
     "cpu": "peak resident memory of the process (includes the Python runtime)",
@@ -311,16 +312,17 @@ def judge_all(store: Store, cfg: SweepConfig, names: list[str]) -> str:
 
     entries = load_entries(store, cfg.name, names)
     matches = plan_matches(entries, select_pairs(names, "all"), orders="both", seed=cfg.seed)
+    template = judge_template(cfg)
+    todo = missing(matches, done_keys(store, cfg.judge, template.hash))
+    if not todo:  # checked before a local judge is started: a finished sweep reruns in seconds
+        return f"all {len(matches)} judgments already stored ({cfg.judge})"
     with judge_endpoint(cfg) as (base_url, model):
         jcfg = judge_config(cfg, base_url, model)
-        todo = missing(matches, done_keys(store, jcfg.name, jcfg.template.hash))
-        if not todo:
-            return f"all {len(matches)} judgments already stored ({jcfg.name})"
         with store.session() as session:
             run_id = start_run(session, "judge", f"{cfg.name}:{jcfg.name}",
-                               {"sweep": cfg.name, "models": names, "judge_model": model,
-                                "template_id": jcfg.template.id, "template_hash": jcfg.template.hash,
-                                "orders": "both", "to_judge": len(todo)}).id  # fmt: skip
+                               {"sweep": cfg.name, "models": names, "judge_model": EMBEDDED_JUDGE if cfg.local_judge else cfg.judge_model,
+                                "template_id": template.id,
+                                "template_hash": template.hash, "orders": "both", "to_judge": len(todo)}).id  # fmt: skip
 
         async def run() -> Any:
             async with ChatClient(jcfg.client) as client:
@@ -400,7 +402,7 @@ def plan(store: Store, cfg: SweepConfig, grid: list[Point], rows: list[dict[str,
     judged = 0
     cost, tokens = None, 0
     base_url = "http://127.0.0.1" if cfg.local_judge else cfg.base_url
-    model = "smollm2 (embedded)" if cfg.local_judge else cfg.judge_model
+    model = EMBEDDED_JUDGE if cfg.local_judge else cfg.judge_model
     if not cfg.human:
         jcfg = judge_config(cfg, base_url, model)
         frame = store.judgments(benchmark=cfg.name, judge=jcfg.name, models=names)
