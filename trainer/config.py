@@ -20,8 +20,8 @@ import yaml
 from trainer.presets import PRESETS
 
 CONFIG_FILE = "config.yaml"
-METHOD_BITS = {"qlora": (4,), "qalora": (4, 3, 2)}
-"""Which --bits each --method takes: QLoRA's bitsandbytes NF4/FP4, QA-LoRA's group-wise integers."""
+METHOD_BITS = {"qlora": (4, 8), "qalora": (4, 3, 2)}
+"""Which --bits each --method takes: bitsandbytes NF4/FP4 or int8 for LoRA, QA-LoRA's group-wise integers."""
 DEFAULT_GROUP_SIZE = 32
 
 
@@ -59,7 +59,8 @@ class TrainConfig:
     method: Literal["qlora", "qalora"] = "qlora"
     """`qlora`: bitsandbytes 4-bit base + LoRA; `qalora`: group-wise integer base + QA-LoRA (trainer/qalora.py)."""
     bits: int = 4
-    """Bits per base weight: 4 for qlora; 4, 3 or 2 for qalora."""
+    """Bits per base weight: qlora 4 (bitsandbytes NF4/FP4) or 8 (bitsandbytes int8, 8-bit LoRA);
+    qalora 4, 3 or 2 (group-wise integers)."""
     group_size: Literal[32, 64, 128] | None = None
     """QA-LoRA's quantization group (input channels per scale and zero point); unset = 32. qalora only."""
     quant_type: Literal["nf4", "fp4"] = "nf4"

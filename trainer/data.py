@@ -27,6 +27,7 @@ HUB_SOURCES = {
     "guanaco": ("timdettmers/openassistant-guanaco", "guanaco-text"),
 }
 SAMPLE = DATA_DIR / "samples" / "oasst1_sample.jsonl"
+HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")
 VALIDATION_NAMES = {"validation", "valid", "eval", "test"}
 FILE_SUFFIXES = (".jsonl", ".json", ".parquet")
 IGNORE = -100
@@ -378,13 +379,18 @@ def _source_records(source: str) -> tuple[list[Record], list[Record] | None, str
         return (*_hub_records(name), fmt)
     if path.is_dir():
         return (*_folder_records(path), None)
-    if not path.exists() and _is_hub_id(source):
+    if is_hub_id(source):
         return (*_hub_records(source), None)
     return read_records(path), None, None
 
 
-def _is_hub_id(source: str) -> bool:
-    return re.fullmatch(r"[\w.-]+/[\w.-]+", source) is not None and not source.endswith(FILE_SUFFIXES)
+def is_hub_id(source: str) -> bool:
+    """`owner/name` that is no local path and no data file's name: a Hugging Face dataset id."""
+    return (
+        HUB_ID.fullmatch(source) is not None
+        and not Path(source).exists()
+        and not source.endswith(FILE_SUFFIXES)
+    )
 
 
 def _folder_records(folder: Path) -> tuple[list[Record], list[Record] | None]:

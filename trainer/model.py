@@ -15,8 +15,8 @@ from typing import Any
 
 import torch
 
-from arena.bnb_cpu import four_bit_layers, keep_unpacked
-from trainer.config import TrainConfig
+from arena.bnb_cpu import keep_unpacked
+from trainer.config import ConfigError, TrainConfig
 
 log = logging.getLogger(__name__)
 
@@ -54,11 +54,18 @@ def under_fsdp() -> bool:
 
 
 def quantization_config(cfg: TrainConfig) -> Any:
-    """The bitsandbytes 4-bit config. Under FSDP the packed weights are stored in the compute dtype,
-    so FSDP can flatten them together with the (unquantized) norms and embeddings."""
+    """The bitsandbytes 4-bit config (or int8 with `bits: 8`). Under FSDP the packed weights are
+    stored in the compute dtype, so FSDP can flatten them together with the (unquantized) norms and
+    embeddings; int8 weights cannot be stored that way, so 8-bit runs one process per model."""
     from transformers import BitsAndBytesConfig
 
     dtype = compute_dtype(cfg)
+    if cfg.bits == 8:
+        if under_fsdp():
+            raise ConfigError("bits 8 (int8 LoRA) does not shard under FSDP: use bits 4, or DDP")
+        # on the CPU, eval-mode int8 matmuls cast float32 inputs to float16 and say so on every call
+        logging.getLogger("bitsandbytes.autograd._functions").setLevel(logging.ERROR)
+        return BitsAndBytesConfig(load_in_8bit=True)
     if cfg.quant_storage == "auto":
         storage = dtype if under_fsdp() else torch.uint8
     else:
@@ -84,8 +91,11 @@ def bits_per_weight(
 def measured_bits_per_weight(layer: Any) -> float:
     """Bits per weight actually held by a bitsandbytes `Linear4bit`: packed weights plus the
     per-block absmax (and, when nested, the second-level absmax). The 256-entry code books are
-    per-layer constants, not per-weight storage, and are left out as the paper does."""
+    per-layer constants, not per-weight storage, and are left out as the paper does. For an int8
+    `Linear8bitLt`: 8 bits plus one float32 scale per output row."""
     weight = layer.weight
+    if weight.dtype == torch.int8:
+        return (weight.numel() * 8 + weight.SCB.numel() * weight.SCB.element_size() * 8) / weight.numel()
     state = weight.quant_state
     total = (
         weight.numel() * weight.element_size() * 8 + state.absmax.numel() * state.absmax.element_size() * 8
@@ -149,11 +159,13 @@ def add_lora(model: Any, cfg: TrainConfig, adapter: Path | None = None) -> Any:
 
 def footprint(model: Any, cfg: TrainConfig) -> dict[str, float]:
     """Memory of the model and bits per quantized weight, from the config and as measured."""
-    layers = four_bit_layers(model)
+    import bitsandbytes as bnb
+
+    layers = [m for m in model.modules() if isinstance(m, bnb.nn.Linear4bit | bnb.nn.Linear8bitLt)]
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     return {
         "memory_mb": model.get_memory_footprint() / 2**20,
-        "bits_per_weight": bits_per_weight(cfg.double_quant),
+        "bits_per_weight": bits_per_weight(cfg.double_quant) if cfg.bits == 4 else 8.0,
         "bits_per_weight_measured": measured_bits_per_weight(layers[0]) if layers else float("nan"),
         "quantized_layers": len(layers),
         "trainable_params": trainable,
@@ -161,9 +173,10 @@ def footprint(model: Any, cfg: TrainConfig) -> dict[str, float]:
 
 
 def describe(info: dict[str, float], cfg: TrainConfig) -> str:
-    quant = f"{cfg.quant_type.upper()}{' + double quant' if cfg.double_quant else ''}"
+    quant = f"4-bit {cfg.quant_type.upper()}{' + double quant' if cfg.double_quant else ''}"
+    quant = quant if cfg.bits == 4 else "8-bit int8 (LLM.int8)"
     return (
-        f"model: {info['memory_mb']:.1f} MiB in memory; {info['quantized_layers']} layers in 4-bit {quant} at "
+        f"model: {info['memory_mb']:.1f} MiB in memory; {info['quantized_layers']} layers in {quant} at "
         f"{info['bits_per_weight']:.3f} bits/weight (measured {info['bits_per_weight_measured']:.3f}); "
         f"{info['trainable_params']:,} trainable LoRA parameters"
     )

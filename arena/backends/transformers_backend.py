@@ -1,5 +1,5 @@
 """Batched generation with transformers: left-padded batches, CPU (float32) or GPU (bfloat16),
-optionally 4-bit (bitsandbytes NF4/FP4 with double quantization, as QLoRA), with a LoRA adapter via peft."""
+optionally 4-bit (bitsandbytes NF4/FP4 with double quantization, as QLoRA) or int8, with a LoRA adapter via peft."""
 
 from __future__ import annotations
 
@@ -28,9 +28,11 @@ def load_model(spec: ModelSpec, device: str | None = None) -> tuple[Any, Any]:
     if spec.quantization:
         from transformers import BitsAndBytesConfig
 
-        kwargs["quantization_config"] = BitsAndBytesConfig(
-            load_in_4bit=True, bnb_4bit_quant_type=spec.quantization, bnb_4bit_use_double_quant=True,
-            bnb_4bit_compute_dtype=dtype,
+        kwargs["quantization_config"] = BitsAndBytesConfig(load_in_8bit=True) if spec.quantization == "int8" else (
+            BitsAndBytesConfig(
+                load_in_4bit=True, bnb_4bit_quant_type=spec.quantization, bnb_4bit_use_double_quant=True,
+                bnb_4bit_compute_dtype=dtype,
+            )
         )  # fmt: skip
         kwargs["device_map"] = {"": device}
     try:

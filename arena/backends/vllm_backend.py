@@ -42,6 +42,10 @@ class VLLMBackend:
                                    "gpu_memory_utilization": 0.85, **engine}  # fmt: skip
         if spec.adapter:
             options.setdefault("max_lora_rank", 64)
+        if spec.quantization == "int8":  # vLLM quantizes in flight to 4-bit bitsandbytes only
+            raise UserError(
+                f"{spec.name}: an int8 contestant generates with --backend transformers, not vllm"
+            )
         if spec.quantization:
             options["quantization"] = "bitsandbytes"
         self.llm = vllm.LLM(**options)

@@ -23,7 +23,8 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
     add.add_argument(
         "--adapter", help="LoRA adapter: hub id or local folder (alone: its base is read from it)"
     )
-    add.add_argument("--bits", type=int, choices=[4, 16], default=16, help="4 = bitsandbytes NF4 (QLoRA)")
+    add.add_argument("--bits", type=int, choices=[4, 8, 16], default=16,
+                     help="4 = bitsandbytes NF4 (QLoRA), 8 = bitsandbytes int8")  # fmt: skip
     add.add_argument(
         "--qalora",
         metavar="DIR",
