@@ -386,8 +386,9 @@ class Plan:
 
 def plan(store: Store, cfg: SweepConfig, grid: list[Point], rows: list[dict[str, Any]]) -> Plan:
     """Count what is left without training, generating or calling anything. The cost bound takes
-    every answer at `max_new_tokens` (4 characters a token) and every judge output at its cap."""
-    from judges.judge import CHARS_PER_TOKEN, Case, Judge
+    every answer at `max_new_tokens` (a stand-in of that many words, each a token or more as the
+    judge's tokenizer counts) and every judge output at its cap."""
+    from judges.judge import Case, Judge
 
     names = [p.name for p in grid]
     with store.session() as session:
@@ -408,7 +409,7 @@ def plan(store: Store, cfg: SweepConfig, grid: list[Point], rows: list[dict[str,
         frame = store.judgments(benchmark=cfg.name, judge=jcfg.name, models=names)
         judged = int(((frame.template_hash == jcfg.template.hash) & (frame.status != "error")).sum())
         judge = Judge(jcfg, client=None)
-        answer = "word " * (cfg.max_new_tokens * CHARS_PER_TOKEN // 5)
+        answer = "word " * cfg.max_new_tokens
         per_prompt = [
             judge.estimate(Case(r["turns"][0], answer, answer, reference=r["reference"][0])) for r in rows
         ]
