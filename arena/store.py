@@ -13,6 +13,7 @@ import logging
 import secrets
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -29,9 +30,10 @@ from sqlalchemy import (
     event,
     select,
 )
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, aliased, mapped_column, sessionmaker
 
+from arena.errors import StoreNotFound
 from arena.paths import default_url
 
 log = logging.getLogger(__name__)
@@ -203,16 +205,23 @@ class Store:
     """An engine plus transactional sessions. `Store()` opens the default SQLite file.
 
     Opening creates the schema in a new database and upgrades an older store's schema in place
-    (:func:`arena.migrations.prepare`), logging a warning when it does."""
+    (:func:`arena.migrations.prepare`), logging a warning when it does. Commands that only read
+    open with `create=False`: a store that is not there is an error, never a new empty file."""
 
-    def __init__(self, url: str | None = None) -> None:
+    def __init__(self, url: str | None = None, create: bool = True) -> None:
         from arena.migrations import prepare
 
         self.url = url or default_url()
+        if not create:
+            refuse_missing_file(self.url)
         self.engine: Engine = create_engine(self.url, future=True)
         if self.engine.dialect.name == "sqlite":
             event.listen(self.engine, "connect", _sqlite_pragmas)
-        prepare(self.engine, Base.metadata, log.warning)
+        try:
+            prepare(self.engine, Base.metadata, log.warning, create=create)
+        except StoreNotFound:
+            self.engine.dispose()
+            raise
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
 
     @contextmanager
@@ -224,6 +233,22 @@ class Store:
     def judgments(self, **filters: Any) -> pd.DataFrame:
         with self.session() as session:
             return judgments_frame(session, **filters)
+
+
+def sqlite_file(url: str) -> Path | None:
+    """The file a SQLite URL names; None for other databases and in-memory SQLite."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return None
+    return Path(parsed.database)
+
+
+def refuse_missing_file(url: str) -> None:
+    """Raise :class:`StoreNotFound` when `url` is a SQLite file that does not exist (connecting
+    would create it)."""
+    path = sqlite_file(url)
+    if path is not None and not path.exists():
+        raise StoreNotFound(str(path))
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from arena.cli import UserError
+from arena.errors import UserError
 
 
 def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -67,7 +67,7 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
 def _store(args: argparse.Namespace):  # noqa: ANN202 - arena.store.Store
     from arena.store import Store
 
-    return Store(args.db)
+    return Store(args.db, create=False)
 
 
 def _judges(spec: str | None) -> list[str]:

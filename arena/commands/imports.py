@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from pathlib import Path
 
 
@@ -42,15 +43,19 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
     fastchat.set_defaults(func=run_fastchat)
 
 
-def _guarded(call):
+def _guarded(call: Callable[[], object]) -> int:
+    """Run an import; a bad or missing file becomes one line saying nothing was stored."""
     from arena.benchmarks import BenchmarkFileError
-    from arena.cli import UserError
+    from arena.errors import UserError
     from arena.imports import ImportConflict
 
     try:
         call()
     except (BenchmarkFileError, ImportConflict, FileNotFoundError, KeyError) as err:
-        raise UserError(f"{err}\nnothing was imported (the store is as it was)") from None
+        problem = (
+            f"{err.filename}: no such file" if isinstance(err, FileNotFoundError) and err.filename else err
+        )
+        raise UserError(f"{problem}; nothing was imported (the store is as it was)") from err
     return 0
 
 

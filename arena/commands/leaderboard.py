@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from arena import leaderboard, ratings
-from arena.cli import UserError
+from arena.errors import UserError
 from arena.store import Store
 
 
@@ -84,7 +84,7 @@ def method_params(args: argparse.Namespace) -> dict[str, Any]:
 
 def run(args: argparse.Namespace) -> int:
     models = [m.strip() for m in args.models.split(",") if m.strip()] if args.models else None
-    frame = Store(args.db).judgments(
+    frame = Store(args.db, create=False).judgments(
         benchmark=args.benchmark, judge=args.judge, models=models, template_id=args.template, turn=args.turn
     )
     if frame.empty:
@@ -121,7 +121,7 @@ def _styled(args: argparse.Namespace, frame: Any) -> Any:
         raise UserError(
             f"--control works with --method bt (Chatbot Arena's contextual Bradley-Terry), not {args.method}"
         )
-    with Store(args.db).session() as session:
+    with Store(args.db, create=False).session() as session:
         texts = generations_frame(session, args.benchmark).set_index("generation_id")["text"]
     params = {k: v for k, v in method_params(args).items()}
     return style.style_controlled_bt(frame, texts, args.control, **params)
