@@ -28,10 +28,13 @@ from sqlalchemy import (
     UniqueConstraint,
     create_engine,
     event,
+    false,
+    or_,
     select,
 )
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, aliased, mapped_column, sessionmaker
+from sqlalchemy.sql.elements import ColumnElement
 
 from arena.errors import StoreNotFound
 from arena.paths import default_url
@@ -417,7 +420,6 @@ def judgment_details(store: Store, **filters: Any) -> pd.DataFrame:
 
 
 def _judge_filter(judge: str | Sequence[str]) -> Any:
-    from sqlalchemy import or_
 
     names = [judge] if isinstance(judge, str) else list(judge)
     clauses = []
@@ -428,8 +430,19 @@ def _judge_filter(judge: str | Sequence[str]) -> Any:
     return or_(*clauses)
 
 
-def generations_frame(session: Session, benchmark: str | None = None) -> pd.DataFrame:
-    """All generations with their prompt and contestant names, one row each."""
+def answerable_generations() -> ColumnElement[bool]:
+    """The condition a generation meets when it holds an answer: not a placeholder that an import
+    made only so judgments could link to it (`meta.text_missing`, its text empty). Every query
+    that shows answers to voters, sends them to a judge or measures them filters on it."""
+    missing = Generation.meta["text_missing"].as_boolean()
+    return or_(missing.is_(None), missing.is_(false()))
+
+
+def generations_frame(
+    session: Session, benchmark: str | None = None, answerable: bool = False
+) -> pd.DataFrame:
+    """All generations with their prompt and contestant names, one row each (only those that hold
+    an answer if `answerable`: see :func:`answerable_generations`)."""
     stmt = (
         select(
             Generation.id,
@@ -448,6 +461,8 @@ def generations_frame(session: Session, benchmark: str | None = None) -> pd.Data
     )
     if benchmark:
         stmt = stmt.where(Prompt.benchmark == benchmark)
+    if answerable:
+        stmt = stmt.where(answerable_generations())
     columns = ["generation_id", "benchmark", "prompt_key", "category", "model", "text", "backend",
                "completion_tokens", "created_at"]  # fmt: skip
     return pd.DataFrame(session.execute(stmt).all(), columns=columns)

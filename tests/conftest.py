@@ -43,10 +43,8 @@ BOTH_DATABASES: dict[str, str | set[str]] = {
         "test_reimport_adds_nothing",
         "test_missing_field_and_unknown_question_leave_store_untouched",
     },
-    "test_tournament.py": {
-        "test_plan_orders_prompts_per_pair_and_seed",
-        "test_active_run_through_the_command",
-    },
+    "test_tournament.py": {"test_plan_orders_prompts_per_pair_and_seed"},
+    "test_active.py": {"test_active_run_through_the_command"},
     "test_judges_run.py": ALL,
     "test_release.py": {
         "test_export_is_byte_identical_and_round_trips",

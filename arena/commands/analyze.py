@@ -114,7 +114,7 @@ def run_length(args: argparse.Namespace) -> int:
     store = _store(args)
     frame = load_judgments(store, args.benchmark, _judges(args.judge), args.template)
     with store.session() as session:
-        texts = generations_frame(session, args.benchmark).set_index("generation_id")["text"]
+        texts = generations_frame(session, args.benchmark, answerable=True).set_index("generation_id")["text"]
     frame = bias.with_lengths(frame, texts)
     table = bias.length_bias(frame)
     tables = {
