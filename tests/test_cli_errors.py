@@ -3,6 +3,7 @@ exit, the traceback only with `-v`; commands that only read never create a store
 
 from __future__ import annotations
 
+import socket
 import sqlite3
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import pytest
 from sqlalchemy import func, select
 
 from arena.cli import main
+from arena.models import add_api
 from arena.store import Run, Store
 from tests.arena_seed import seed_arena
 
@@ -116,3 +118,31 @@ def test_train_offline_with_a_hub_model_says_what_to_do(tmp_path: Path, monkeypa
     code = main(["train", "--preset", "guanaco-7b", "--db", "sqlite:///arena.db", "--max-steps", "1"])
     line = one_error_line(capsys, code)
     assert "huggyllama/llama-7b" in line and "local folder" in line
+
+
+def closed_port_url() -> str:
+    """An OpenAI-compatible URL on 127.0.0.1 where nothing listens."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return f"http://127.0.0.1:{probe.getsockname()[1]}/v1"
+
+
+@pytest.mark.parametrize("command", ["judge", "generate"])
+def test_an_unreachable_endpoint_ends_the_run_with_one_line(
+    command: str, tmp_path: Path, monkeypatch, capsys
+) -> None:
+    # every attempt is still made, over real HTTP, without the waits between them
+    monkeypatch.setattr("arena.openai_client.backoff_seconds", lambda cfg, attempt, error: 0.0)
+    url = f"sqlite:///{tmp_path / 'arena.db'}"
+    store = Store(url)
+    seed_arena(store, prompts=1, payload=False)
+    endpoint = closed_port_url()
+    if command == "judge":
+        argv = ["judge", "--benchmark", "vicuna", "--models", "alpha,beta", "--base-url", endpoint]
+    else:
+        with store.session() as session:
+            add_api(session, "remote", "some-model", base_url=endpoint)
+        argv = ["generate", "--benchmark", "vicuna", "--models", "remote"]
+    assert main([*argv, "--db", url]) == 2
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert last.startswith("error: ") and "run the same command" in last
