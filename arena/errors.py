@@ -22,14 +22,14 @@ class StoreNotFound(UserError):
 
 
 @contextmanager
-def loading_model(name: str) -> Iterator[None]:
+def loading_model(name: str, what: str = "the model") -> Iterator[None]:
     """Turn the OSError transformers raises when a model is neither a local folder nor reachable
-    on the Hugging Face Hub into a UserError that says what to do."""
+    on the Hugging Face Hub into a one-line UserError that says what to do."""
     try:
         yield
     except OSError as err:
         reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise UserError(
-            f"cannot load the model {name!r} ({reason}): give a local folder, or download it while online "
+            f"cannot load {what} {name!r} ({reason}): give a local folder, or download it while online "
             "(it is then read from the Hugging Face cache, also with HF_HUB_OFFLINE=1)"
         ) from err

@@ -120,6 +120,22 @@ def test_train_offline_with_a_hub_model_says_what_to_do(tmp_path: Path, monkeypa
     assert "huggyllama/llama-7b" in line and "local folder" in line
 
 
+def test_generate_offline_with_a_hub_model_says_what_to_do(tmp_path: Path, monkeypatch, capsys) -> None:
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    url = f"sqlite:///{tmp_path / 'arena.db'}"
+    seed_arena(Store(url), prompts=1, payload=False)
+    assert main(["models", "add", "far", "--base", "nobody/not-cached", "--db", url]) == 0
+    capsys.readouterr()
+    code = main(["generate", "--benchmark", "vicuna", "--models", "far", "--db", url])
+    err = capsys.readouterr().err
+    assert code == 2 and "Traceback" not in err
+    assert (
+        err.strip()
+        .splitlines()[-1]
+        .startswith("error: cannot load the base model of 'far' 'nobody/not-cached'")
+    )
+
+
 def closed_port_url() -> str:
     """An OpenAI-compatible URL on 127.0.0.1 where nothing listens."""
     with socket.socket() as probe:
@@ -144,5 +160,6 @@ def test_an_unreachable_endpoint_ends_the_run_with_one_line(
             add_api(session, "remote", "some-model", base_url=endpoint)
         argv = ["generate", "--benchmark", "vicuna", "--models", "remote"]
     assert main([*argv, "--db", url]) == 2
-    last = capsys.readouterr().err.strip().splitlines()[-1]
-    assert last.startswith("error: ") and "run the same command" in last
+    err = capsys.readouterr().err
+    last = err.strip().splitlines()[-1]  # after the progress bar
+    assert last.startswith("error: ") and "run the same command" in last and "Traceback" not in err
