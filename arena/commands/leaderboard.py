@@ -122,9 +122,13 @@ def _styled(args: argparse.Namespace, frame: Any) -> Any:
             f"--control works with --method bt (Chatbot Arena's contextual Bradley-Terry), not {args.method}"
         )
     with Store(args.db, create=False).session() as session:
-        texts = generations_frame(session, args.benchmark).set_index("generation_id")["text"]
+        texts = generations_frame(session, args.benchmark, answerable=True).set_index("generation_id")["text"]
+    known = frame["generation_1"].isin(texts.index) & frame["generation_2"].isin(texts.index)
+    if not known.all():  # a placeholder's style is unknown, not that of an empty answer
+        print(f"style control leaves out {int((~known).sum())} judgments of answers whose text was never "
+              "published (imported placeholders)", file=sys.stderr)  # fmt: skip
     params = {k: v for k, v in method_params(args).items()}
-    return style.style_controlled_bt(frame, texts, args.control, **params)
+    return style.style_controlled_bt(frame[known], texts, args.control, **params)
 
 
 def _selection(args: argparse.Namespace, models: list[str] | None) -> str:
