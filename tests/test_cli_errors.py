@@ -120,6 +120,15 @@ def test_train_offline_with_a_hub_model_says_what_to_do(tmp_path: Path, monkeypa
     assert "huggyllama/llama-7b" in line and "local folder" in line
 
 
+def test_python_m_trainer_offline_says_the_same(tmp_path: Path, monkeypatch, capsys) -> None:
+    from trainer.__main__ import main as trainer_main
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.chdir(tmp_path)
+    line = one_error_line(capsys, trainer_main(["--preset", "guanaco-7b", "--max-steps", "1"]))
+    assert "huggyllama/llama-7b" in line and "local folder" in line
+
+
 def test_generate_offline_with_a_hub_model_says_what_to_do(tmp_path: Path, monkeypatch, capsys) -> None:
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     url = f"sqlite:///{tmp_path / 'arena.db'}"

@@ -17,12 +17,13 @@ from typing import Any, Literal
 
 import yaml
 
+from arena.errors import UserError
 from trainer.presets import PRESETS
 
 CONFIG_FILE = "config.yaml"
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError, ValueError):
     """A configuration that cannot be used; the message names the file and field."""
 
 

@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from arena.errors import loading_model
+from arena.errors import UserError, loading_model
 from trainer import model as qmodel
 from trainer.batches import collate, epoch_batches, target_count
 from trainer.card import write_card
@@ -38,7 +38,7 @@ STATE_FILE = "trainer_state.pt"
 METRICS_FILE = "metrics.json"
 
 
-class TrainError(RuntimeError):
+class TrainError(UserError, RuntimeError):
     """A run that cannot start or continue; the message says what to do."""
 
 
