@@ -33,11 +33,13 @@ from sqlalchemy import (
     select,
 )
 from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, aliased, mapped_column, sessionmaker
 from sqlalchemy.sql.elements import ColumnElement
 
-from arena.errors import StoreNotFound
+from arena.errors import StoreNotFound, UserError
 from arena.paths import default_url
+from arena.redact import safe_url
 
 log = logging.getLogger(__name__)
 
@@ -215,14 +217,23 @@ class Store:
         from arena.migrations import prepare
 
         self.url = url or default_url()
-        if not create:
-            refuse_missing_file(self.url)
-        self.engine: Engine = create_engine(self.url, future=True)
+        try:
+            if not create:
+                refuse_missing_file(self.url)
+            self.engine: Engine = create_engine(self.url, future=True)
+        except (ArgumentError, NoSuchModuleError, ModuleNotFoundError) as err:
+            raise UserError(
+                f"--db cannot be opened ({err}): use sqlite:///FILE or "
+                "postgresql+psycopg://USER:PASSWORD@HOST/DATABASE"
+            ) from err
         if self.engine.dialect.name == "sqlite":
             event.listen(self.engine, "connect", _sqlite_pragmas)
         try:
             prepare(self.engine, Base.metadata, log.warning, create=create)
-        except StoreNotFound:
+        except OperationalError as err:  # no server there, a refused login, a folder that does not exist
+            self.engine.dispose()
+            raise UserError(unreachable_store_message(self.url, err)) from err
+        except UserError:
             self.engine.dispose()
             raise
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
@@ -252,6 +263,19 @@ def refuse_missing_file(url: str) -> None:
     path = sqlite_file(url)
     if path is not None and not path.exists():
         raise StoreNotFound(str(path))
+
+
+def unreachable_store_message(url: str, err: OperationalError) -> str:
+    """One line saying which store could not be opened and why (a PostgreSQL URL without its
+    credentials), and what to check."""
+    reason = str(err.orig).strip().splitlines()[0] if err.orig else type(err).__name__
+    path = sqlite_file(url)
+    if path is not None:
+        return f"cannot open the store {path} ({reason}): check that its folder exists and can be written"
+    return (
+        f"cannot open the store at {safe_url(url)} ({reason}): check --db (or $GUANACO_DB) and that the "
+        "database server is running"
+    )
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

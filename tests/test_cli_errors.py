@@ -55,6 +55,25 @@ def test_an_empty_database_is_no_store_and_stays_empty(tmp_path: Path, capsys) -
         assert connection.execute("SELECT name FROM sqlite_master").fetchall() == []
 
 
+@pytest.mark.parametrize(
+    ("db", "said"),
+    [
+        ("nonsense", "--db cannot be opened"),
+        ("mysql://ann@db.example/arena", "No module named"),
+        ("sqlite:///{tmp}/no-such-folder/arena.db", "check that its folder exists"),
+        ("postgresql+psycopg://ann:pw-secret@127.0.0.1:{port}/arena", "the database server is running"),
+    ],
+    ids=["unparsable", "unknown-driver", "no-folder", "no-server"],
+)
+def test_a_store_that_cannot_be_opened_is_one_line_without_its_password(
+    db: str, said: str, tmp_path: Path, capsys
+) -> None:
+    port = closed_port_url().split(":")[2].split("/")[0]
+    url = db.format(tmp=tmp_path, port=port)
+    line = one_error_line(capsys, main(["models", "add", "m", "--base", "b", "--db", url]))
+    assert said in line and "pw-secret" not in line
+
+
 def test_judge_without_an_api_key_says_which_variable(tmp_path: Path, monkeypatch, capsys) -> None:
     url = f"sqlite:///{tmp_path / 'arena.db'}"
     store = Store(url)
