@@ -115,6 +115,7 @@ def test_a_bad_flag_is_one_line_naming_the_help(command: list[str], tmp_path: Pa
     ("command", "named"),
     [
         (["import", "fastchat", "nope.jsonl", "--benchmark", "mt-bench"], "nope.jsonl: no such file"),
+        (["import", "qlora-release", "no-release"], "no-release: no such file or folder"),
         (
             ["judge", "--benchmark", "vicuna", "--models", "alpha,beta", "--template", "nope.yaml"],
             "nope.yaml",
@@ -122,13 +123,15 @@ def test_a_bad_flag_is_one_line_naming_the_help(command: list[str], tmp_path: Pa
         (["judge", "--benchmark", "vicuna", "--models", "alpha,beta", "--costs", "nope.json"], "nope.json"),
         (["load-release", "nodir"], "nodir"),
     ],
-    ids=["import", "template", "costs", "bundle"],
+    ids=["fastchat", "qlora", "template", "costs", "bundle"],
 )
 def test_a_missing_input_file_is_named(
     command: list[str], named: str, tmp_path: Path, monkeypatch, capsys
 ) -> None:
     monkeypatch.chdir(tmp_path)
     assert named in one_error_line(capsys, main([*command, "--db", "sqlite:///arena.db"]))
+    if command[0] == "import":
+        assert not (tmp_path / "arena.db").exists()  # a mistyped path creates no store
 
 
 def test_train_offline_with_a_hub_model_says_what_to_do(tmp_path: Path, monkeypatch, capsys) -> None:
