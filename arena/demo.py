@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from arena.cli import UserError
+from arena.errors import UserError
 from arena.paths import DATA_DIR
 
 CONTESTANTS = ("smollm2", "smollm2-nf4", "smollm2-guanaco")

@@ -23,7 +23,7 @@ import pandas as pd
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from arena.cli import UserError
+from arena.errors import UserError
 from arena.paths import models_dir
 from arena.prompting import FORMATS
 from arena.store import Contestant, insert_ignore

@@ -25,6 +25,8 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+from arena.errors import UserError
+
 log = logging.getLogger(__name__)
 
 LOCAL_NAMES = ("localhost", "localhost.localdomain")
@@ -89,6 +91,13 @@ class ChatError(Exception):
         self.retryable = retryable
 
 
+class MissingApiKey(ChatError, UserError):
+    """No key for a remote endpoint: nothing can be sent, so the user is told what to set."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, attempts=0, retryable=False)
+
+
 class MalformedReply(Exception):
     """The server answered 2xx but the body was not a chat completion."""
 
@@ -104,10 +113,8 @@ def api_key(cfg: ClientConfig) -> str:
         return key
     if is_local_url(cfg.base_url):
         return "EMPTY"
-    raise ChatError(
-        f"no API key: set the environment variable {cfg.api_key_env} (or pass --base-url for a local server)",
-        attempts=0,
-        retryable=False,
+    raise MissingApiKey(
+        f"no API key: set the environment variable {cfg.api_key_env} (or pass --base-url for a local server)"
     )
 
 

@@ -40,7 +40,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from arena.cli import UserError
+from arena.errors import UserError
 from arena.redact import redact_text
 from arena.store import (
     STATUSES,

@@ -13,6 +13,7 @@ import logging
 import secrets
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -27,12 +28,18 @@ from sqlalchemy import (
     UniqueConstraint,
     create_engine,
     event,
+    false,
+    or_,
     select,
 )
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, aliased, mapped_column, sessionmaker
+from sqlalchemy.sql.elements import ColumnElement
 
+from arena.errors import StoreNotFound, UserError
 from arena.paths import default_url
+from arena.redact import safe_url
 
 log = logging.getLogger(__name__)
 
@@ -203,16 +210,32 @@ class Store:
     """An engine plus transactional sessions. `Store()` opens the default SQLite file.
 
     Opening creates the schema in a new database and upgrades an older store's schema in place
-    (:func:`arena.migrations.prepare`), logging a warning when it does."""
+    (:func:`arena.migrations.prepare`), logging a warning when it does. Commands that only read
+    open with `create=False`: a store that is not there is an error, never a new empty file."""
 
-    def __init__(self, url: str | None = None) -> None:
+    def __init__(self, url: str | None = None, create: bool = True) -> None:
         from arena.migrations import prepare
 
         self.url = url or default_url()
-        self.engine: Engine = create_engine(self.url, future=True)
+        try:
+            if not create:
+                refuse_missing_file(self.url)
+            self.engine: Engine = create_engine(self.url, future=True)
+        except (ArgumentError, NoSuchModuleError, ModuleNotFoundError) as err:
+            raise UserError(
+                f"--db cannot be opened ({err}): use sqlite:///FILE or "
+                "postgresql+psycopg://USER:PASSWORD@HOST/DATABASE"
+            ) from err
         if self.engine.dialect.name == "sqlite":
             event.listen(self.engine, "connect", _sqlite_pragmas)
-        prepare(self.engine, Base.metadata, log.warning)
+        try:
+            prepare(self.engine, Base.metadata, log.warning, create=create)
+        except OperationalError as err:  # no server there, a refused login, a folder that does not exist
+            self.engine.dispose()
+            raise UserError(unreachable_store_message(self.url, err)) from err
+        except UserError:
+            self.engine.dispose()
+            raise
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
 
     @contextmanager
@@ -224,6 +247,35 @@ class Store:
     def judgments(self, **filters: Any) -> pd.DataFrame:
         with self.session() as session:
             return judgments_frame(session, **filters)
+
+
+def sqlite_file(url: str) -> Path | None:
+    """The file a SQLite URL names; None for other databases and in-memory SQLite."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return None
+    return Path(parsed.database)
+
+
+def refuse_missing_file(url: str) -> None:
+    """Raise :class:`StoreNotFound` when `url` is a SQLite file that does not exist (connecting
+    would create it)."""
+    path = sqlite_file(url)
+    if path is not None and not path.exists():
+        raise StoreNotFound(str(path))
+
+
+def unreachable_store_message(url: str, err: OperationalError) -> str:
+    """One line saying which store could not be opened and why (a PostgreSQL URL without its
+    credentials), and what to check."""
+    reason = str(err.orig).strip().splitlines()[0] if err.orig else type(err).__name__
+    path = sqlite_file(url)
+    if path is not None:
+        return f"cannot open the store {path} ({reason}): check that its folder exists and can be written"
+    return (
+        f"cannot open the store at {safe_url(url)} ({reason}): check --db (or $GUANACO_DB) and that the "
+        "database server is running"
+    )
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -392,7 +444,6 @@ def judgment_details(store: Store, **filters: Any) -> pd.DataFrame:
 
 
 def _judge_filter(judge: str | Sequence[str]) -> Any:
-    from sqlalchemy import or_
 
     names = [judge] if isinstance(judge, str) else list(judge)
     clauses = []
@@ -403,8 +454,19 @@ def _judge_filter(judge: str | Sequence[str]) -> Any:
     return or_(*clauses)
 
 
-def generations_frame(session: Session, benchmark: str | None = None) -> pd.DataFrame:
-    """All generations with their prompt and contestant names, one row each."""
+def answerable_generations() -> ColumnElement[bool]:
+    """The condition a generation meets when it holds an answer: not a placeholder that an import
+    made only so judgments could link to it (`meta.text_missing`, its text empty). Every query
+    that shows answers to voters, sends them to a judge or measures them filters on it."""
+    missing = Generation.meta["text_missing"].as_boolean()
+    return or_(missing.is_(None), missing.is_(false()))
+
+
+def generations_frame(
+    session: Session, benchmark: str | None = None, answerable: bool = False
+) -> pd.DataFrame:
+    """All generations with their prompt and contestant names, one row each (only those that hold
+    an answer if `answerable`: see :func:`answerable_generations`)."""
     stmt = (
         select(
             Generation.id,
@@ -423,6 +485,8 @@ def generations_frame(session: Session, benchmark: str | None = None) -> pd.Data
     )
     if benchmark:
         stmt = stmt.where(Prompt.benchmark == benchmark)
+    if answerable:
+        stmt = stmt.where(answerable_generations())
     columns = ["generation_id", "benchmark", "prompt_key", "category", "model", "text", "backend",
                "completion_tokens", "created_at"]  # fmt: skip
     return pd.DataFrame(session.execute(stmt).all(), columns=columns)

@@ -30,7 +30,7 @@ from typing import Any
 import pandas as pd
 from sqlalchemy import func, select
 
-from arena.cli import UserError
+from arena.errors import UserError
 from arena.paths import DATA_DIR
 from arena.store import Contestant, Generation, Prompt, Store, finish_run, start_run
 from arena.sweep_config import Point, SweepConfig, points

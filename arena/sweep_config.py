@@ -16,7 +16,7 @@ from typing import Any
 
 import yaml
 
-from arena.cli import UserError
+from arena.errors import UserError
 from arena.paths import DATA_DIR
 
 PRODUCTS = DATA_DIR / "samples" / "products.jsonl"

@@ -24,7 +24,16 @@ from typing import Any
 from sqlalchemy import func, select, update
 
 from arena.ratings import SCORE_BY_VERDICT
-from arena.store import Contestant, Generation, Judgment, Prompt, Run, Store, insert_ignore
+from arena.store import (
+    Contestant,
+    Generation,
+    Judgment,
+    Prompt,
+    Run,
+    Store,
+    answerable_generations,
+    insert_ignore,
+)
 from judges.judge import Case, Judge, Outcome
 from judges.templates import Template, Turn
 
@@ -78,7 +87,7 @@ def load_entries(
             select(Prompt, Generation.id, Generation.text, Generation.turn_texts, Contestant.name)
             .join(Generation, Generation.prompt_id == Prompt.id)
             .join(Contestant, Contestant.id == Generation.contestant_id)
-            .where(Prompt.benchmark == benchmark, Contestant.name.in_(models))
+            .where(Prompt.benchmark == benchmark, Contestant.name.in_(models), answerable_generations())
             .order_by(Prompt.id)
         ).all()
     entries: dict[int, dict[str, Any]] = {}

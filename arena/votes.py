@@ -28,7 +28,16 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session, aliased
 
-from arena.store import Contestant, Generation, Judgment, Prompt, Store, insert_ignore, utcnow
+from arena.store import (
+    Contestant,
+    Generation,
+    Judgment,
+    Prompt,
+    Store,
+    answerable_generations,
+    insert_ignore,
+    utcnow,
+)
 
 HUMAN_TEMPLATE_ID = "human-vote"
 HUMAN_PROTOCOL = (
@@ -235,8 +244,10 @@ def answer_text(generation: Generation) -> str:
 
 
 def _answers(session: Session, benchmark: str | None) -> dict[int, dict[str, int]]:
-    stmt = select(Generation.prompt_id, Contestant.name, Generation.id).join(
-        Contestant, Contestant.id == Generation.contestant_id
+    stmt = (
+        select(Generation.prompt_id, Contestant.name, Generation.id)
+        .join(Contestant, Contestant.id == Generation.contestant_id)
+        .where(answerable_generations())  # a placeholder is never shown to a voter
     )
     if benchmark:
         stmt = stmt.join(Prompt, Prompt.id == Generation.prompt_id).where(Prompt.benchmark == benchmark)

@@ -1,8 +1,8 @@
 """The human arena in a browser: Vote, Leaderboard and Explore tabs over the one store (Gradio 6).
 
 Model output is untrusted: every answer, prompt and rationale reaches the page only through
-:func:`safe_markdown` (Markdown rendered, then every tag outside a small allowlist escaped, so
-``<script>`` shows as text) or :func:`escaped`. Import this module only after
+:func:`safe_markdown` (Markdown rendered with raw HTML escaped, so ``<script>`` shows as text,
+then cleaned by nh3 to a small allowlist of tags, attributes and URL schemes) or :func:`escaped`. Import this module only after
 ``GRADIO_ANALYTICS_ENABLED=False`` is set (``app.py`` and ``guanaco app`` do), so that starting the
 app calls nothing outside the machine.
 """
@@ -24,9 +24,9 @@ from typing import Any
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
-import bleach  # noqa: E402
 import gradio as gr  # noqa: E402
 import markdown  # noqa: E402
+import nh3  # noqa: E402
 import pandas as pd  # noqa: E402
 import uvicorn  # noqa: E402
 from fastapi import FastAPI  # noqa: E402
@@ -51,7 +51,7 @@ ALLOWED_TAGS = {
     "p", "br", "hr", "pre", "code", "blockquote", "em", "strong", "del", "ul", "ol", "li",
     "h1", "h2", "h3", "h4", "h5", "h6", "table", "thead", "tbody", "tr", "th", "td", "a",
 }  # fmt: skip
-ALLOWED_ATTRIBUTES = {"a": ["href", "title"], "th": ["align"], "td": ["align"]}
+ALLOWED_ATTRIBUTES = {"a": {"href", "title"}, "th": {"align"}, "td": {"align"}}
 
 RATING_PARAMS = {
     "elo": {"orderings": 200, "seed": 0, "bootstrap": 20, "replicate_orderings": 20},
@@ -85,10 +85,20 @@ THEME_FONTS = {
 
 
 def safe_markdown(text: str | None) -> str:
-    """Markdown to HTML with every tag outside :data:`ALLOWED_TAGS` escaped, so it shows as text."""
-    rendered = markdown.markdown(text or "", extensions=["fenced_code", "tables", "sane_lists"])
-    return bleach.clean(
-        rendered, tags=ALLOWED_TAGS, attributes=ALLOWED_ATTRIBUTES, protocols={"http", "https", "mailto"}
+    """Markdown to HTML in two layers: Markdown passes no raw HTML through (a model's `<script>` or
+    `<img onerror>` shows as the text it wrote), then nh3 keeps only :data:`ALLOWED_TAGS` and
+    attributes of what Markdown made, and links to http(s) and mailto (never `javascript:`)."""
+    converter = markdown.Markdown(
+        extensions=["fenced_code", "tables", "sane_lists"],
+        extension_configs={"tables": {"use_align_attribute": True}},
+    )
+    converter.preprocessors.deregister("html_block")  # Python-Markdown's documented way to escape
+    converter.inlinePatterns.deregister("html")  # raw HTML since safe_mode was removed
+    return nh3.clean(
+        converter.convert(text or ""),
+        tags=ALLOWED_TAGS,
+        attributes=ALLOWED_ATTRIBUTES,
+        url_schemes={"http", "https", "mailto"},
     )
 
 

@@ -21,8 +21,9 @@ from judges.tokens import PER_MESSAGE, prompt_tokens
 
 COSTS_FILE = Path(__file__).with_name("costs.json")
 COSTS_ENV = "GUANACO_JUDGE_COSTS"
-FATAL_ERRORS = ("AuthenticationError", "PermissionDeniedError", "NotFoundError")
-"""Errors that will fail every call the same way: the run stops instead of storing them all."""
+FATAL_ERRORS = ("AuthenticationError", "PermissionDeniedError", "NotFoundError", "APIConnectionError")
+"""Errors that will fail every call the same way: the run stops instead of storing them all (a
+connection still refused after every retry: the endpoint is down or the URL wrong)."""
 
 
 @dataclass(frozen=True)

@@ -78,3 +78,25 @@ def both_orders(
 ) -> list[tuple[str, str, str, str, str]]:
     """A pair judged in both orders: `first` is the verdict with a in slot 1, `second` with b in slot 1."""
     return [(key, a, b, judge, first), (key, b, a, judge, second)]
+
+
+def make_placeholders(store: Store, answers: Iterable[tuple[str, str]]) -> list[int]:
+    """Turn the answers given as (prompt key, model) into the placeholders an import makes for
+    answers a release did not publish (empty text, `text_missing`); returns their generation ids."""
+    from sqlalchemy import select
+
+    from arena.imports import placeholder_generation
+
+    ids = []
+    with store.session() as session:
+        for key, model in answers:
+            generation = session.scalars(
+                select(Generation)
+                .join(Prompt, Prompt.id == Generation.prompt_id)
+                .join(Contestant, Contestant.id == Generation.contestant_id)
+                .where(Prompt.key == key, Contestant.name == model)
+            ).one()
+            row = placeholder_generation(generation.prompt_id, generation.contestant_id, None, "release")
+            generation.text, generation.meta = row["text"], row["meta"]
+            ids.append(generation.id)
+    return ids

@@ -12,7 +12,7 @@ import pytest
 from arena.analysis import agreement, bias, lemons
 from arena.analysis.judgments import load_judgments, resolve_judge
 from arena.cli import UserError, main
-from tests.handmade import add_judgments, both_orders, tag
+from tests.handmade import add_judgments, both_orders, make_placeholders, tag
 
 GPT4 = "openai:gpt-4-0613"
 
@@ -97,6 +97,22 @@ def test_length_bias_table_and_fit(store):
     fit = bias.length_fit(frame).iloc[0]
     assert fit.decisive == 4 and fit.longer_wins_rate == pytest.approx(0.75)
     assert math.isnan(fit.slope)  # slot 1 always wins when longer: separated, no finite slope
+
+
+def test_a_placeholder_answer_is_never_measured(store, tmp_path):
+    """An imported judgment whose answer text was never published (a placeholder) has no length:
+    the length analysis leaves it out instead of counting it as 0 characters."""
+    rows = [("1", "a", "b", GPT4, "1"), ("2", "a", "b", GPT4, "2"), ("3", "a", "b", GPT4, "2")]
+    add_judgments(store, rows, texts={("1", "a"): "x" * 300, ("1", "b"): "x" * 100})
+    make_placeholders(store, [("2", "b"), ("3", "a")])
+    with store.session() as session:
+        from arena.store import generations_frame
+
+        texts = generations_frame(session, answerable=True).set_index("generation_id")["text"]
+    frame = bias.with_lengths(load_judgments(store), texts)
+    assert frame["prompt_key"].tolist() == ["1"] and frame["length_diff"].tolist() == [200]
+    assert main(["analyze", "length", "--db", store.url, "--format", "csv", "--out", str(tmp_path)]) == 0
+    assert pd.read_csv(tmp_path / "length.length_fit.csv").iloc[0].decisive == 1
 
 
 def test_length_within_pairs_holds_the_models_fixed(store):

@@ -162,5 +162,42 @@ def test_safe_markdown_keeps_formatting_and_escapes_everything_else() -> None:
 
     shown = safe_markdown('**b** `<i>` [x](javascript:alert(1)) <a href="https://e.org" onclick="x()">l</a>')
     assert "<strong>b</strong>" in shown and "<code>&lt;i&gt;</code>" in shown
-    assert "javascript" not in shown and "onclick" not in shown and 'href="https://e.org"' in shown
+    assert "javascript" not in shown and 'href="https://e.org"' in shown
+    assert "&lt;a href" in shown and not re.search(r"<[^>]*onclick", shown)  # raw HTML is text
     assert set(re.findall(r"<(/?\w+)", safe_markdown(PAYLOAD))) == {"p", "/p"}  # the payload is text
+
+
+@pytest.mark.parametrize(
+    "hostile",
+    [
+        "[x](JaVaScRiPt:alert(1))",
+        "[x](  javascript:alert(1))",
+        "[x](data:text/html;base64,PHNjcmlwdD4=)",
+        '[x](https://e.org "t\\" onmouseover=\\"alert(1))',
+        '<https://e.org/"onclick="alert(1)>',
+        "![i](https://e.org/x.png)",
+        '<svg onload="alert(1)">',
+        "<iframe src=javascript:alert(1)></iframe>",
+        "```\n</code></pre><script>alert(1)</script>\n```",
+        "| a |\n|---|\n| <img src=x onerror=alert(1)> |",
+    ],
+)
+def test_safe_markdown_leaves_no_script_handler_or_outside_fetch(hostile: str) -> None:
+    from html.parser import HTMLParser
+
+    from arena.webapp import ALLOWED_TAGS, safe_markdown
+
+    class Tags(HTMLParser):
+        def __init__(self) -> None:
+            super().__init__()
+            self.seen: list[tuple[str, dict[str, str | None]]] = []
+
+        def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+            self.seen.append((tag, dict(attrs)))
+
+    parser = Tags()
+    parser.feed(safe_markdown(hostile))
+    assert {tag for tag, _ in parser.seen} <= ALLOWED_TAGS
+    for _tag, attrs in parser.seen:
+        assert set(attrs) <= {"href", "title", "align", "rel"}  # no on*, src or style attribute
+        assert (attrs.get("href") or "https://").startswith(("http://", "https://", "mailto:"))

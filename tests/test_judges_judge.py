@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 
 import pytest
 
 from arena.cli import main
 from arena.openai_client import ChatClient, ClientConfig
 from arena.store import Store
-from judges.judge import Case, Judge, JudgeConfig, Outcome, Price, load_prices, price_for
+from judges.judge import Case, FatalJudgeError, Judge, JudgeConfig, Outcome, Price, load_prices, price_for
 from judges.templates import load_template
 from tests.judge_helpers import MODELS, fill_store
 from tests.scripted_server import ScriptedServer, scripted_server_fixture, status, text  # noqa: F401
@@ -77,6 +78,22 @@ def test_refused_key_stops_the_run_and_stores_nothing(
     assert main(args) == 2
     assert "refused the call" in capsys.readouterr().err
     assert len(store.judgments()) == 0 and len(scripted_server.requests) <= 2
+
+
+def test_an_unreachable_endpoint_stops_the_run_after_its_retries() -> None:
+    with socket.socket() as probe:  # a port nothing listens on once the probe closes
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    client_cfg = ClientConfig(model="judge", base_url=f"http://127.0.0.1:{port}/v1", max_attempts=2,
+                              backoff_base_s=0.01)  # fmt: skip
+    cfg = JudgeConfig(client=client_cfg, template=load_template("qlora-vicuna"), name="judge")
+
+    async def run() -> Outcome:
+        async with ChatClient(client_cfg) as client:
+            return await Judge(cfg, client).judge(CASE)
+
+    with pytest.raises(FatalJudgeError, match="APIConnectionError"):
+        asyncio.run(run())
 
 
 def test_errors_are_stored_visibly_then_replaced_by_a_rerun(store: Store, scripted_server) -> None:

@@ -14,6 +14,7 @@ import pytest
 from arena import leaderboard, ratings
 from arena.cli import main
 from arena.store import Store
+from tests.handmade import make_placeholders
 from tests.ratings_data import frame, simulated, store_judgments
 
 SNEAKY = "<b>sneaky | model</b>"
@@ -103,6 +104,16 @@ def arena_store(store: Store) -> None:
         {"prompt_key": "q1", "model_1": "bard", "model_2": "gpt-4", "verdict": "1", "judge": "human:ann"},
         {"prompt_key": "q2", "model_1": "bard", "model_2": "gpt-4", "verdict": "1", "judge": "human:bob"},
     ])  # fmt: skip
+
+
+def test_style_control_never_measures_a_placeholder(store: Store, db_url: str, capsys) -> None:
+    arena_store(store)
+    make_placeholders(store, [("q2", "bard")])  # its judgment against gpt-4 cannot be measured
+    base = ["leaderboard", "--db", db_url, "--judge", "gpt-4", "--method", "bt", "--bootstrap", "20"]
+    assert main([*base, "--control", "length", "--format", "json"]) == 0
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["header"]["used"] == 3
+    assert "style control leaves out 2 judgments" in captured.err  # the unparsed one involves bard too
 
 
 def test_cli_end_to_end_on_a_temporary_database(store: Store, db_url: str, tmp_path: Path, capsys) -> None:

@@ -264,9 +264,9 @@ def test_ids_come_from_content_not_row_numbers(tmp_path):
 
 
 def test_bad_input_is_a_clear_error(db_url, tmp_path, capsys):
+    store = Store(db_url)  # an empty store (a missing one: tests/test_cli_errors.py)
     assert main(["release", "--db", db_url, "--out", str(tmp_path / "b")]) == 2
     assert "nothing to release" in capsys.readouterr().err
-    store = Store(db_url)
     with store.session() as session:
         insert_ignore(session, Prompt, [{"benchmark": "vicuna", "key": "1", "turns": ["q"]}])
         session.add(Run(kind="x", name="y", config={}))

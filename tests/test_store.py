@@ -6,8 +6,9 @@ import threading
 from collections.abc import Iterator
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import create_engine, func, inspect, select
 
+from arena.errors import StoreNotFound
 from arena.store import (
     Base,
     Generation,
@@ -17,6 +18,7 @@ from arena.store import (
     get_or_create_contestant,
     insert_ignore,
     judgments_frame,
+    sqlite_file,
 )
 from tests.conftest import POSTGRES_URL
 from tests.databases import postgres_schema
@@ -82,6 +84,21 @@ def test_judgments_frame_names_models_by_slot_and_filters_judges(store: Store) -
     assert list(frame.model_2) == ["b", "a", "b"]
     assert sorted(humans.judge) == ["human:ann", "human:bob"]
     assert list(gpt4.verdict) == ["1"]
+
+
+def test_opening_to_read_never_creates_a_store(db_url: str) -> None:
+    """`create=False` (the read-only commands): a missing SQLite file stays missing, an empty
+    database stays empty; a store that exists opens."""
+    with pytest.raises(StoreNotFound, match="no guanaco store"):
+        Store(db_url, create=False)
+    if db_url.startswith("sqlite"):
+        assert not sqlite_file(db_url).exists()
+    else:
+        engine = create_engine(db_url)
+        assert inspect(engine).get_table_names() == []
+        engine.dispose()
+    Store(db_url).engine.dispose()
+    Store(db_url, create=False).engine.dispose()
 
 
 def test_concurrent_writers_store_each_record_once(store: Store) -> None:

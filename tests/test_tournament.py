@@ -6,6 +6,7 @@ import pytest
 
 from arena.store import Store
 from arena.tournament import load_entries, plan_matches, select_pairs
+from tests.handmade import make_placeholders
 from tests.judge_helpers import MODELS, fill_store
 
 
@@ -31,3 +32,13 @@ def test_plan_orders_prompts_per_pair_and_seed(store: Store) -> None:
     assert plan_matches(entries, pairs, seed=2) != both  # another seed, another order
     with pytest.raises(ValueError, match="unknown contestant"):
         load_entries(store, "vicuna", ["alpha", "nobody"])
+
+
+def test_a_placeholder_answer_is_never_sent_to_a_judge(store: Store) -> None:
+    fill_store(store, prompts=2)
+    hidden = set(make_placeholders(store, [("0", "gamma"), ("1", "alpha")]))
+    entries = load_entries(store, "vicuna", MODELS)
+    assert {model for entry in entries.values() for model in entry["generations"]} == set(MODELS)
+    matches = plan_matches(entries, select_pairs(MODELS, "all"))
+    assert len(matches) == 2 * 2  # one pair left on each prompt, both orders
+    assert not hidden & {g for m in matches for g in (m.generation1_id, m.generation2_id)}

@@ -23,6 +23,7 @@ from arena.votes import (
     record_vote,
 )
 from tests.arena_seed import seed_arena
+from tests.handmade import make_placeholders
 
 
 def test_choose_is_uniform_without_usable_weights() -> None:
@@ -101,6 +102,22 @@ def test_sampler_never_repeats_a_judged_pair_and_says_when_done(store: Store) ->
         next_battle(s, "ann", rng=rng)
     with store.session() as s:
         assert next_battle(s, "bob", rng=rng)  # another annotator still has battles
+
+
+def test_a_placeholder_answer_is_never_offered_to_a_voter(store: Store) -> None:
+    seed_arena(store, prompts=2, payload=False)  # alpha, beta, gamma on prompts 0 and 1
+    hidden = set(make_placeholders(store, [("0", "gamma"), ("1", "alpha")]))
+    rng = random.Random(4)
+    shown = []
+    for _ in range(2):  # prompt 0: alpha-beta; prompt 1: beta-gamma; nothing else
+        with store.session() as s:
+            battle = next_battle(s, "ann", rng=rng)
+        shown.append((battle.prompt_id, {battle.model_left, battle.model_right}))
+        assert not hidden & {battle.generation_left, battle.generation_right}
+        assert record_vote(store, battle, "ann", "tie")
+    assert sorted(models for _, models in shown) == [{"alpha", "beta"}, {"beta", "gamma"}]
+    with store.session() as s, pytest.raises(NoBattle, match="every pair"):
+        next_battle(s, "ann", rng=rng)
 
 
 @pytest.mark.parametrize("name", ["", "   ", "x" * 101])

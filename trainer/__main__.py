@@ -6,9 +6,9 @@ import argparse
 import logging
 import sys
 
-from trainer.config import ConfigError, add_arguments, from_args
-from trainer.data import DataError
-from trainer.train import TrainError, train
+from arena.errors import UserError
+from trainer.config import add_arguments, from_args
+from trainer.train import train
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -20,7 +20,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
         train(from_args(args), resume=args.resume is not None)
-    except (ConfigError, DataError, TrainError) as err:
+    except UserError as err:  # ConfigError, DataError, TrainError, a model that cannot be loaded
         print(f"error: {err}", file=sys.stderr)
         return 2
     return 0

@@ -17,6 +17,7 @@ from typing import Any, Literal
 
 import yaml
 
+from arena.errors import UserError
 from trainer.presets import PRESETS
 
 CONFIG_FILE = "config.yaml"
@@ -25,7 +26,7 @@ METHOD_BITS = {"qlora": (4, 8), "qalora": (4, 3, 2)}
 DEFAULT_GROUP_SIZE = 32
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError, ValueError):
     """A configuration that cannot be used; the message names the file and field."""
 
 

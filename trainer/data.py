@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from arena.errors import UserError
 from arena.paths import DATA_DIR
 
 FORMATS = ("oasst1", "guanaco-text", "alpaca", "messages", "pairs")
@@ -37,7 +38,7 @@ TRAIN_ON_BY_FORMAT = {"oasst1": "all", "guanaco-text": "all", "messages": "all",
                       "pairs": "assistant"}  # fmt: skip
 
 
-class DataError(ValueError):
+class DataError(UserError, ValueError):
     """A file that cannot be read as the format says; the message names file, line and field."""
 
 

@@ -13,13 +13,14 @@ from typing import Any
 
 import torch
 
+from arena.errors import UserError
 from trainer import model as qmodel
 from trainer.config import CONFIG_FILE, build
 
 log = logging.getLogger(__name__)
 
 
-class MergeError(RuntimeError):
+class MergeError(UserError, RuntimeError):
     pass
 
 

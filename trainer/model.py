@@ -16,6 +16,7 @@ from typing import Any
 import torch
 
 from arena.bnb_cpu import keep_unpacked
+from arena.errors import loading_model
 from trainer.config import ConfigError, TrainConfig
 
 log = logging.getLogger(__name__)
@@ -111,13 +112,14 @@ def load_base(cfg: TrainConfig, device_map: Any = None) -> Any:
     from transformers import AutoModelForCausalLM
 
     dtype = compute_dtype(cfg)
-    model = AutoModelForCausalLM.from_pretrained(
-        resolve_base(cfg.base),
-        quantization_config=quantization_config(cfg),
-        dtype=dtype,
-        device_map=device_map,
-        low_cpu_mem_usage=True,
-    )
+    with loading_model(cfg.base):
+        model = AutoModelForCausalLM.from_pretrained(
+            resolve_base(cfg.base),
+            quantization_config=quantization_config(cfg),
+            dtype=dtype,
+            device_map=device_map,
+            low_cpu_mem_usage=True,
+        )
     model.config.use_cache = False
     # The frozen base must stay as loaded: on AVX512-BF16 CPUs bitsandbytes would otherwise repack
     # it in place (lossily) at the first evaluation pass, so training, eval and resume would differ

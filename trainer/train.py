@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from arena.errors import UserError, loading_model
 from trainer import model as qmodel
 from trainer.batches import collate, epoch_batches, target_count
 from trainer.card import write_card
@@ -37,7 +38,7 @@ STATE_FILE = "trainer_state.pt"
 METRICS_FILE = "metrics.json"
 
 
-class TrainError(RuntimeError):
+class TrainError(UserError, RuntimeError):
     """A run that cannot start or continue; the message says what to do."""
 
 
@@ -64,7 +65,8 @@ class History:
 def load_tokenizer(cfg: TrainConfig) -> Any:
     from transformers import AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(qmodel.resolve_base(cfg.base))
+    with loading_model(cfg.base):  # the first touch of the hub: offline or a wrong name ends here
+        tokenizer = AutoTokenizer.from_pretrained(qmodel.resolve_base(cfg.base))
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
     return tokenizer

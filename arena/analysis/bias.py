@@ -135,9 +135,11 @@ def leaderboard_effect(
 
 def with_lengths(frame: pd.DataFrame, texts: pd.Series) -> pd.DataFrame:
     """`length_1`, `length_2` (characters of each slot's answer; `texts` by generation id) and
-    their difference `length_diff` = slot 1 minus slot 2."""
+    their difference `length_diff` = slot 1 minus slot 2. A judgment with an answer `texts` lacks
+    (a placeholder whose text was never published) is left out: its length is unknown, not 0."""
     length = texts.str.len()
     out = frame.assign(length_1=frame["generation_1"].map(length), length_2=frame["generation_2"].map(length))
+    out = out.dropna(subset=["length_1", "length_2"])
     out["length_diff"] = out["length_1"] - out["length_2"]
     return out
 

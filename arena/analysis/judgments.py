@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 import pandas as pd
 
-from arena.cli import UserError
+from arena.errors import UserError
 from arena.store import Store
 
 PAIRWISE = ("1", "2", "tie", "both_bad")

@@ -14,7 +14,7 @@ import pandas as pd
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from arena.cli import UserError
+from arena.errors import UserError
 from arena.store import Judgment, Tag, judgments_frame
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
-from arena.cli import UserError
+from arena.errors import UserError
 from arena.prompting import TURN_ENDS
 from arena.store import Contestant
 

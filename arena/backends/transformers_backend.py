@@ -8,7 +8,7 @@ from typing import Any
 
 from arena.backends import GenerateParams, Request, Result
 from arena.bnb_cpu import paths, settle_for_inference
-from arena.cli import UserError
+from arena.errors import UserError, loading_model
 from arena.models import ModelSpec, is_low_bit
 from arena.prompting import cut_at_turn_end, render, resolve_format
 
@@ -35,11 +35,9 @@ def load_model(spec: ModelSpec, device: str | None = None) -> tuple[Any, Any]:
             )
         )  # fmt: skip
         kwargs["device_map"] = {"": device}
-    try:
+    with loading_model(spec.base_model, f"the base model of {spec.name!r}"):
         tokenizer = AutoTokenizer.from_pretrained(spec.base_model, padding_side="left")
         model = AutoModelForCausalLM.from_pretrained(spec.base_model, **kwargs)
-    except OSError as err:
-        raise UserError(f"cannot load base model {spec.base_model!r} for {spec.name!r}: {err}") from err
     if not spec.quantization:
         model.to(device)
     if spec.adapter:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from arena.cli import UserError
+from arena.errors import UserError
 
 
 def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -67,7 +67,7 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
 def _store(args: argparse.Namespace):  # noqa: ANN202 - arena.store.Store
     from arena.store import Store
 
-    return Store(args.db)
+    return Store(args.db, create=False)
 
 
 def _judges(spec: str | None) -> list[str]:
@@ -114,7 +114,7 @@ def run_length(args: argparse.Namespace) -> int:
     store = _store(args)
     frame = load_judgments(store, args.benchmark, _judges(args.judge), args.template)
     with store.session() as session:
-        texts = generations_frame(session, args.benchmark).set_index("generation_id")["text"]
+        texts = generations_frame(session, args.benchmark, answerable=True).set_index("generation_id")["text"]
     frame = bias.with_lengths(frame, texts)
     table = bias.length_bias(frame)
     tables = {

@@ -27,7 +27,7 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
 
 def run_fetch(args: argparse.Namespace) -> int:
     from arena.benchmarks import BenchmarkFileError, fetch, registry
-    from arena.cli import UserError
+    from arena.errors import UserError
 
     unknown = [n for n in args.names if n not in registry()["benchmarks"]]
     if unknown:

@@ -32,7 +32,7 @@ def _revision(url: str) -> str | None:
 
 
 def run_upgrade(args: argparse.Namespace) -> int:
-    from arena.cli import UserError
+    from arena.errors import UserError
     from arena.migrations import SchemaError, head
     from arena.store import Store
 
@@ -50,7 +50,9 @@ def run_upgrade(args: argparse.Namespace) -> int:
 
 def run_current(args: argparse.Namespace) -> int:
     from arena.migrations import head
+    from arena.store import refuse_missing_file
 
+    refuse_missing_file(args.db)  # connecting would create the file
     revision = _revision(args.db)
     print(f"{revision or 'empty'} (this guanaco writes {head()})")
     return 0

@@ -38,7 +38,7 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
 
 
 def run(args: argparse.Namespace) -> int:
-    from arena.cli import UserError
+    from arena.errors import UserError
     from arena.generate import generate
     from arena.store import Store
 
@@ -51,6 +51,12 @@ def run(args: argparse.Namespace) -> int:
     models = [m.strip() for m in args.models.split(",") if m.strip()]
     report = generate(store, args.benchmark, models, args.backend, params, limit=args.limit)
     print(report.to_string(index=False))
+    failed = int(report["failed"].sum())
+    if failed:  # an unreachable endpoint, a model that errs: the run is not complete
+        raise UserError(
+            f"{failed} prompt(s) got no answer (the first reason is logged above): check the model or its "
+            "endpoint, then run the same command to answer them"
+        )
     return 0
 
 
@@ -59,7 +65,7 @@ def _load_prompts(store, benchmark: str, source: Path | None) -> None:
     from sqlalchemy import select
 
     from arena import benchmarks
-    from arena.cli import UserError
+    from arena.errors import UserError
     from arena.store import Prompt
 
     with store.session() as session:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from pathlib import Path
 
 
@@ -42,15 +43,23 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
     fastchat.set_defaults(func=run_fastchat)
 
 
-def _guarded(call):
+def _guarded(inputs: list[Path], call: Callable[[], object]) -> int:
+    """Run an import whose `inputs` exist (checked first, so a mistyped path creates no store); a
+    bad or missing file becomes one line saying nothing was stored."""
     from arena.benchmarks import BenchmarkFileError
-    from arena.cli import UserError
+    from arena.errors import UserError
     from arena.imports import ImportConflict
 
+    missing = [str(path) for path in inputs if not path.exists()]
+    if missing:
+        raise UserError(f"{', '.join(missing)}: no such file or folder; nothing was imported")
     try:
         call()
     except (BenchmarkFileError, ImportConflict, FileNotFoundError, KeyError) as err:
-        raise UserError(f"{err}\nnothing was imported (the store is as it was)") from None
+        problem = (
+            f"{err.filename}: no such file" if isinstance(err, FileNotFoundError) and err.filename else err
+        )
+        raise UserError(f"{problem}; nothing was imported (the store is as it was)") from err
     return 0
 
 
@@ -58,11 +67,13 @@ def run_qlora(args: argparse.Namespace) -> int:
     from arena.import_qlora import import_qlora_release
     from arena.store import Store
 
-    return _guarded(lambda: import_qlora_release(Store(args.db), args.path, strict=args.strict))
+    return _guarded([args.path], lambda: import_qlora_release(Store(args.db), args.path, strict=args.strict))
 
 
 def run_fastchat(args: argparse.Namespace) -> int:
     from arena.import_fastchat import import_fastchat
     from arena.store import Store
 
-    return _guarded(lambda: import_fastchat(Store(args.db), args.files, args.benchmark, args.mirror))
+    return _guarded(
+        args.files, lambda: import_fastchat(Store(args.db), args.files, args.benchmark, args.mirror)
+    )

@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
-from arena.cli import UserError
+from arena.errors import UserError
 
 if TYPE_CHECKING:  # heavy modules load only when the command runs
     from arena.store import Store
@@ -266,6 +266,7 @@ def judge_run(
     """Judge what is missing under a run record, with a progress bar; report what was done."""
     from tqdm import tqdm
 
+    from arena.openai_client import api_key
     from arena.store import finish_run, start_run
     from arena.tournament import Limits, tournament_key, tournament_spend
     from judges.judge import FatalJudgeError
@@ -273,6 +274,7 @@ def judge_run(
     if not todo:
         print(f"all {len(matches)} matches already judged by {cfg.name} with template {cfg.template.id}")
         return 0
+    api_key(cfg.client)  # no key: say so before a run is recorded
     tournament = tournament_key(args.benchmark, cfg.name, cfg.template.hash, models)
     spent_before = tournament_spend(store, tournament)
     if spent_before:
@@ -294,7 +296,10 @@ def judge_run(
             status = "interrupted"
             raise KeyboardInterrupt from None
         except FatalJudgeError as err:
-            raise UserError(f"the judge endpoint refused the call: {err}") from err
+            raise UserError(
+                f"the judge endpoint refused the call or could not be reached: {err}; check --base-url, the "
+                "key and --judge-model, then run the same command to resume"
+            ) from err
         finally:
             with store.session() as session:
                 finish_run(session, run_id, status)

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from arena import leaderboard, ratings
-from arena.cli import UserError
+from arena.errors import UserError
 from arena.store import Store
 
 
@@ -84,7 +84,7 @@ def method_params(args: argparse.Namespace) -> dict[str, Any]:
 
 def run(args: argparse.Namespace) -> int:
     models = [m.strip() for m in args.models.split(",") if m.strip()] if args.models else None
-    frame = Store(args.db).judgments(
+    frame = Store(args.db, create=False).judgments(
         benchmark=args.benchmark, judge=args.judge, models=models, template_id=args.template, turn=args.turn
     )
     if frame.empty:
@@ -121,10 +121,14 @@ def _styled(args: argparse.Namespace, frame: Any) -> Any:
         raise UserError(
             f"--control works with --method bt (Chatbot Arena's contextual Bradley-Terry), not {args.method}"
         )
-    with Store(args.db).session() as session:
-        texts = generations_frame(session, args.benchmark).set_index("generation_id")["text"]
+    with Store(args.db, create=False).session() as session:
+        texts = generations_frame(session, args.benchmark, answerable=True).set_index("generation_id")["text"]
+    known = frame["generation_1"].isin(texts.index) & frame["generation_2"].isin(texts.index)
+    if not known.all():  # a placeholder's style is unknown, not that of an empty answer
+        print(f"style control leaves out {int((~known).sum())} judgments of answers whose text was never "
+              "published (imported placeholders)", file=sys.stderr)  # fmt: skip
     params = {k: v for k, v in method_params(args).items()}
-    return style.style_controlled_bt(frame, texts, args.control, **params)
+    return style.style_controlled_bt(frame[known], texts, args.control, **params)
 
 
 def _selection(args: argparse.Namespace, models: list[str] | None) -> str:

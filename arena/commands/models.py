@@ -62,7 +62,7 @@ def run_pull(args: argparse.Namespace) -> int:
 
 
 def run_add(args: argparse.Namespace) -> int:
-    from arena.cli import UserError
+    from arena.errors import UserError
     from arena.models import add_api, add_local, add_low_bit
     from arena.store import Store
 
@@ -92,7 +92,7 @@ def run_list(args: argparse.Namespace) -> int:
     from arena.models import contestants_frame
     from arena.store import Store
 
-    with Store(args.db).session() as session:
+    with Store(args.db, create=False).session() as session:
         frame = contestants_frame(session)
     print(
         frame.to_string(index=False)

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from arena.cli import UserError
+from arena.errors import UserError
 
 
 def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
@@ -37,7 +37,7 @@ def _records(args: argparse.Namespace) -> Any:
     from arena.fastchat_results import export_records
     from arena.store import Store
 
-    records = export_records(Store(args.db), args.benchmark, args.judge)
+    records = export_records(Store(args.db, create=False), args.benchmark, args.judge)
     if not records.pair and not records.single:
         raise UserError(
             f"no model judgments of benchmark {args.benchmark!r}"

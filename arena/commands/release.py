@@ -38,7 +38,7 @@ def run_release(args: argparse.Namespace) -> int:
     formats = tuple(f.strip() for f in args.format.split(",") if f.strip())
     options = ExportOptions(benchmark=args.benchmark, formats=formats, pseudonymise=not args.real_names,
                             leaderboard_orderings=args.orderings)  # fmt: skip
-    files = export_bundle(Store(args.db), args.out, options, progress=True)
+    files = export_bundle(Store(args.db, create=False), args.out, options, progress=True)
     print(f"wrote {len(files)} files to {args.out} (data card: {args.out / 'README.md'})")
     return 0
 

@@ -19,7 +19,8 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import MetaData, inspect, text
 from sqlalchemy.engine import Connection, Engine
 
-from arena.errors import UserError
+from arena.errors import StoreNotFound, UserError
+from arena.redact import safe_url
 
 SCRIPTS = Path(__file__).resolve().parent
 BASELINE = "0001"
@@ -57,12 +58,15 @@ def current(connection: Connection) -> str | None:
     return revision
 
 
-def prepare(engine: Engine, metadata: MetaData, announce: Callable[[str], None]) -> None:
-    """Create a new store at the newest revision, or upgrade an older one (saying so)."""
+def prepare(engine: Engine, metadata: MetaData, announce: Callable[[str], None], create: bool = True) -> None:
+    """Create a new store at the newest revision (unless not `create`: then an empty database is
+    :class:`StoreNotFound`), or upgrade an older one (saying so)."""
     with engine.begin() as connection:
         if connection.dialect.name == "postgresql":
             connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": PG_LOCK})
         revision = current(connection)
+        if revision is None and not create:
+            raise StoreNotFound(safe_url(engine.url.render_as_string(hide_password=False)))
         if revision is None:
             metadata.create_all(connection)
             MigrationContext.configure(connection).stamp(_scripts(), "head")
