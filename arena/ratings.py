@@ -21,6 +21,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from arena.elo_kernel import elo_orderings, match_codes
+
 METHODS = ("elo", "online-elo", "bt", "trueskill", "relative")
 
 SCORE_BY_VERDICT = {"1": 1.0, "2": 0.0, "tie": 0.5, "both_bad": 0.5}
@@ -28,16 +30,6 @@ SCORE_BY_VERDICT = {"1": 1.0, "2": 0.0, "tie": 0.5, "both_bad": 0.5}
 
 ELO_SCALE = 400.0 / math.log(10.0)
 """Natural-log strength to Elo points: P(i beats j) = 1 / (1 + 10 ** ((R_j - R_i) / 400))."""
-
-ELO_CHUNK_BYTES = 512 * 2**20
-"""Memory for one chunk of Elo orderings: one byte (two past 255 match types) per match and
-ordering, so 10,000 orderings of the OA release's 38,500 matches run as one chunk of 385 MB (as
-int32 match indices they would take 1.5 GB). Fixed rather than sized to the machine, so that a
-seed gives the same ratings everywhere."""
-
-PERMUTE_ROWS = 256
-"""Orderings shuffled at a time while a chunk is laid out (bounds the temporary copy)."""
-
 
 @dataclass(frozen=True)
 class Battles:
@@ -116,94 +108,6 @@ def elo_ratings(
     table["spread_lower"], table["spread_upper"] = spread[0], spread[1]
     params = {"k": k, "orderings": orderings, "seed": seed, "initial": initial}
     return _finish(table, bt, "elo", params, rank_by=("spread_lower", "spread_upper"))
-
-
-def elo_orderings(
-    a: np.ndarray,
-    b: np.ndarray,
-    score: np.ndarray,
-    n_models: int,
-    k: float,
-    orderings: int,
-    seed: int,
-    initial: float,
-    progress: bool = False,
-) -> np.ndarray:
-    """Final online-Elo ratings for each of `orderings` random orders: shape (orderings, models).
-
-    Why it is fast: all orderings of a chunk advance together, so the Python loop runs once per
-    match position, not once per match and ordering, and each step is a dozen numpy operations
-    across orderings (see `play_orderings`). Orderings are drawn chunk by chunk from one seeded
-    generator, so the result depends on the seed only."""
-    from tqdm.auto import tqdm
-
-    kinds, codes = match_codes(a, b, score)
-    n = len(codes)
-    chunk = max(1, min(orderings, ELO_CHUNK_BYTES // (codes.itemsize * max(n, 1))))
-    rng = np.random.default_rng(seed)
-    out = np.empty((orderings, n_models))
-    with tqdm(total=orderings * n, unit="step", unit_scale=True, desc="elo", disable=not progress) as bar:
-        for start in range(0, orderings, chunk):
-            size = min(chunk, orderings - start)
-            table = shuffled_codes(codes, size, rng)
-            out[start : start + size] = play_orderings(table, kinds, n_models, k, initial, bar)
-    return out
-
-
-def match_codes(a: np.ndarray, b: np.ndarray, score: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Each match as a one-byte code (two bytes past 255 kinds) of its kind, plus the kinds: a
-    (3, kinds) array of slot-1 model, slot-2 model and twice slot 1's score."""
-    kinds, codes = np.unique(
-        np.stack([a, b, np.rint(2 * score).astype(a.dtype)]), axis=1, return_inverse=True
-    )
-    return kinds, codes.ravel().astype(np.uint8 if kinds.shape[1] <= 256 else np.uint16)
-
-
-def shuffled_codes(codes: np.ndarray, orderings: int, rng: np.random.Generator) -> np.ndarray:
-    """A (matches x orderings) table whose columns are independent uniform shuffles of `codes`
-    (numpy's Fisher-Yates, ordering after ordering), laid out so that a row is one match position."""
-    table = np.empty((len(codes), orderings), dtype=codes.dtype)
-    for row in range(0, orderings, PERMUTE_ROWS):
-        rows = min(PERMUTE_ROWS, orderings - row)
-        table[:, row : row + rows] = rng.permuted(np.tile(codes, (rows, 1)), axis=1).T
-    return table
-
-
-def play_orderings(
-    table: np.ndarray, kinds: np.ndarray, n_models: int, k: float, initial: float, bar: Any = None
-) -> np.ndarray:
-    """Final Elo of every ordering (column) of `table`: shape (orderings, models).
-
-    Row t of `table` holds the code of each ordering's t-th match; column c of `kinds` is code c's
-    (slot-1 model, slot-2 model, 2 x slot-1 score)."""
-    size = table.shape[1]
-    ratings = np.full(size * n_models, float(initial))
-    offset = np.arange(size, dtype=np.intp) * n_models
-    slot_a, slot_b = kinds[0].astype(np.intp), kinds[1].astype(np.intp)
-    k_score = kinds[2] * (k / 2.0)
-    ia, ib = np.empty(size, np.intp), np.empty(size, np.intp)
-    expected, delta = np.empty(size), np.empty(size)
-    scale = math.log(10.0) / 400.0
-    for t, code in enumerate(table):
-        np.take(slot_a, code, out=ia)
-        ia += offset
-        np.take(slot_b, code, out=ib)
-        ib += offset
-        ra, rb = ratings[ia], ratings[ib]
-        np.subtract(rb, ra, out=expected)
-        expected *= scale
-        np.exp(expected, out=expected)
-        expected += 1.0
-        np.divide(k, expected, out=expected)  # k times slot 1's expected score
-        np.take(k_score, code, out=delta)
-        delta -= expected
-        ratings[ia] = ra + delta
-        ratings[ib] = rb - delta
-        if bar is not None and t % 4096 == 4095:
-            bar.update(4096 * size)
-    if bar is not None:
-        bar.update((len(table) % 4096) * size)
-    return ratings.reshape(size, n_models)
 
 
 def elo_python(
