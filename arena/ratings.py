@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from arena.bt_fit import BT_L2, ELO_SCALE, bt_elo_rounds, fit_bradley_terry  # noqa: F401 (importable here)
 from arena.elo_kernel import elo_orderings, match_codes
 
 METHODS = ("elo", "online-elo", "bt", "trueskill", "relative")
@@ -28,8 +29,6 @@ METHODS = ("elo", "online-elo", "bt", "trueskill", "relative")
 SCORE_BY_VERDICT = {"1": 1.0, "2": 0.0, "tie": 0.5, "both_bad": 0.5}
 """Slot 1's score for each verdict: a tie and "both bad" count half a win to each side."""
 
-ELO_SCALE = 400.0 / math.log(10.0)
-"""Natural-log strength to Elo points: P(i beats j) = 1 / (1 + 10 ** ((R_j - R_i) / 400))."""
 
 @dataclass(frozen=True)
 class Battles:
@@ -64,16 +63,18 @@ def battles(frame: pd.DataFrame) -> Battles:
     scored = rated["score_1"].notna() & rated["score_2"].notna()
     if not scored.all() and scored.any():
         rated = rated[~scored]
-    considered = frame["template_id"].isin(set(rated["template_id"])) if len(rated) else ~ok
-    models = sorted(set(rated["model_1"]) | set(rated["model_2"]))
-    code = {m: i for i, m in enumerate(models)}
-    prompt_keys = rated["benchmark"].astype(str) + "\x00" + rated["prompt_key"].astype(str)
+    considered = frame["template_id"].isin(rated["template_id"].unique()) if len(rated) else ~ok
+    # factorised, not mapped through dicts: millions of judgments cost seconds, not minutes
+    slots, models = pd.factorize(pd.concat([rated["model_1"], rated["model_2"]]), sort=True)
+    verdicts, names = pd.factorize(rated["verdict"])
     return Battles(
-        models=models,
-        a=rated["model_1"].map(code).to_numpy(np.int64),
-        b=rated["model_2"].map(code).to_numpy(np.int64),
-        score=rated["verdict"].map(SCORE_BY_VERDICT).to_numpy(np.float64),
-        prompt=pd.factorize(prompt_keys)[0].astype(np.int64),
+        models=[str(m) for m in models],
+        a=slots[: len(rated)].astype(np.int64),
+        b=slots[len(rated) :].astype(np.int64),
+        score=np.array([SCORE_BY_VERDICT[v] for v in names], dtype=np.float64)[verdicts],
+        prompt=rated.groupby(["benchmark", "prompt_key"], sort=False, dropna=False)
+        .ngroup()
+        .to_numpy(np.int64),
         excluded=int((~ok & considered).sum()),
         considered=frame[considered],
     )
@@ -135,9 +136,6 @@ def online_elo(frame: pd.DataFrame, k: float = 32.0, initial: float = 1000.0) ->
 
 # ---------------------------------------------------------------- Bradley-Terry
 
-BT_L2 = 1e-3
-"""Weak Gaussian prior on log-strengths: keeps a model that won (or lost) every match finite."""
-
 
 def bradley_terry(
     frame: pd.DataFrame,
@@ -167,11 +165,10 @@ def bradley_terry(
     anchor_index = None if anchor is None else bt.models.index(anchor)
     kinds, codes = match_codes(bt.a, bt.b, bt.score)
     observed = np.bincount(codes, minlength=kinds.shape[1]).astype(np.float64)
-    point = _bt_elo(kinds, observed, len(bt.models), anchor_index)
+    point = bt_elo_rounds(kinds, observed[None], len(bt.models), anchor_index)[0]
     counts = _bootstrap_counts(bt, kinds, codes, observed, bootstrap, resample, np.random.default_rng(seed))
-    draws = [
-        _bt_elo(kinds, c, len(bt.models), anchor_index) for c in tqdm(counts, desc="bt", disable=not progress)
-    ]
+    with tqdm(total=bootstrap, desc="bt", disable=not progress) as bar:
+        draws = bt_elo_rounds(kinds, counts, len(bt.models), anchor_index, bar)
     lower, upper = np.percentile(draws, [2.5, 97.5], axis=0) if bootstrap else (point * np.nan,) * 2
     table = _pairwise_table(bt, point, lower, upper)
     params = {"bootstrap": bootstrap, "resample": resample, "seed": seed, "anchor": anchor or "mean 1000",
@@ -198,36 +195,6 @@ def _bootstrap_counts(
     per_prompt = np.zeros((n_prompts, kinds.shape[1]))
     np.add.at(per_prompt, (bt.prompt, codes), 1.0)
     return rng.multinomial(n_prompts, np.full(n_prompts, 1.0 / n_prompts), size=bootstrap) @ per_prompt
-
-
-def _bt_elo(kinds: np.ndarray, counts: np.ndarray, n_models: int, anchor_index: int | None) -> np.ndarray:
-    """Elo-scale Bradley-Terry ratings from how often each kind of match was played."""
-    wins = np.zeros((n_models, n_models))
-    np.add.at(wins, (kinds[0], kinds[1]), counts * kinds[2] / 2)
-    np.add.at(wins, (kinds[1], kinds[0]), counts * (1 - kinds[2] / 2))
-    theta = fit_bradley_terry(wins) * ELO_SCALE
-    shift = theta[anchor_index] if anchor_index is not None else theta.mean()
-    return theta - shift + 1000.0
-
-
-def fit_bradley_terry(wins: np.ndarray, l2: float = BT_L2, tol: float = 1e-10) -> np.ndarray:
-    """Natural-log strengths maximising sum_ij wins[i, j] * log sigmoid(theta_i - theta_j) - l2 |theta|^2.
-
-    Newton's method: the penalised log-likelihood is strictly concave, so it converges in a few
-    steps from zero; a handful of models make the Hessian tiny. With `l2=0` the mean strength is
-    not identified and stays at zero."""
-    played = wins + wins.T
-    theta = np.zeros(len(wins))
-    for _ in range(100):
-        p = 1.0 / (1.0 + np.exp(theta[None, :] - theta[:, None]))  # P(i beats j)
-        grad = (wins - played * p).sum(axis=1) - 2 * l2 * theta
-        w = played * p * (1 - p)
-        hessian = np.diag(w.sum(axis=1) + 2 * l2) - w
-        step = np.linalg.lstsq(hessian, grad, rcond=None)[0]  # least norm: without a prior, the
-        theta += np.clip(step, -4.0, 4.0)  # mean is free; clipped steps cannot overshoot far
-        if np.abs(step).max() < tol:
-            break
-    return theta
 
 
 # ---------------------------------------------------------------- TrueSkill
