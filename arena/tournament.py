@@ -153,17 +153,9 @@ def missing(matches: Iterable[Match], done: set[tuple[int, int]]) -> list[Match]
 # ---------------------------------------------------------------- storing
 
 
-def save_many(
-    store: Store, judge: Judge, results: Sequence[tuple[Match, Outcome]], run_id: int | None
-) -> list[bool]:
-    """Write judgments in one transaction (one commit, one fsync: how the writer keeps up with many
-    calls in flight); each replaces an earlier `error` row for its key. Returns, for each, whether a
-    row was written."""
-    with store.session() as session:
-        return [_save_row(session, judge, match, outcome, run_id) for match, outcome in results]
-
-
-def _save_row(session: Any, judge: Judge, match: Match, outcome: Outcome, run_id: int | None) -> bool:
+def save(store: Store, judge: Judge, match: Match, outcome: Outcome, run_id: int | None) -> bool:
+    """Write one judgment in its own transaction; replaces an earlier `error` row for the same key.
+    Returns whether a row was written."""
     t = judge.cfg.template
     row = {
         "judge": judge.cfg.name,
@@ -183,55 +175,22 @@ def _save_row(session: Any, judge: Judge, match: Match, outcome: Outcome, run_id
         "run_id": run_id,
         "meta": {"seconds": round(outcome.seconds, 3), "model": judge.cfg.client.model, **outcome.meta},
     }
-    if insert_ignore(session, Judgment, [row]):
+    with store.session() as session:
+        if insert_ignore(session, Judgment, [row]):
+            return True
+        old = session.scalars(
+            select(Judgment).where(
+                Judgment.judge == row["judge"],
+                Judgment.template_hash == row["template_hash"],
+                Judgment.generation1_id == row["generation1_id"],
+                Judgment.generation2_id == row["generation2_id"],
+            )
+        ).one()
+        if old.status != "error" or outcome.status == "error":
+            return False
+        for name, value in row.items():
+            setattr(old, name, value)
         return True
-    old = session.scalars(
-        select(Judgment).where(
-            Judgment.judge == row["judge"],
-            Judgment.template_hash == row["template_hash"],
-            Judgment.generation1_id == row["generation1_id"],
-            Judgment.generation2_id == row["generation2_id"],
-        )
-    ).one()
-    if old.status != "error" or outcome.status == "error":
-        return False
-    for name, value in row.items():
-        setattr(old, name, value)
-    return True
-
-
-class GroupWriter:
-    """One thread writes the judgments; those that arrive while it is writing go into its next
-    transaction together. A commit per judgment, serialised behind one thread, capped a run with
-    many calls in flight at one judgment per commit time."""
-
-    def __init__(self, store: Store, judge: Judge, run_id: int | None, executor: ThreadPoolExecutor) -> None:
-        self.store, self.judge, self.run_id, self.executor = store, judge, run_id, executor
-        self.pending: list[tuple[Match, Outcome, asyncio.Future[bool]]] = []
-        self.draining: asyncio.Task[None] | None = None
-
-    async def write(self, match: Match, outcome: Outcome) -> bool:
-        """Whether a row was written, once the transaction holding this judgment has committed."""
-        done: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
-        self.pending.append((match, outcome, done))
-        if self.draining is None:
-            self.draining = asyncio.create_task(self._drain())
-        return await done
-
-    async def _drain(self) -> None:
-        loop = asyncio.get_running_loop()
-        while self.pending:
-            batch, self.pending = self.pending, []
-            try:
-                written = await loop.run_in_executor(self.executor, save_many, self.store, self.judge,
-                                                     [(m, o) for m, o, _ in batch], self.run_id)  # fmt: skip
-            except BaseException as error:  # every waiter hears of it, as with one write each
-                for _, _, done in batch:
-                    done.set_exception(error)
-                continue
-            for (_, _, done), row in zip(batch, written, strict=True):
-                done.set_result(row)
-        self.draining = None
 
 
 # ---------------------------------------------------------------- running
@@ -294,14 +253,13 @@ async def judge_matches(
     stops the run; `concurrency` calls in flight; each result stored as it arrives."""
     tally = Tally()
     settled = asyncio.Condition()
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="judgment-writer") as executor:  # one writer
-        writer = GroupWriter(store, judge, run_id, executor)
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="judgment-writer") as writer:  # one writer
         while not tally.stopped:
             batch = batches()
             if not batch:
                 break
             queue = iter(batch)
-            args = (judge, limits, progress, on_result, tally, settled, writer)
+            args = (store, judge, limits, run_id, progress, on_result, tally, settled, writer)
             tasks = [asyncio.create_task(_worker(queue, *args)) for _ in range(min(concurrency, len(batch)))]
             try:
                 await asyncio.gather(*tasks)
@@ -315,13 +273,15 @@ async def judge_matches(
 
 async def _worker(
     queue: Iterator[Match],
+    store: Store,
     judge: Judge,
     limits: Limits,
+    run_id: int | None,
     progress: Any,
     on_result: Callable[[Match, Outcome], None] | None,
     tally: Tally,
     settled: asyncio.Condition,
-    writer: GroupWriter,
+    writer: ThreadPoolExecutor,
 ) -> None:
     """Take matches from the shared queue; reserve each one's cost bound before sending it, and
     when it does not fit, wait for the calls in flight to settle before deciding to stop."""
@@ -348,8 +308,10 @@ async def _worker(
             async with settled:
                 settled.notify_all()
         _count(tally, outcome)
-        # off the event loop (the commit's fsync would stall every call in flight), grouped with others
-        written = await writer.write(match, outcome)
+        # off the event loop: the commit's fsync would otherwise stall every call in flight
+        written = await asyncio.get_running_loop().run_in_executor(
+            writer, save, store, judge, match, outcome, run_id
+        )
         tally.stored += written  # not `+= await`: that would read the count before the wait
         if on_result:
             on_result(match, outcome)

@@ -211,7 +211,7 @@ def main() -> None:
     import tempfile
 
     load_start = os.getloadavg()[0]
-    runs: dict[str, list[dict[str, float]]] = {"ours": [], "trl": []}
+    runs: dict[str, list[dict[str, float]]] = {"trl": [], "ours": []}
     with tempfile.TemporaryDirectory() as tmp:
         for repeat in range(args.repeats):  # alternate the sides, so a busy spell hits both alike
             for side, results in runs.items():
