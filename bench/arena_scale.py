@@ -114,29 +114,32 @@ def measure(url: str) -> dict[str, float]:
     return result
 
 
-def run_backend(url: str, sizes: list[int], seed: int) -> list[dict[str, float]]:
-    """Grow the store through `sizes` judgments, measuring the command line at each step."""
-    store = Store(url)
-    Base.metadata.drop_all(store.engine)
-    Base.metadata.create_all(store.engine)
-    rng = np.random.default_rng(seed)
-    strength = rng.normal(0.0, 1.0, MODELS)
-    prompt_ids, generations = seed_store(store)
-    picks = rng.choice(PROMPTS * MODELS * (MODELS - 1), size=max(sizes), replace=False)
-    results, have = [], 0
-    for size in sizes:
+class Arena:
+    """One growing synthetic store on one database."""
+
+    def __init__(self, url: str, sizes: list[int], seed: int) -> None:
+        self.url, self.store = url, Store(url)
+        Base.metadata.drop_all(self.store.engine)
+        Base.metadata.create_all(self.store.engine)
+        self.rng = np.random.default_rng(seed)
+        self.strength = self.rng.normal(0.0, 1.0, MODELS)
+        self.prompt_ids, self.generations = seed_store(self.store)
+        self.picks = self.rng.choice(PROMPTS * MODELS * (MODELS - 1), size=max(sizes), replace=False)
+        self.have = 0
+
+    def grow_and_measure(self, size: int) -> dict[str, float]:
+        """Add judgments up to `size`, then measure the command line on the store."""
         start = time.perf_counter()
-        add_judgments(store, prompt_ids, generations, picks[have:size], strength, rng)
-        have, inserted = size, time.perf_counter() - start
-        result = measure(url) | {"judgments": size, "insert_seconds": inserted}
-        print(f"{store.engine.dialect.name} {size:,}: {result['seconds']:.1f} s, {result['peak_mib']:.0f} MiB",
-              flush=True)  # fmt: skip
-        results.append(result)
-    store.engine.dispose()
-    return results
+        add_judgments(self.store, self.prompt_ids, self.generations, self.picks[self.have : size], self.strength,
+                      self.rng)  # fmt: skip
+        self.have, inserted = size, time.perf_counter() - start
+        result = measure(self.url) | {"judgments": size, "insert_seconds": inserted}
+        print(f"{self.store.engine.dialect.name} {size:,}: {result['seconds']:.1f} s, {result['cpu']:.1f} CPU s, "
+              f"{result['peak_mib']:.0f} MiB", flush=True)  # fmt: skip
+        return result
 
 
-def report(results: dict[str, list[dict[str, float]]], load_start: float) -> str:
+def report(results: dict[str, list[dict[str, float]]], load_start: float, sizes: list[int]) -> str:
     lines = [
         "## Arena scale: 2 M judgments among 100 models (`bench/arena_scale.py`)",
         "",
@@ -158,7 +161,12 @@ def report(results: dict[str, list[dict[str, float]]], load_start: float) -> str
             lines.append(f"| {backend} | {row['judgments']:,} | {row['seconds']:.1f} | {row['cpu']:.1f} | {row['peak_mib']:.0f} | "
                          f"{row['seconds'] / row['judgments'] * 1e6:.1f} | {row['insert_seconds']:.0f} |")  # fmt: skip
     lines.append("")
+    missing = [f"{name} at {size:,}" for name, rows in results.items() for size in sizes[len(rows) :]]
+    if missing:
+        lines += [f"Not measured (the run was stopped before): {', '.join(missing)}.", ""]
     for backend, rows in results.items():
+        if len(rows) < 2:
+            continue
         small, large = rows[0], rows[-1]
         growth = large["judgments"] / small["judgments"]
         lines.append(
@@ -187,13 +195,17 @@ def main() -> None:
     args = parser.parse_args()
     sizes = sorted(int(s) for s in args.sizes.split(","))
     load_start = os.getloadavg()[0]
-    results = {}
     with tempfile.TemporaryDirectory() as tmp:
-        results["SQLite"] = run_backend(f"sqlite:///{tmp}/arena.db", sizes, args.seed)
-    if args.postgres:
-        results["PostgreSQL"] = run_backend(args.postgres, sizes, args.seed)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(report(results, load_start), encoding="utf-8")
+        urls = {"SQLite": f"sqlite:///{tmp}/arena.db"} | (
+            {"PostgreSQL": args.postgres} if args.postgres else {}
+        )
+        arenas = {name: Arena(url, sizes, args.seed) for name, url in urls.items()}
+        results: dict[str, list[dict[str, float]]] = {name: [] for name in arenas}
+        for size in sizes:  # both stores grow together; the page is rewritten after every measurement
+            for name, arena in arenas.items():
+                results[name].append(arena.grow_and_measure(size))
+                args.out.parent.mkdir(parents=True, exist_ok=True)
+                args.out.write_text(report(results, load_start, sizes), encoding="utf-8")
     print(f"wrote {args.out} (this process peaked at {peak_rss_mib():.0f} MiB)")
 
 
