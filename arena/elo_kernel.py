@@ -8,8 +8,9 @@ across cores (numba's ``prange``). The random draws come from a counter-based ge
 (SplitMix64, one stream per ordering derived from the seed and the ordering's index), so an
 ordering's matches do not depend on how many threads ran or which chunk it fell in, and the numpy
 fallback, which advances all orderings of a chunk together one match position at a time,
-reproduces the very same orders. The only differences left between the two are last-bit
-differences of `exp`.
+reproduces the very same orders. The kernel plays them on strengths with an exact series for the
+exponential (see `_play_kernel`); the fallback on ratings with numpy's `exp`: the two agree to about
+1e-11 Elo points.
 
 The swap position is ``i + (high 32 bits of the draw x (n - i)) >> 32`` (Lemire's multiply):
 a bias below (n - i) / 2**32, under 1e-5 for the 40,000 matches of the OA release.
