@@ -24,6 +24,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from arena.bt_fit import BT_L2, ELO_SCALE, bt_elo_rounds, fit_bradley_terry  # noqa: F401 (importable here)
+from arena.elo_kernel import elo_orderings, match_codes
+
 METHODS = ("elo", "online-elo", "bt", "trueskill", "relative")
 RESAMPLE_UNITS = ("prompt", "battle")
 """Bootstrap units: a prompt with all its matches (the default), or a single match."""
@@ -31,18 +34,6 @@ RANK_RULE = "1 + models whose lower bound is above this model's upper bound (Cha
 
 SCORE_BY_VERDICT = {"1": 1.0, "2": 0.0, "tie": 0.5, "both_bad": 0.5}
 """Slot 1's score for each verdict: a tie and "both bad" count half a win to each side."""
-
-ELO_SCALE = 400.0 / math.log(10.0)
-"""Natural-log strength to Elo points: P(i beats j) = 1 / (1 + 10 ** ((R_j - R_i) / 400))."""
-
-ELO_CHUNK_BYTES = 512 * 2**20
-"""Memory for one chunk of Elo orderings: one byte (two past 255 match types) per match and
-ordering, so 10,000 orderings of the OA release's 38,500 matches run as one chunk of 385 MB (as
-int32 match indices they would take 1.5 GB). Fixed rather than sized to the machine, so that a
-seed gives the same ratings everywhere."""
-
-PERMUTE_ROWS = 256
-"""Orderings shuffled at a time while a chunk is laid out (bounds the temporary copy)."""
 
 
 @dataclass(frozen=True)
@@ -81,16 +72,18 @@ def battles(frame: pd.DataFrame) -> Battles:
     scored = rated["score_1"].notna() & rated["score_2"].notna()
     if not scored.all() and scored.any():
         rated = rated[~scored]
-    considered = frame["template_id"].isin(set(rated["template_id"])) if len(rated) else ~ok
-    models = sorted(set(rated["model_1"]) | set(rated["model_2"]))
-    code = {m: i for i, m in enumerate(models)}
-    prompt_keys = rated["benchmark"].astype(str) + "\x00" + rated["prompt_key"].astype(str)
+    considered = frame["template_id"].isin(rated["template_id"].unique()) if len(rated) else ~ok
+    # factorised, not mapped through dicts: millions of judgments cost seconds, not minutes
+    slots, models = pd.factorize(pd.concat([rated["model_1"], rated["model_2"]]), sort=True)
+    verdicts, names = pd.factorize(rated["verdict"])
     return Battles(
-        models=models,
-        a=rated["model_1"].map(code).to_numpy(np.int64),
-        b=rated["model_2"].map(code).to_numpy(np.int64),
-        score=rated["verdict"].map(SCORE_BY_VERDICT).to_numpy(np.float64),
-        prompt=pd.factorize(prompt_keys)[0].astype(np.int64),
+        models=[str(m) for m in models],
+        a=slots[: len(rated)].astype(np.int64),
+        b=slots[len(rated) :].astype(np.int64),
+        score=np.array([SCORE_BY_VERDICT[v] for v in names], dtype=np.float64)[verdicts],
+        prompt=rated.groupby(["benchmark", "prompt_key"], sort=False, dropna=False)
+        .ngroup()
+        .to_numpy(np.int64),
         generation_1=rated["generation_1"].to_numpy(),
         generation_2=rated["generation_2"].to_numpy(),
         excluded=int((~ok & considered).sum()),
@@ -181,94 +174,6 @@ def replicate_matches(bt: Battles, resample: str, rng: np.random.Generator) -> n
     return np.concatenate([order[starts[p] : starts[p + 1]] for p in drawn])
 
 
-def elo_orderings(
-    a: np.ndarray,
-    b: np.ndarray,
-    score: np.ndarray,
-    n_models: int,
-    k: float,
-    orderings: int,
-    seed: int,
-    initial: float,
-    progress: bool = False,
-) -> np.ndarray:
-    """Final online-Elo ratings for each of `orderings` random orders: shape (orderings, models).
-
-    Why it is fast: all orderings of a chunk advance together, so the Python loop runs once per
-    match position, not once per match and ordering, and each step is a dozen numpy operations
-    across orderings (see `play_orderings`). Orderings are drawn chunk by chunk from one seeded
-    generator, so the result depends on the seed only."""
-    from tqdm.auto import tqdm
-
-    kinds, codes = match_codes(a, b, score)
-    n = len(codes)
-    chunk = max(1, min(orderings, ELO_CHUNK_BYTES // (codes.itemsize * max(n, 1))))
-    rng = np.random.default_rng(seed)
-    out = np.empty((orderings, n_models))
-    with tqdm(total=orderings * n, unit="step", unit_scale=True, desc="elo", disable=not progress) as bar:
-        for start in range(0, orderings, chunk):
-            size = min(chunk, orderings - start)
-            table = shuffled_codes(codes, size, rng)
-            out[start : start + size] = play_orderings(table, kinds, n_models, k, initial, bar)
-    return out
-
-
-def match_codes(a: np.ndarray, b: np.ndarray, score: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Each match as a one-byte code (two bytes past 255 kinds) of its kind, plus the kinds: a
-    (3, kinds) array of slot-1 model, slot-2 model and twice slot 1's score."""
-    kinds, codes = np.unique(
-        np.stack([a, b, np.rint(2 * score).astype(a.dtype)]), axis=1, return_inverse=True
-    )
-    return kinds, codes.ravel().astype(np.uint8 if kinds.shape[1] <= 256 else np.uint16)
-
-
-def shuffled_codes(codes: np.ndarray, orderings: int, rng: np.random.Generator) -> np.ndarray:
-    """A (matches x orderings) table whose columns are independent uniform shuffles of `codes`
-    (numpy's Fisher-Yates, ordering after ordering), laid out so that a row is one match position."""
-    table = np.empty((len(codes), orderings), dtype=codes.dtype)
-    for row in range(0, orderings, PERMUTE_ROWS):
-        rows = min(PERMUTE_ROWS, orderings - row)
-        table[:, row : row + rows] = rng.permuted(np.tile(codes, (rows, 1)), axis=1).T
-    return table
-
-
-def play_orderings(
-    table: np.ndarray, kinds: np.ndarray, n_models: int, k: float, initial: float, bar: Any = None
-) -> np.ndarray:
-    """Final Elo of every ordering (column) of `table`: shape (orderings, models).
-
-    Row t of `table` holds the code of each ordering's t-th match; column c of `kinds` is code c's
-    (slot-1 model, slot-2 model, 2 x slot-1 score)."""
-    size = table.shape[1]
-    ratings = np.full(size * n_models, float(initial))
-    offset = np.arange(size, dtype=np.intp) * n_models
-    slot_a, slot_b = kinds[0].astype(np.intp), kinds[1].astype(np.intp)
-    k_score = kinds[2] * (k / 2.0)
-    ia, ib = np.empty(size, np.intp), np.empty(size, np.intp)
-    expected, delta = np.empty(size), np.empty(size)
-    scale = math.log(10.0) / 400.0
-    for t, code in enumerate(table):
-        np.take(slot_a, code, out=ia)
-        ia += offset
-        np.take(slot_b, code, out=ib)
-        ib += offset
-        ra, rb = ratings[ia], ratings[ib]
-        np.subtract(rb, ra, out=expected)
-        expected *= scale
-        np.exp(expected, out=expected)
-        expected += 1.0
-        np.divide(k, expected, out=expected)  # k times slot 1's expected score
-        np.take(k_score, code, out=delta)
-        delta -= expected
-        ratings[ia] = ra + delta
-        ratings[ib] = rb - delta
-        if bar is not None and t % 4096 == 4095:
-            bar.update(4096 * size)
-    if bar is not None:
-        bar.update((len(table) % 4096) * size)
-    return ratings.reshape(size, n_models)
-
-
 def elo_python(
     a: np.ndarray, b: np.ndarray, score: np.ndarray, n_models: int, k: float, initial: float
 ) -> np.ndarray:
@@ -295,9 +200,6 @@ def online_elo(frame: pd.DataFrame, k: float = 32.0, initial: float = 1000.0) ->
 
 
 # ---------------------------------------------------------------- Bradley-Terry
-
-BT_L2 = 1e-3
-"""Weak Gaussian prior on log-strengths: keeps a model that won (or lost) every match finite."""
 
 
 def bradley_terry(
@@ -327,12 +229,11 @@ def bradley_terry(
     anchor_index = None if anchor is None else bt.models.index(anchor)
     kinds, codes = match_codes(bt.a, bt.b, bt.score)
     observed = np.bincount(codes, minlength=kinds.shape[1]).astype(np.float64)
-    point = _bt_elo(kinds, observed, len(bt.models), anchor_index)
+    point = bt_elo_rounds(kinds, observed[None], len(bt.models), anchor_index)[0]
     counts = _bootstrap_counts(bt, kinds, codes, observed, bootstrap, resample, np.random.default_rng(seed))
-    draws = [
-        _bt_elo(kinds, c, len(bt.models), anchor_index) for c in tqdm(counts, desc="bt", disable=not progress)
-    ]
-    lower, upper = percentile_interval(np.array(draws).reshape(bootstrap, len(bt.models)), point)
+    with tqdm(total=bootstrap, desc="bt", disable=not progress) as bar:
+        draws = bt_elo_rounds(kinds, counts, len(bt.models), anchor_index, bar)
+    lower, upper = percentile_interval(draws, point)
     table = pairwise_table(bt, point, lower, upper)
     params = {"bootstrap": bootstrap, "resample": resample, "seed": seed, "anchor": anchor or "mean 1000",
               "ties": "half win each", "l2": BT_L2}  # fmt: skip
@@ -379,36 +280,6 @@ def _bootstrap_counts(
     per_prompt = np.zeros((n_prompts, kinds.shape[1]))
     np.add.at(per_prompt, (bt.prompt, codes), 1.0)
     return rng.multinomial(n_prompts, np.full(n_prompts, 1.0 / n_prompts), size=bootstrap) @ per_prompt
-
-
-def _bt_elo(kinds: np.ndarray, counts: np.ndarray, n_models: int, anchor_index: int | None) -> np.ndarray:
-    """Elo-scale Bradley-Terry ratings from how often each kind of match was played."""
-    wins = np.zeros((n_models, n_models))
-    np.add.at(wins, (kinds[0], kinds[1]), counts * kinds[2] / 2)
-    np.add.at(wins, (kinds[1], kinds[0]), counts * (1 - kinds[2] / 2))
-    theta = fit_bradley_terry(wins) * ELO_SCALE
-    shift = theta[anchor_index] if anchor_index is not None else theta.mean()
-    return theta - shift + 1000.0
-
-
-def fit_bradley_terry(wins: np.ndarray, l2: float = BT_L2, tol: float = 1e-10) -> np.ndarray:
-    """Natural-log strengths maximising sum_ij wins[i, j] * log sigmoid(theta_i - theta_j) - l2 |theta|^2.
-
-    Newton's method: the penalised log-likelihood is strictly concave, so it converges in a few
-    steps from zero; a handful of models make the Hessian tiny. With `l2=0` the mean strength is
-    not identified and stays at zero."""
-    played = wins + wins.T
-    theta = np.zeros(len(wins))
-    for _ in range(100):
-        p = 1.0 / (1.0 + np.exp(theta[None, :] - theta[:, None]))  # P(i beats j)
-        grad = (wins - played * p).sum(axis=1) - 2 * l2 * theta
-        w = played * p * (1 - p)
-        hessian = np.diag(w.sum(axis=1) + 2 * l2) - w
-        step = np.linalg.lstsq(hessian, grad, rcond=None)[0]  # least norm: without a prior, the
-        theta += np.clip(step, -4.0, 4.0)  # mean is free; clipped steps cannot overshoot far
-        if np.abs(step).max() < tol:
-            break
-    return theta
 
 
 # ---------------------------------------------------------------- TrueSkill

@@ -369,6 +369,10 @@ JUDGMENT_COLUMNS = [
 ]  # fmt: skip
 
 
+FRAME_CHUNK_ROWS = 100_000
+"""Rows turned into a DataFrame at a time when a frame is loaded."""
+
+
 def judgments_frame(
     session: Session,
     benchmark: str | None = None,
@@ -423,7 +427,15 @@ def judgments_frame(
         stmt = stmt.where(Judgment.turn == turn)
     if judge:
         stmt = stmt.where(_judge_filter(judge))
-    frame = pd.DataFrame(session.execute(stmt).all(), columns=JUDGMENT_COLUMNS)
+    # Core rows, streamed in chunks (a server-side cursor on PostgreSQL): no ORM row processing, and
+    # at most one chunk of Python row objects alive at a time (millions of judgments load in bounded memory)
+    result = session.connection().execution_options(yield_per=FRAME_CHUNK_ROWS).execute(stmt)
+    chunks = [pd.DataFrame(rows, columns=JUDGMENT_COLUMNS) for rows in result.partitions()]
+    frame = (
+        pd.concat(chunks, ignore_index=True).infer_objects()
+        if chunks
+        else pd.DataFrame(columns=JUDGMENT_COLUMNS)
+    )
     if models:
         keep = set(models)
         frame = frame[frame.model_1.isin(keep) & frame.model_2.isin(keep)].reset_index(drop=True)

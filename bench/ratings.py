@@ -1,70 +1,90 @@
 """Speed of the QLoRA paper's Elo: 10,000 random orderings of the whole OA release (~38,500 matches).
 
-Imports the release's OA judgments into a temporary SQLite store (`arena.import_qlora`), then times
-`arena.ratings.elo_orderings` (all orderings advanced together with numpy) against the plain Python
-loop `arena.ratings.elo_python` on the same matches, in the same run. The Python loop runs over
-fewer orderings and is extrapolated per ordering (its cost is exactly linear in orderings). Both
-play the same shuffled orders for a check that they agree. Writes docs/bench/ratings.md.
+Imports the release's OA judgments into a temporary SQLite store, then, in one run, on the very same
+orderings: the project's compiled kernel (`arena.elo_kernel`, numba, orderings split across the
+cores), its pure-numpy fallback, FastChat's `fit_vectorized_elo` (Chatbot Arena's own code, imported
+from the peer copy, given the orderings as index tables chunk by chunk) and the plain Python loop
+(`arena.ratings.elo_python`). The slow sides run fewer orderings and are extrapolated per ordering
+(every engine's cost is linear in orderings). Peak memory of the kernel is probed in child processes
+at two ordering counts. Writes docs/bench/ratings.md.
 
-    .venv/bin/python bench/ratings.py [--release ../shared/data/qlora-eval] [--orderings 10000]
+    PYTHONPATH=. python bench/ratings.py [--release ../shared/data/qlora-eval] [--orderings 10000]
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
-import io
+import json
 import os
-import platform
-import resource
+import subprocess
+import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
+from common import machine_note, oa_release_frame, peak_rss_mib, spread, timed
 
-from arena import leaderboard, ratings
-from arena.import_qlora import import_qlora_release
-from arena.store import Store
+from arena import elo_kernel, leaderboard, ratings
 
 PROJECT = Path(__file__).resolve().parents[1]
+FASTCHAT = PROJECT.parent / "shared" / "peers" / "fastchat"
 COMMAND = (
-    "python bench/ratings.py --release ../shared/data/qlora-eval --orderings 10000 --python-orderings 20"
+    "PYTHONPATH=. python bench/ratings.py --orderings 10000 --repeats 3 --fastchat-orderings 2000 "
+    "--numpy-orderings 500 --python-orderings 20"
 )
+K, INITIAL = 32.0, 1000.0
 
 
-def oa_battles(release: Path) -> tuple[ratings.Battles, object]:
-    """The OA release's GPT-4 judgments as rated matches, through the real import and store."""
-    with tempfile.TemporaryDirectory() as tmp:
-        store = Store(f"sqlite:///{tmp}/bench.db")
-        with contextlib.redirect_stdout(io.StringIO()):  # the import's own report is not the point here
-            import_qlora_release(store, release, progress=False)
-        frame = store.judgments(benchmark="oa", judge="gpt-4")
-        store.engine.dispose()
-    return ratings.battles(frame), frame
+def fastchat_elo(
+    bt: ratings.Battles, orderings: int, seed: int, chunk: int
+) -> tuple[np.ndarray, float, float]:
+    """FastChat's `fit_vectorized_elo` on the kernel's orderings (index tables built outside the
+    timing, `chunk` orderings at a time: all 10,000 at once would take 3 GB of int64 indices).
+    Returns the ratings and the wall and CPU seconds of FastChat's calls only."""
+    sys.path.insert(0, str(FASTCHAT))
+    import rating_systems  # FastChat's fastchat/serve/monitor/rating_systems.py, unchanged
 
-
-def python_seconds_per_ordering(bt: ratings.Battles, orderings: int, seed: int) -> tuple[float, float]:
-    """CPU seconds per ordering of the plain loop, and its largest difference from the numpy
-    engine playing the very same shuffled orders."""
-    kinds, codes = ratings.match_codes(bt.a, bt.b, bt.score)
-    table = ratings.shuffled_codes(codes, orderings, np.random.default_rng(seed))
-    start = time.process_time()
-    slow = [ratings.elo_python(kinds[0][c], kinds[1][c], kinds[2][c] / 2, len(bt.models), 32.0, 1000.0)
-            for c in table.T]  # fmt: skip
-    seconds = (time.process_time() - start) / orderings
-    fast = ratings.play_orderings(table, kinds, len(bt.models), 32.0, 1000.0)
-    return seconds, float(np.abs(np.array(slow) - fast).max())
-
-
-def shuffle_seconds(bt: ratings.Battles, orderings: int, seed: int) -> float:
-    """CPU seconds the numpy engine spends shuffling, of its total."""
-    _, codes = ratings.match_codes(bt.a, bt.b, bt.score)
-    chunk = min(orderings, ratings.ELO_CHUNK_BYTES // (codes.itemsize * len(codes)))
-    rng, start = np.random.default_rng(seed), time.process_time()
+    matchups = np.column_stack([bt.a, bt.b])
+    out, wall, cpu = [], 0.0, 0.0
     for first in range(0, orderings, chunk):
-        ratings.shuffled_codes(codes, min(chunk, orderings - first), rng)
-    return time.process_time() - start
+        streams = elo_kernel.ordering_streams(seed, first, min(chunk, orderings - first))
+        indices = elo_kernel.shuffled(np.arange(len(bt), dtype=np.intp), streams)
+        result, took = timed(
+            lambda indices=indices: rating_systems.fit_vectorized_elo(
+                matchups, bt.score, indices, len(bt.models), k=K, init_rating=INITIAL
+            )
+        )
+        out.append(result)
+        wall, cpu = wall + took.wall, cpu + took.cpu
+    return np.concatenate(out), wall, cpu
+
+
+def python_elo(bt: ratings.Battles, orderings: int, seed: int) -> tuple[np.ndarray, float, float]:
+    """The plain Python loop on the first `orderings` of the kernel's orderings."""
+    indices = elo_kernel.shuffled(
+        np.arange(len(bt), dtype=np.intp), elo_kernel.ordering_streams(seed, 0, orderings)
+    )
+
+    def run() -> np.ndarray:
+        return np.array([ratings.elo_python(bt.a[o], bt.b[o], bt.score[o], len(bt.models), K, INITIAL)
+                         for o in indices.T])  # fmt: skip
+
+    result, took = timed(run)
+    return result, took.wall, took.cpu
+
+
+def rss_probe(matches: Path, orderings: int) -> float:
+    """Peak RSS (MiB) of a fresh process that runs the kernel over `orderings` orderings."""
+    code = (
+        "import sys, json, numpy as np; sys.path.insert(0, 'bench'); from common import peak_rss_mib; "
+        "from arena import elo_kernel; d = np.load(sys.argv[1]); "
+        "elo_kernel.elo_orderings(d['a'], d['b'], d['score'], int(d['models']), 32.0, int(sys.argv[2]), 0, 1000.0); "
+        "print(json.dumps(peak_rss_mib()))"
+    )
+    env = {**os.environ, "PYTHONPATH": str(PROJECT)}
+    done = subprocess.run([sys.executable, "-c", code, str(matches), str(orderings)], cwd=PROJECT, env=env,
+                          capture_output=True, text=True, check=True)  # fmt: skip
+    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def main() -> None:
@@ -73,65 +93,126 @@ def main() -> None:
     )
     parser.add_argument("--release", type=Path, default=PROJECT.parent / "shared" / "data" / "qlora-eval")
     parser.add_argument("--orderings", type=int, default=10_000)
+    parser.add_argument("--repeats", type=int, default=3, help="timed runs of the kernel")
+    parser.add_argument("--fastchat-orderings", type=int, default=10_000, help="orderings FastChat runs")
+    parser.add_argument(
+        "--numpy-orderings", type=int, default=1_000, help="orderings the numpy fallback runs"
+    )
     parser.add_argument("--python-orderings", type=int, default=20, help="orderings the Python loop runs")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=PROJECT / "docs" / "bench" / "ratings.md")
     args = parser.parse_args()
 
-    load_before = os.getloadavg()[0]
-    bt, frame = oa_battles(args.release)
+    load_start = os.getloadavg()[0]
+    frame = oa_release_frame(args.release)
+    bt = ratings.battles(frame)
+    m, n = len(bt.models), len(bt)
+    print(f"OA release: {n:,} rated matches among {m} models, {bt.excluded:,} unparsed excluded")
+
+    def kernel(orderings: int, compiled: bool = True) -> np.ndarray:
+        return elo_kernel.elo_orderings(
+            bt.a, bt.b, bt.score, m, K, orderings, args.seed, INITIAL, compiled=compiled
+        )
+
+    _, warm = timed(lambda: kernel(16))  # compiles, or loads numba's on-disk cache
+    runs = [timed(lambda: kernel(args.orderings)) for _ in range(args.repeats)]
+    final = runs[0][0]
+    assert all(np.array_equal(final, r[0]) for r in runs), "the kernel is not deterministic"
+    k_wall, k_cpu = [r[1].wall for r in runs], [r[1].cpu for r in runs]
+    import numba
+
+    threads = numba.get_num_threads()
     print(
-        f"OA release: {len(bt):,} rated matches among {len(bt.models)} models, {bt.excluded:,} unparsed excluded"
+        f"kernel: {spread(k_wall)} s wall, {spread(k_cpu)} CPU s, {threads} threads (warm-up {warm.wall:.1f} s)"
     )
 
-    per_ordering, disagreement = python_seconds_per_ordering(bt, args.python_orderings, args.seed)
-    print(f"python loop: {per_ordering * 1e3:.1f} ms per ordering; numpy engine agrees to {disagreement:.1e}")
+    fallback, np_took = timed(lambda: kernel(args.numpy_orderings, compiled=False))
+    np_diff = float(np.abs(fallback - final[: args.numpy_orderings]).max())
+    fc, fc_wall, fc_cpu = fastchat_elo(bt, args.fastchat_orderings, args.seed, chunk=1000)
+    fc_mean_diff = float(np.abs(fc.mean(axis=0) - final[: args.fastchat_orderings].mean(axis=0)).max())
+    fc_diff = float(np.abs(fc - final[: args.fastchat_orderings]).max())
+    py, py_wall, py_cpu = python_elo(bt, args.python_orderings, args.seed)
+    py_diff = float(np.abs(py - final[: args.python_orderings]).max())
+    print(
+        f"numpy {np_took.wall:.1f} s; fastchat {fc_wall:.1f} s wall {fc_cpu:.1f} CPU s; python {py_wall:.2f} s"
+    )
 
-    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    wall, cpu = time.perf_counter(), time.process_time()
-    table = ratings.elo_ratings(frame, orderings=args.orderings, seed=args.seed, progress=True)
-    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-    rss_after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    shuffling = shuffle_seconds(bt, args.orderings, args.seed)
-    python_cpu = per_ordering * args.orderings
-    ratio = python_cpu / cpu
-    print(f"numpy: {cpu:.1f} CPU s ({wall:.1f} s wall, {shuffling:.1f} CPU s shuffling) for {args.orderings:,} "
-          f"orderings; python (extrapolated) {python_cpu:.0f} CPU s; {ratio:.1f}x")  # fmt: skip
+    with tempfile.TemporaryDirectory() as tmp:
+        matches = Path(tmp) / "matches.npz"
+        np.savez(matches, a=bt.a, b=bt.b, score=bt.score, models=m)
+        probes = {count: rss_probe(matches, count) for count in (1_000, args.orderings)}
 
-    table_mb = len(bt) * min(args.orderings, ratings.ELO_CHUNK_BYTES // len(bt)) / 2**20
+    per10k = 10_000
+    k_w, k_c = (
+        float(np.median(k_wall)) * per10k / args.orderings,
+        float(np.median(k_cpu)) * per10k / args.orderings,
+    )
+    rows = [  # engine, orderings run, wall, cpu (per 10,000 orderings)
+        ("plain Python loop (`ratings.elo_python`), one core", args.python_orderings,
+         py_wall * per10k / args.python_orderings, py_cpu * per10k / args.python_orderings),
+        ("FastChat `fit_vectorized_elo` (numpy, all orderings of a chunk together), one core",
+         args.fastchat_orderings, fc_wall * per10k / args.fastchat_orderings, fc_cpu * per10k / args.fastchat_orderings),
+        ("project, pure-numpy fallback (`elo_kernel`, numba absent), one core", args.numpy_orderings,
+         np_took.wall * per10k / args.numpy_orderings, np_took.cpu * per10k / args.numpy_orderings),
+        (f"project, compiled kernel (`elo_kernel`, numba), {threads} threads", args.orderings, k_w, k_c),
+    ]  # fmt: skip
+    table = ratings.elo_ratings(frame, orderings=args.orderings, seed=args.seed)
     lines = [
         "## Ratings: Elo over random orderings (`bench/ratings.py`)",
         "",
-        f"The QLoRA paper's Elo (K=32, start 1000, mean over random orderings) on the whole OA release: "
-        f"{len(bt):,} GPT-4 judgments rated ({bt.excluded:,} unparsed excluded), {len(bt.models)} models, "
-        f"{args.orderings:,} orderings, seed {args.seed}. Times are CPU seconds of this one process "
-        "(both engines run on one core), so that other work on the machine does not skew the ratio; "
-        "wall-clock time is given too.",
+        f"The QLoRA paper's Elo (K={K:g}, start {INITIAL:g}, mean over random orderings) on the whole OA release: "
+        f"{n:,} GPT-4 judgments rated ({bt.excluded:,} unparsed excluded), {m} models, {args.orderings:,} "
+        f"orderings, seed {args.seed}. Every engine plays the very same orderings (the kernel's, handed to the "
+        "others as index tables). Engines that ran fewer orderings are extrapolated per ordering: each one's "
+        "cost is exactly linear in the orderings. The kernel ran "
+        f"{args.repeats} times (median and range given); the others once.",
         "",
-        "| engine | orderings run | CPU seconds | CPU seconds per 10,000 orderings |",
+        "| engine | orderings run | wall s per 10,000 orderings | CPU s per 10,000 orderings |",
         "|---|---|---|---|",
-        f"| plain Python loop (`elo_python`), the baseline | {args.python_orderings} | "
-        f"{per_ordering * args.python_orderings:.2f} | {python_cpu * 1e4 / args.orderings:.0f} (extrapolated) |",
-        f"| numpy, all orderings advanced together (`elo_orderings`) | {args.orderings:,} | "
-        f"{cpu:.1f} ({wall:.1f} wall) | {cpu * 1e4 / args.orderings:.1f} |",
-        f"| of which shuffling the orderings (`shuffled_codes`, numpy's Fisher-Yates) | {args.orderings:,} | "
-        f"{shuffling:.1f} | {shuffling * 1e4 / args.orderings:.1f} |",
+        *[f"| {name} | {runs_:,} | {wall:.1f} | {cpu:.1f} |" for name, runs_, wall, cpu in rows],
         "",
-        f"**Speed-up: {ratio:.1f}x** (the Python loop ran {args.python_orderings} orderings and is extrapolated "
-        f"linearly, its cost being exactly proportional to the orderings; the numpy time includes shuffling). "
-        f"Both engines played the same {args.python_orderings} shuffled orders and agree to {disagreement:.1e} "
-        "Elo.",
+        f"Kernel, {args.orderings:,} orderings: {spread(k_wall)} s wall, {spread(k_cpu)} CPU s over {args.repeats} "
+        f"runs; compiling (or loading numba's cache) took {warm.wall:.1f} s before the first run.",
         "",
-        f"Memory: the shuffled match codes take one byte per match and ordering, {table_mb:.0f} MiB here "
-        f"(int32 match indices would take {4 * table_mb:.0f} MiB); peak RSS went from {rss_before / 1024:.0f} "
-        f"to {rss_after / 1024:.0f} MiB.",
+        "| ratio of the compiled kernel against | wall clock | CPU time |",
+        "|---|---|---|",
+        f"| plain Python loop | {rows[0][2] / k_w:.0f}x | **{rows[0][3] / k_c:.0f}x** |",
+        f"| FastChat `fit_vectorized_elo` | {rows[1][2] / k_w:.1f}x | **{rows[1][3] / k_c:.1f}x** |",
+        f"| the project's numpy fallback | {rows[2][2] / k_w:.1f}x | {rows[2][3] / k_c:.1f}x |",
         "",
-        f"Machine: {platform.machine()}, {os.cpu_count()} CPUs shared with other work (load average "
-        f"{load_before:.1f} at the start), Python {platform.python_version()}, numpy {np.__version__}.",
+        "CPU time is the work done, which the other jobs on this shared machine inflate least, so the CPU-time "
+        "ratio is the figure to read: the gain per core. Wall clock is what a user waits for and includes the "
+        "kernel's use of every core, but here it also depends on how busy the machine was while each side ran "
+        f"(wall over CPU time: {rows[0][2] / rows[0][3]:.1f} for the Python loop, {k_w / k_c:.1f} for the kernel), "
+        "so wall-clock ratios are shown, not claimed.",
         "",
-        "What is left is shuffling (one bounded random draw per match and ordering) and about a dozen numpy "
-        "operations per match position. A compiled step loop (numba, tried while writing this) cut the "
-        "step part to about 40% but cannot cut the shuffling, so it did not earn a new dependency.",
+        f"Against the targets: {rows[0][3] / k_c:.0f}x the plain Python loop in CPU time "
+        f"({'reached' if rows[0][3] / k_c >= 100 else 'short of the 100x target'}) and "
+        f"{rows[1][3] / k_c:.1f}x FastChat's `fit_vectorized_elo` "
+        f"({'reached' if rows[1][3] / k_c >= 5 else 'short of the 5x target'}). What is left per step is one "
+        "random draw, one division and a dozen multiply-adds, serialised by each ordering's dependence on its "
+        "previous step.",
+        "",
+        f"Same numbers: the mean rating of each model over the {args.fastchat_orderings:,} orderings differs from "
+        f"FastChat's by at most {fc_mean_diff:.1e} Elo points (single orderings by at most {fc_diff:.1e}); the "
+        f"Python loop's {args.python_orderings} orderings by {py_diff:.1e}; the numpy fallback's "
+        f"{args.numpy_orderings:,} by {np_diff:.1e}.",
+        "",
+        f"Memory: the kernel holds one copy of the match codes per group of {elo_kernel.LANES} orderings being "
+        "played, whatever the number of orderings; only the final ratings (models x orderings) grow. Peak RSS "
+        "of a fresh process that loads the matches and runs the kernel: "
+        + ", ".join(f"{rss:.0f} MiB for {count:,} orderings" for count, rss in probes.items())
+        + ". FastChat needs every ordering as an index table (8 bytes per match and ordering: "
+        f"{8 * n * args.orderings / 2**30:.1f} GiB for {args.orderings:,} orderings; it was fed 1,000 at a time "
+        f"here). This process peaked at {peak_rss_mib():.0f} MiB, mostly the import and the index tables.",
+        "",
+        "Why it is fast: each ordering is shuffled in place while it is played (forward Fisher-Yates with a "
+        "counter-based generator, so nothing orderings-sized is laid out), ratings are kept as strengths "
+        "10^(rating/400) so a step costs one division and a short exact series for 10^(delta/400) instead of "
+        f"two library exponentials, {elo_kernel.LANES} orderings are interleaved per thread so that one's "
+        "dependent steps overlap another's, and groups of orderings run on all cores.",
+        "",
+        machine_note(load_start),
         "",
         "The resulting leaderboard (ranks follow the 2.5-97.5% spread across orderings):",
         "",

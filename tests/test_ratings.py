@@ -72,17 +72,6 @@ def test_a_single_match_moves_elo_by_half_k() -> None:
     assert bt.model.tolist() == ["a", "b"] and bt.matches.tolist() == [1, 1]
 
 
-def test_vectorised_orderings_match_the_plain_python_loop() -> None:
-    rng = np.random.default_rng(3)
-    kinds = np.array([[a, b, h] for a in range(4) for b in range(4) if a != b for h in range(3)]).T
-    table = rng.integers(0, kinds.shape[1], size=(500, 6)).astype(np.uint8)
-    fast = ratings.play_orderings(table, kinds, 4, k=24.0, initial=1200.0)
-    for column in range(table.shape[1]):
-        codes = table[:, column]
-        slow = ratings.elo_python(kinds[0][codes], kinds[1][codes], kinds[2][codes] / 2, 4, 24.0, 1200.0)
-        np.testing.assert_allclose(fast[column], slow, rtol=0, atol=1e-9)
-
-
 def test_elo_is_seeded_and_orderings_matter() -> None:
     battles = frame(simulated({"a": 1.0, "b": 0.5, "c": 0.0}, 300))
     quick = {"orderings": 50, "bootstrap": 10, "replicate_orderings": 5}
