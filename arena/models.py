@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -172,8 +173,9 @@ def add_low_bit(session: Session, name: str, folder: str, prompt_format: str = "
 
 
 def is_low_bit(quantization: str | None) -> bool:
-    """Whether a contestant's quantization names the project's group-wise integer format."""
-    return bool(quantization) and quantization.startswith("int")
+    """Whether a contestant's quantization names the project's group-wise integer format
+    (`int4-g32`), not bitsandbytes' `int8` base that `--bits 8` loads."""
+    return bool(quantization) and re.fullmatch(r"int\d+-g\d+", quantization) is not None
 
 
 def _absolute(model: str | None) -> str | None:

@@ -114,3 +114,10 @@ def test_local_folders_are_stored_as_absolute_paths(store, tmp_path, monkeypatch
     with store.session() as session:
         contestant = add_local(session, "mine", adapter="runs/mine", bits=4)
         assert contestant.adapter == str(adapter) and contestant.base_model == "org/base"
+
+
+def test_int8_base_is_not_mistaken_for_a_group_wise_integer_model():
+    from arena.models import is_low_bit
+
+    assert is_low_bit("int4-g32") and is_low_bit("int2-g128")
+    assert not is_low_bit("int8") and not is_low_bit("nf4") and not is_low_bit(None)
