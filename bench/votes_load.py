@@ -134,6 +134,7 @@ def main() -> int:
     args = parser.parse_args()
     if not args.postgres_url:
         parser.error("give --postgres-url or set GUANACO_TEST_POSTGRES_URL (scripts/postgres-test-db.sh)")
+    args.load_start = os.getloadavg()[0]
     results: dict[str, list[dict[str, object]]] = {}
     for kind in ("postgresql", "sqlite"):
         results[kind] = []
@@ -171,9 +172,9 @@ def write_page(results: dict[str, list[dict[str, object]]], args: argparse.Names
         f"- **no pause**: {args.voters} voters voting back to back (PostgreSQL only): the saturation "
         f"point, whose latency is mostly queueing behind the other {args.voters - 1}.",
         "",
-        f"Machine: {platform.machine()}, {os.cpu_count()} CPU cores, shared with other work while this ran "
-        "(load average well above the core count), so read the latencies as indications; the "
-        "exactly-once checks hold regardless.",
+        f"Machine: {platform.machine()}, {os.cpu_count()} CPU cores, load average {args.load_start:.1f} when "
+        "the run began (the voters, the app and the database then share those cores); other work on the "
+        "machine raises the latencies, never the exactly-once checks.",
         "",
         "| database | load | voters | p50 ms | p95 ms | max ms | votes/s | app CPU ms per vote |",
         "|---|---|---|---|---|---|---|---|",
