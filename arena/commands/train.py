@@ -5,8 +5,6 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from arena.errors import UserError
-
 
 def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
     from trainer.config import add_arguments
@@ -47,14 +45,10 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
 
 def run_train(args: argparse.Namespace) -> int:
     from arena.store import Store, finish_run, start_run
-    from trainer.config import ConfigError, from_args
-    from trainer.data import DataError
-    from trainer.train import TrainError, train
+    from trainer.config import from_args
+    from trainer.train import train
 
-    try:
-        cfg = from_args(args)
-    except ConfigError as err:
-        raise UserError(str(err)) from err
+    cfg = from_args(args)  # the trainer's errors are UserErrors: the CLI prints them as one line
     store = Store(args.db)
     with store.session() as session:
         run_id = start_run(session, "train", cfg.out, cfg.to_dict()).id
@@ -62,8 +56,6 @@ def run_train(args: argparse.Namespace) -> int:
     try:
         metrics = train(cfg, resume=args.resume is not None)
         status = "done"
-    except (DataError, TrainError) as err:
-        raise UserError(str(err)) from err
     finally:
         with store.session() as session:
             finish_run(session, run_id, status)
@@ -73,17 +65,14 @@ def run_train(args: argparse.Namespace) -> int:
 
 
 def run_merge(args: argparse.Namespace) -> int:
-    from trainer.merge import MergeError, merge
+    from trainer.merge import merge
     from trainer.qalora_merge import check_request, merge_low_bit, run_config, wants_low_bit
 
-    try:
-        if wants_low_bit(args.run, args.bits):
-            out = merge_low_bit(args.run, args.out, args.method, args.bits, args.group_size, args.dtype)
-            print(f"low-bit merged model in {out} (register it with guanaco models add NAME --qalora {out})")
-            return 0
-        check_request(run_config(args.run), args.run, args.method, None, args.group_size)
-        out = merge(args.run, args.out, args.dtype)
-    except MergeError as err:
-        raise UserError(str(err)) from err
+    if wants_low_bit(args.run, args.bits):
+        out = merge_low_bit(args.run, args.out, args.method, args.bits, args.group_size, args.dtype)
+        print(f"low-bit merged model in {out} (register it with guanaco models add NAME --qalora {out})")
+        return 0
+    check_request(run_config(args.run), args.run, args.method, None, args.group_size)
+    out = merge(args.run, args.out, args.dtype)
     print(f"merged checkpoint in {out}")
     return 0
