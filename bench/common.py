@@ -52,6 +52,13 @@ def peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def write_page(path: Path, lines: list[str]) -> None:
+    """Write a benchmark's page (its folder made first) and say where."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines), encoding="utf-8")
+    print(f"wrote {path}")
+
+
 def machine_note(load_start: float) -> str:
     """The machine line every page ends with."""
     import numpy as np

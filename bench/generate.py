@@ -16,7 +16,7 @@ import os
 import statistics
 from pathlib import Path
 
-from common import machine_note, spread, timed
+from common import machine_note, spread, timed, write_page
 
 from arena.backends import GenerateParams, Request
 from arena.backends.transformers_backend import TransformersBackend
@@ -97,9 +97,7 @@ def main() -> None:
         f"--max-new-tokens {args.max_new_tokens} --repeats {args.repeats}`",
         "",
     ]
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text("\n".join(lines), encoding="utf-8")
-    print(f"wrote {args.out}")
+    write_page(args.out, lines)
 
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-from common import machine_note, oa_release_frame, peak_rss_mib, spread, timed
+from common import machine_note, oa_release_frame, peak_rss_mib, spread, timed, write_page
 
 from arena import elo_kernel, leaderboard, ratings
 
@@ -220,9 +220,7 @@ def main() -> None:
         f"Reproduce: `{COMMAND}`",
         "",
     ]
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text("\n".join(lines), encoding="utf-8")
-    print(f"wrote {args.out}")
+    write_page(args.out, lines)
 
 
 if __name__ == "__main__":
