@@ -12,8 +12,8 @@ from collections.abc import Sequence
 from typing import NoReturn
 
 from arena import commands
-from arena.errors import UserError
-from arena.paths import default_url
+from foundations.errors import UserError
+from foundations.paths import default_url
 
 __all__ = ["UserError", "build_parser", "common_options", "main"]
 

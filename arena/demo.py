@@ -15,8 +15,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from arena.errors import UserError
-from arena.paths import DATA_DIR
+from foundations.errors import UserError
+from foundations.paths import DATA_DIR
+from foundations.sources import find_mirror
 
 CONTESTANTS = ("smollm2", "smollm2-nf4", "smollm2-guanaco")
 LOCAL_JUDGE = "smollm2-judge"
@@ -60,14 +61,6 @@ class DemoConfig:
     def benchmark(self) -> str:
         """The Vicuna questions when a mirror of the public files is at hand, else the project's sample."""
         return "vicuna" if self.mirror else "sample"
-
-
-def find_mirror(explicit: Path | None = None) -> Path | None:
-    """A local copy of the public benchmark files: --from, GUANACO_DATA_MIRROR, or ../shared/data."""
-    for candidate in (explicit, os.environ.get("GUANACO_DATA_MIRROR"), Path("..") / "shared" / "data"):
-        if candidate and (Path(candidate) / "qlora-eval").is_dir():
-            return Path(candidate).resolve()
-    return None
 
 
 PAPER_TABLE1_K = 4
@@ -160,7 +153,8 @@ def run_demo(cfg: DemoConfig, guanaco: Callable[[Command], int] | None = None) -
 
     guanaco = guanaco or main
     cfg.workdir.mkdir(parents=True, exist_ok=True)
-    cfg.mirror = find_mirror(cfg.mirror)
+    mirror = find_mirror(cfg.mirror)
+    cfg.mirror = mirror if mirror and (mirror / "qlora-eval").is_dir() else None
 
     def stage(name: str, commands: list[Command]) -> None:
         if not commands:

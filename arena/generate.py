@@ -18,10 +18,10 @@ from sqlalchemy import select
 from tqdm.auto import tqdm
 
 from arena.backends import Backend, GenerateParams, Request, Result, load_backend
-from arena.errors import UserError
 from arena.models import contestants
 from arena.prompting import conversation
 from arena.store import Contestant, Generation, Prompt, Store, finish_run, insert_ignore, start_run
+from foundations.errors import UserError
 
 log = logging.getLogger(__name__)
 

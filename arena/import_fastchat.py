@@ -29,7 +29,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from arena.benchmarks import BenchmarkFileError, field, load_benchmark, read_jsonl, resolve_file
+from arena.benchmarks import load_benchmark
 from arena.imports import (
     ImportReport,
     NoteTally,
@@ -39,6 +39,7 @@ from arena.imports import (
     write_generations,
     write_judgments,
 )
+from foundations.sources import BenchmarkFileError, field, read_jsonl, resolve_file
 
 log = logging.getLogger(__name__)
 

@@ -42,7 +42,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from arena.benchmarks import BenchmarkFileError, field, parse_oa_questions, parse_vicuna_questions, read_jsonl
+from arena.benchmarks import parse_oa_questions, parse_vicuna_questions
 from arena.imports import (
     ImportReport,
     NoteTally,
@@ -52,6 +52,7 @@ from arena.imports import (
     write_generations,
     write_judgments,
 )
+from foundations.sources import BenchmarkFileError, field, read_jsonl
 
 log = logging.getLogger(__name__)
 

@@ -24,10 +24,10 @@ import pandas as pd
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from arena.errors import UserError
-from arena.paths import models_dir
 from arena.prompting import FORMATS
 from arena.store import Contestant, insert_ignore
+from foundations.errors import UserError
+from foundations.paths import models_dir
 
 log = logging.getLogger(__name__)
 

@@ -40,7 +40,6 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from arena.errors import UserError
 from arena.redact import redact_text
 from arena.store import (
     STATUSES,
@@ -56,6 +55,7 @@ from arena.store import (
     insert_ignore,
     store_secret,
 )
+from foundations.errors import UserError
 
 FORMATS = ("jsonl", "parquet")
 HUMAN_PREFIX = "human:"

@@ -37,9 +37,9 @@ from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, aliased, mapped_column, sessionmaker
 from sqlalchemy.sql.elements import ColumnElement
 
-from arena.errors import StoreNotFound, UserError
-from arena.paths import default_url
 from arena.redact import safe_url
+from foundations.errors import StoreNotFound, UserError
+from foundations.paths import default_url
 
 log = logging.getLogger(__name__)
 

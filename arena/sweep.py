@@ -30,11 +30,11 @@ from typing import Any
 import pandas as pd
 from sqlalchemy import func, select
 
-from arena.errors import UserError
-from arena.paths import DATA_DIR
 from arena.store import Contestant, Generation, Prompt, Store, finish_run, start_run
 from arena.sweep_config import Point, SweepConfig, points
 from arena.sweep_report import display_table, plot, results_table
+from foundations.errors import UserError
+from foundations.paths import DATA_DIR
 
 log = logging.getLogger(__name__)
 
@@ -257,7 +257,7 @@ def judge_template(cfg: SweepConfig) -> Any:
 
 def judge_config(cfg: SweepConfig, base_url: str | None, model: str) -> Any:
     """The judge's settings; a budget needs a known price (a local endpoint costs nothing)."""
-    from arena.openai_client import ClientConfig
+    from judges.client import ClientConfig
     from judges.judge import JudgeConfig, load_prices, price_for
 
     template = judge_template(cfg)
@@ -297,7 +297,6 @@ def judge_endpoint(cfg: SweepConfig) -> Iterator[tuple[str | None, str]]:
 def judge_all(store: Store, cfg: SweepConfig, names: list[str]) -> str:
     """Judge every pair of contestants on every held-out prompt, both orders, what is missing only.
     Returns a line saying what was done."""
-    from arena.openai_client import ChatClient
     from arena.tournament import (
         Limits,
         done_keys,
@@ -308,6 +307,7 @@ def judge_all(store: Store, cfg: SweepConfig, names: list[str]) -> str:
         plan_matches,
         select_pairs,
     )
+    from judges.client import ChatClient
     from judges.judge import FatalJudgeError, Judge
 
     entries = load_entries(store, cfg.name, names)

@@ -16,8 +16,8 @@ from typing import Any
 
 import yaml
 
-from arena.errors import UserError
-from arena.paths import DATA_DIR
+from foundations.errors import UserError
+from foundations.paths import DATA_DIR
 
 PRODUCTS = DATA_DIR / "samples" / "products.jsonl"
 LLAMA_LINEAR = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj", "lm_head"]

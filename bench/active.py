@@ -39,7 +39,7 @@ sys.path.insert(0, str(ROOT))
 from arena.active import ActiveScheduler, Design, win_matrix  # noqa: E402
 from arena.import_qlora import contestant_name  # noqa: E402
 from arena.ratings import fit_bradley_terry  # noqa: E402
-from judges.templates import mirror_root  # noqa: E402
+from foundations.sources import find_mirror  # noqa: E402
 
 PAIRWISE = "qlora-eval/ratings-gpt4/vicuna/pairwise"
 SCORE = {1: 1.0, 2: 0.0, 3: 0.5}
@@ -333,7 +333,7 @@ def main() -> None:
     parser.add_argument("--alpha", type=float, default=0.05, help="stopping rule's error level, checked")
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "bench" / "active.md")
     args = parser.parse_args()
-    v = released(args.mirror or mirror_root())
+    v = released(find_mirror(args.mirror))
     known = ParametricOracle(v)
     print(f"{len(v.score)} released verdicts, {len(v.models)} models; slot-1 advantage {known.advantage:.2f}, "
           f"tie rate {known.tie:.2f}")  # fmt: skip

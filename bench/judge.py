@@ -29,11 +29,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from arena.openai_client import ChatClient, ClientConfig  # noqa: E402
 from arena.store import Judgment, Store  # noqa: E402
 from arena.tournament import Limits, judge_matches, load_entries, once, plan_matches, select_pairs  # noqa: E402
 from bench.common import machine_note, spread  # noqa: E402
 from bench.judge_doc import write_section  # noqa: E402
+from judges.client import ChatClient, ClientConfig  # noqa: E402
 from judges.judge import Judge, JudgeConfig, Price  # noqa: E402
 from judges.templates import load_template  # noqa: E402
 from tests.judge_helpers import MODELS, fill_store  # noqa: E402

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from arena.openai_client import ChatClient, ChatError, ClientConfig
+from judges.client import ChatClient, ChatError, ClientConfig
 from judges.parse import REPAIR_PROMPTS, Parsed, parse, scored
 from judges.templates import Template, Turn
 from judges.tokens import PER_MESSAGE, prompt_tokens

@@ -1,7 +1,7 @@
 """Judge prompt templates: the QLoRA release's, FastChat's MT-bench ones, and a user's own file.
 
 The released templates are read at run time from the benchmark files (fetched by
-:mod:`arena.benchmarks`, or a local mirror), never copied into the project. A template has an id,
+:mod:`foundations.sources`, or a local mirror), never copied into the project. A template has an id,
 an output format that says where the verdict is (:mod:`judges.parse`), variants chosen by the
 prompt's category (QLoRA's Vicuna prompts have coding and math variants), the turn it judges
 (FastChat's `*-multi-turn` templates show the whole two-turn conversation and judge turn 2), and
@@ -14,13 +14,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from arena.paths import PROJECT_ROOT
+from foundations.paths import PROJECT_ROOT
 
 THREECLASS = "last-line-123"
 """The last line is 1 (slot 1 better), 2 (slot 2 better) or 3 (equivalent)."""
@@ -54,7 +53,6 @@ FASTCHAT_SINGLE_TURN_FIELDS = {"{answer_1}": "{answer_1_1}", "{answer_2}": "{ans
     k: v for k, v in FASTCHAT_TURN_FIELDS.items() if k.startswith("{ref")
 }
 """Single grading's {answer_1}/{answer_2} are the graded answer's turns: it sits in slot 1."""
-MIRROR_ENVS = ("GUANACO_DATA_MIRROR", "GUANACO_SHARED_DATA")
 
 
 @dataclass(frozen=True)
@@ -163,35 +161,26 @@ class Turn:
     reference: str | None = None
 
 
-def mirror_root() -> Path:
-    """A local mirror of public benchmark files: `GUANACO_DATA_MIRROR` or `GUANACO_SHARED_DATA`,
-    else ../shared/data next to the project."""
-    for name in MIRROR_ENVS:
-        if os.environ.get(name):
-            return Path(os.environ[name])
-    return PROJECT_ROOT.parent / "shared" / "data"
-
-
 def benchmark_file(relpath: str) -> Path:
-    """A released file by its path in the release: the verified copy arena.benchmarks fetched, else
+    """A released file by its path in the release: the verified copy `guanaco data fetch` cached, else
     the local mirror's."""
-    from arena.benchmarks import resolve_file
+    from foundations.sources import MIRROR_ENV, find_mirror, resolve_file
 
     try:
         return resolve_file(relpath)
     except (FileNotFoundError, KeyError):
         pass
-    path = mirror_root() / relpath
-    if not path.is_file():
+    mirror = find_mirror(fallback=PROJECT_ROOT.parent / "shared" / "data")  # a checkout's ../shared
+    if mirror is None or not (mirror / relpath).is_file():
         raise FileNotFoundError(
             f"judge template source {relpath} not found: run `guanaco data fetch` or set "
-            f"{MIRROR_ENVS[0]} to a local mirror laid out like ../shared/data"
+            f"{MIRROR_ENV} to a local mirror laid out like ../shared/data"
         )
-    return path
+    return mirror / relpath
 
 
 def _jsonl(path: Path) -> list[dict[str, Any]]:
-    from arena.benchmarks import read_jsonl
+    from foundations.sources import read_jsonl
 
     return [record for _line, record in read_jsonl(path)]
 

@@ -9,9 +9,11 @@ import pytest
 from sqlalchemy import func, select
 
 from arena import benchmarks
-from arena.benchmarks import BenchmarkFileError, ChecksumError, load_benchmark, split_oa_input
+from arena.benchmarks import load_benchmark, split_oa_input
 from arena.cli import main
 from arena.store import Prompt
+from foundations import sources
+from foundations.sources import BenchmarkFileError, ChecksumError
 
 VICUNA_KEY = "fastchat/vicuna_bench/question.jsonl"
 
@@ -22,7 +24,7 @@ def test_benchmarks_load_from_mirror(shared_data: Path, name: str, count: int, t
     assert len(rows) == count
     assert {len(r["turns"]) for r in rows} == {turns}
     assert len({r["key"] for r in rows}) == count
-    digest = benchmarks.source_file(benchmarks.registry()["benchmarks"][name]["questions"]).sha256
+    digest = sources.source_file(sources.registry()["benchmarks"][name]["questions"]).sha256
     assert {r["source_sha256"] for r in rows} == {digest}
     assert all(r["benchmark"] == name for r in rows)
 
@@ -69,7 +71,7 @@ def test_split_oa_input() -> None:
 
 def test_fetch_from_mirror_fills_cache_then_loads_without_source(shared_data: Path, store) -> None:
     assert main(["data", "fetch", "vicuna", "oa", "mt-bench", "--from", str(shared_data)]) == 0
-    assert benchmarks.cache_path(VICUNA_KEY).is_file()
+    assert sources.cache_path(VICUNA_KEY).is_file()
     assert len(load_benchmark("mt-bench")) == 80
     assert benchmarks.ensure_prompts(store, "vicuna") == 80
     assert benchmarks.ensure_prompts(store, "vicuna") == 0
@@ -79,19 +81,17 @@ def test_fetch_from_mirror_fills_cache_then_loads_without_source(shared_data: Pa
 
 
 def test_mirror_from_environment(shared_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(benchmarks.MIRROR_ENV, str(shared_data))
+    monkeypatch.setenv(sources.MIRROR_ENV, str(shared_data))
     monkeypatch.setenv("GUANACO_CACHE", str(tmp_path / "cache"))
     assert len(load_benchmark("oa")) == 953
-    assert not benchmarks.cache_path(VICUNA_KEY).exists()
-    benchmarks.fetch("vicuna")  # no network needed: the mirror is the default source
-    assert (
-        benchmarks.sha256_file(benchmarks.cache_path(VICUNA_KEY)) == benchmarks.source_file(VICUNA_KEY).sha256
-    )
+    assert not sources.cache_path(VICUNA_KEY).exists()
+    sources.fetch("vicuna")  # no network needed: the mirror is the default source
+    assert sources.sha256_file(sources.cache_path(VICUNA_KEY)) == sources.source_file(VICUNA_KEY).sha256
 
 
 def test_missing_cache_says_what_to_do(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("GUANACO_CACHE", str(tmp_path / "empty-cache"))
-    monkeypatch.delenv(benchmarks.MIRROR_ENV, raising=False)
+    monkeypatch.delenv(sources.MIRROR_ENV, raising=False)
     with pytest.raises(FileNotFoundError, match="guanaco data fetch"):
         load_benchmark("vicuna")
 
@@ -109,9 +109,9 @@ def test_fetch_refuses_a_wrong_checksum(shared_data: Path, tmp_path: Path, monke
     monkeypatch.setenv("GUANACO_CACHE", str(tmp_path / "cache"))
     mirror = _tampered_mirror(shared_data, tmp_path)
     with pytest.raises(ChecksumError, match="question.jsonl.*does not match the pinned"):
-        benchmarks.fetch("vicuna", mirror)
-    assert not benchmarks.cache_path(VICUNA_KEY).exists()
-    assert not list(benchmarks.cache_path(VICUNA_KEY).parent.glob("*.part"))
+        sources.fetch("vicuna", mirror)
+    assert not sources.cache_path(VICUNA_KEY).exists()
+    assert not list(sources.cache_path(VICUNA_KEY).parent.glob("*.part"))
     assert main(["data", "fetch", "vicuna", "--from", str(mirror)]) == 2
     assert "does not match" in capsys.readouterr().err
 

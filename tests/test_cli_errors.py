@@ -179,7 +179,7 @@ def test_an_unreachable_endpoint_ends_the_run_with_one_line(
     command: str, tmp_path: Path, monkeypatch, capsys
 ) -> None:
     # every attempt is still made, over real HTTP, without the waits between them
-    monkeypatch.setattr("arena.openai_client.backoff_seconds", lambda cfg, attempt, error: 0.0)
+    monkeypatch.setattr("judges.client.backoff_seconds", lambda cfg, attempt, error: 0.0)
     url = f"sqlite:///{tmp_path / 'arena.db'}"
     store = Store(url)
     seed_arena(store, prompts=1, payload=False)

@@ -34,7 +34,7 @@ FAST = GenerateParams(temperature=0.7, max_new_tokens=32, concurrency=3, batch_s
 
 def test_every_prompt_is_answered_once_despite_429_500_and_a_dropped_connection(api_store, scripted_server,
                                                                                 monkeypatch):  # fmt: skip
-    monkeypatch.setattr("arena.openai_client.ClientConfig.backoff_base_s", 0.05)
+    monkeypatch.setattr("judges.client.ClientConfig.backoff_base_s", 0.05)
     scripted_server.latency = 0.02
     scripted_server.push(scripted.status(429, retry_after=0.3), scripted.status(500), scripted.drop())
     report = generate(api_store, "t", ["api"], "transformers", FAST)
@@ -61,8 +61,8 @@ def test_every_prompt_is_answered_once_despite_429_500_and_a_dropped_connection(
 
 
 def test_a_prompt_that_keeps_failing_is_left_for_the_next_run(api_store, scripted_server, monkeypatch):
-    monkeypatch.setattr("arena.openai_client.ClientConfig.max_attempts", 2)
-    monkeypatch.setattr("arena.openai_client.ClientConfig.backoff_base_s", 0.01)
+    monkeypatch.setattr("judges.client.ClientConfig.max_attempts", 2)
+    monkeypatch.setattr("judges.client.ClientConfig.backoff_base_s", 0.01)
     scripted_server.push(scripted.status(400, message="bad request"))
     report = generate(api_store, "t", ["api"], "openai", FAST)
     assert report.failed.tolist() == [1] and report.generated.tolist() == [7]

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from arena.benchmarks import BenchmarkFileError
 from arena.cli import main
 from arena.import_fastchat import file_kind, import_fastchat
 from arena.store import Generation, Judgment, Store, judgments_frame
+from foundations.sources import BenchmarkFileError
 
 
 def _jsonl(path: Path, rows: list[dict]) -> Path:

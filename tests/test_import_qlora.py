@@ -10,10 +10,10 @@ import pytest
 import shortuuid
 from sqlalchemy import func, select
 
-from arena.benchmarks import BenchmarkFileError
 from arena.cli import main
 from arena.import_qlora import contestant_name, derived_answer_id, import_qlora_release, judged_text
 from arena.store import Contestant, Generation, Judgment, Prompt, Store, judgments_frame
+from foundations.sources import BenchmarkFileError
 
 RATINGS = "qlora-eval/ratings-gpt4"
 FLAN_FILE = (

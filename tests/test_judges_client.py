@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from arena.openai_client import ChatClient, ChatError, ClientConfig, api_key, chat, is_local_url
+from judges.client import ChatClient, ChatError, ClientConfig, api_key, chat, is_local_url
 from tests.scripted_server import (  # noqa: F401
     ScriptedServer,
     drop,

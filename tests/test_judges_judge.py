@@ -8,8 +8,8 @@ import socket
 import pytest
 
 from arena.cli import main
-from arena.openai_client import ChatClient, ClientConfig
 from arena.store import Store
+from judges.client import ChatClient, ClientConfig
 from judges.judge import Case, FatalJudgeError, Judge, JudgeConfig, Outcome, Price, load_prices, price_for
 from judges.templates import load_template
 from tests.judge_helpers import MODELS, fill_store

@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from arena.paths import DATA_DIR
+from foundations.paths import DATA_DIR
 from judges.parse import parse
 from judges.templates import (
     AB_LABEL,

@@ -158,7 +158,7 @@ def test_single_grading_per_turn_and_average(
 
 
 def test_turn_must_match_the_judge_prompt_on_import(tmp_path: Path, store: Store, shared_data: Path) -> None:
-    from arena.benchmarks import BenchmarkFileError
+    from foundations.sources import BenchmarkFileError
 
     bad = tmp_path / "pair.jsonl"
     bad.write_text(json.dumps({"question_id": 81, "model_1": "a", "model_2": "b", "g1_winner": "model_1",

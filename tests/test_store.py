@@ -8,7 +8,6 @@ from collections.abc import Iterator
 import pytest
 from sqlalchemy import create_engine, func, inspect, select
 
-from arena.errors import StoreNotFound
 from arena.store import (
     Base,
     Generation,
@@ -20,6 +19,7 @@ from arena.store import (
     judgments_frame,
     sqlite_file,
 )
+from foundations.errors import StoreNotFound
 from tests.conftest import POSTGRES_URL
 from tests.databases import postgres_schema
 

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from arena.bnb_cpu import four_bit_layers, is_packed, packed_layout_fits
 from tests.tiny_model import CPU_PATHS, force_bnb_cpu_path
 from tests.trainer_tiny import tiny_checkpoint
 from trainer import model as qmodel
+from trainer.bnb_cpu import four_bit_layers, is_packed, packed_layout_fits
 from trainer.config import build
 from trainer.merge import merge
 

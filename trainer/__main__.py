@@ -6,7 +6,7 @@ import argparse
 import logging
 import sys
 
-from arena.errors import UserError
+from foundations.errors import UserError
 from trainer.config import add_arguments, from_args
 from trainer.train import train
 

@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 import yaml
 
-from arena.errors import UserError
+from foundations.errors import UserError
 from trainer.presets import PRESETS
 
 CONFIG_FILE = "config.yaml"

@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from arena.errors import UserError
-from arena.paths import DATA_DIR
+from foundations.errors import UserError
+from foundations.paths import DATA_DIR
 
 FORMATS = ("oasst1", "guanaco-text", "alpaca", "messages", "pairs")
 HUB_SOURCES = {

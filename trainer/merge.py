@@ -13,7 +13,7 @@ from typing import Any
 
 import torch
 
-from arena.errors import UserError
+from foundations.errors import UserError
 from trainer import model as qmodel
 from trainer.config import CONFIG_FILE, build
 

@@ -15,8 +15,8 @@ from typing import Any
 
 import torch
 
-from arena.bnb_cpu import keep_unpacked
-from arena.errors import loading_model
+from foundations.errors import loading_model
+from trainer.bnb_cpu import keep_unpacked
 from trainer.config import ConfigError, TrainConfig
 
 log = logging.getLogger(__name__)
@@ -123,7 +123,7 @@ def load_base(cfg: TrainConfig, device_map: Any = None) -> Any:
     model.config.use_cache = False
     # The frozen base must stay as loaded: on AVX512-BF16 CPUs bitsandbytes would otherwise repack
     # it in place (lossily) at the first evaluation pass, so training, eval and resume would differ
-    # by CPU and by when evaluation ran. See arena.bnb_cpu.
+    # by CPU and by when evaluation ran. See trainer.bnb_cpu.
     keep_unpacked(model)
     if under_fsdp():  # as TRL: k-bit preparation would upcast some weights and break FSDP's flat shards
         if cfg.gradient_checkpointing:

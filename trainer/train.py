@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from arena.errors import UserError, loading_model
+from foundations.errors import UserError, loading_model
 from trainer import model as qmodel
 from trainer.batches import collate, epoch_batches, target_count
 from trainer.card import write_card

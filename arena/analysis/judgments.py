@@ -12,8 +12,8 @@ from collections.abc import Sequence
 
 import pandas as pd
 
-from arena.errors import UserError
 from arena.store import Store
+from foundations.errors import UserError
 
 PAIRWISE = ("1", "2", "tie", "both_bad")
 HUMAN = "human"

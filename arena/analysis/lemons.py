@@ -14,8 +14,8 @@ import pandas as pd
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from arena.errors import UserError
 from arena.store import Judgment, Tag, judgments_frame
+from foundations.errors import UserError
 
 
 def with_reasons(session: Session, frame: pd.DataFrame) -> pd.DataFrame:

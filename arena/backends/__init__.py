@@ -10,9 +10,9 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
-from arena.errors import UserError
 from arena.prompting import TURN_ENDS
 from arena.store import Contestant
+from foundations.errors import UserError
 
 BACKENDS = ("transformers", "vllm", "openai")
 

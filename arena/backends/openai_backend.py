@@ -1,6 +1,6 @@
 """Any OpenAI-compatible endpoint (OpenAI, a vLLM or `transformers serve` server) as a backend.
 
-Calls go through the project's one client (:mod:`arena.openai_client`): a concurrency limit,
+Calls go through the project's one client (:mod:`judges.client`): a concurrency limit,
 retries with backoff and jitter on 429/5xx/timeouts/dropped connections honouring Retry-After, and
 the token usage the server reports. The key is read from the environment variable the contestant
 names; it is never stored."""
@@ -13,9 +13,9 @@ import os
 from typing import Any
 
 from arena.backends import GenerateParams, Request, Result
-from arena.openai_client import ChatClient, ChatError, ClientConfig
 from arena.prompting import cut_at_turn_end
 from arena.store import Contestant
+from judges.client import ChatClient, ChatError, ClientConfig
 
 
 def client_config(contestant: Contestant, params: GenerateParams) -> ClientConfig:

@@ -7,10 +7,10 @@ import time
 from typing import Any
 
 from arena.backends import GenerateParams, Request, Result
-from arena.bnb_cpu import paths, settle_for_inference
-from arena.errors import UserError, loading_model
 from arena.models import ModelSpec, is_low_bit
 from arena.prompting import cut_at_turn_end, render, resolve_format
+from foundations.errors import UserError, loading_model
+from trainer.bnb_cpu import paths, settle_for_inference
 
 
 def load_model(spec: ModelSpec, device: str | None = None) -> tuple[Any, Any]:

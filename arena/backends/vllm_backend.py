@@ -7,9 +7,9 @@ import time
 from typing import Any
 
 from arena.backends import GenerateParams, Request, Result
-from arena.errors import UserError
 from arena.models import ModelSpec, is_low_bit
 from arena.prompting import cut_at_turn_end, render, resolve_format
+from foundations.errors import UserError
 
 
 def _vllm() -> Any:

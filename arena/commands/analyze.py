@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from arena.errors import UserError
+from foundations.errors import UserError
 
 
 def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:

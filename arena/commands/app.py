@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 
-from arena.errors import UserError
+from foundations.errors import UserError
 
 
 def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:

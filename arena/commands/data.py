@@ -26,8 +26,8 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
 
 
 def run_fetch(args: argparse.Namespace) -> int:
-    from arena.benchmarks import BenchmarkFileError, fetch, registry
-    from arena.errors import UserError
+    from foundations.errors import UserError
+    from foundations.sources import BenchmarkFileError, fetch, registry
 
     unknown = [n for n in args.names if n not in registry()["benchmarks"]]
     if unknown:
@@ -44,7 +44,7 @@ def run_fetch(args: argparse.Namespace) -> int:
 
 
 def run_list(args: argparse.Namespace) -> int:
-    from arena.benchmarks import benchmark_files, cache_path, registry, sha256_file, source_file
+    from foundations.sources import benchmark_files, cache_path, registry, sha256_file, source_file
 
     for name, spec in registry()["benchmarks"].items():
         print(f"{name}: {spec['description']}")

@@ -32,9 +32,9 @@ def _revision(url: str) -> str | None:
 
 
 def run_upgrade(args: argparse.Namespace) -> int:
-    from arena.errors import UserError
     from arena.migrations import SchemaError, head
     from arena.store import Store
+    from foundations.errors import UserError
 
     before = _revision(args.db)
     try:

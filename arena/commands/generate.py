@@ -38,9 +38,9 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
 
 
 def run(args: argparse.Namespace) -> int:
-    from arena.errors import UserError
     from arena.generate import generate
     from arena.store import Store
+    from foundations.errors import UserError
 
     if args.batch_size < 1 or args.max_new_tokens < 1 or (args.limit is not None and args.limit < 1):
         raise UserError("--batch-size, --max-new-tokens and --limit must be at least 1")
@@ -65,8 +65,9 @@ def _load_prompts(store, benchmark: str, source: Path | None) -> None:
     from sqlalchemy import select
 
     from arena import benchmarks
-    from arena.errors import UserError
     from arena.store import Prompt
+    from foundations.errors import UserError
+    from foundations.sources import BenchmarkFileError
 
     with store.session() as session:
         present = session.scalars(select(Prompt.id).where(Prompt.benchmark == benchmark).limit(1)).first()
@@ -80,7 +81,7 @@ def _load_prompts(store, benchmark: str, source: Path | None) -> None:
         if source is None:
             return  # not a known benchmark: the runner says it has no prompts
         raise UserError(str(err.args[0])) from None
-    except (benchmarks.BenchmarkFileError, FileNotFoundError, ValueError) as err:
+    except (BenchmarkFileError, FileNotFoundError, ValueError) as err:
         raise UserError(str(err)) from None
     if not rows:
         raise UserError(f"{source or benchmark}: no prompts found")

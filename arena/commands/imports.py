@@ -46,9 +46,9 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
 def _guarded(inputs: list[Path], call: Callable[[], object]) -> int:
     """Run an import whose `inputs` exist (checked first, so a mistyped path creates no store); a
     bad or missing file becomes one line saying nothing was stored."""
-    from arena.benchmarks import BenchmarkFileError
-    from arena.errors import UserError
     from arena.imports import ImportConflict
+    from foundations.errors import UserError
+    from foundations.sources import BenchmarkFileError
 
     missing = [str(path) for path in inputs if not path.exists()]
     if missing:

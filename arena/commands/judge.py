@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
-from arena.errors import UserError
+from foundations.errors import UserError
 
 if TYPE_CHECKING:  # heavy modules load only when the command runs
     from arena.store import Store
@@ -198,7 +198,7 @@ def run_template(
 
 def judge_config(args: argparse.Namespace, template: Template, price: Price | None) -> JudgeConfig:
     """The judge's settings from the command line; a budget needs a known price (or a local model)."""
-    from arena.openai_client import ClientConfig, is_local_url
+    from judges.client import ClientConfig, is_local_url
     from judges.judge import JudgeConfig
 
     local = is_local_url(args.base_url)
@@ -266,9 +266,9 @@ def judge_run(
     """Judge what is missing under a run record, with a progress bar; report what was done."""
     from tqdm import tqdm
 
-    from arena.openai_client import api_key
     from arena.store import finish_run, start_run
     from arena.tournament import Limits, tournament_key, tournament_spend
+    from judges.client import api_key
     from judges.judge import FatalJudgeError
 
     if not todo:
@@ -324,8 +324,8 @@ async def _run(
     on_result: Callable[[Match, Outcome], None] | None,
     concurrency: int,
 ) -> Tally:
-    from arena.openai_client import ChatClient
     from arena.tournament import judge_matches
+    from judges.client import ChatClient
     from judges.judge import Judge
 
     interrupt = asyncio.Event()

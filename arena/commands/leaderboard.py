@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from arena import leaderboard, ratings
-from arena.errors import UserError
 from arena.store import Store
+from foundations.errors import UserError
 
 
 def register(subparsers: Any, common: argparse.ArgumentParser) -> None:

@@ -62,9 +62,9 @@ def run_pull(args: argparse.Namespace) -> int:
 
 
 def run_add(args: argparse.Namespace) -> int:
-    from arena.errors import UserError
     from arena.models import add_api, add_local, add_low_bit
     from arena.store import Store
+    from foundations.errors import UserError
 
     with Store(args.db).session() as session:
         if args.qalora:

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from arena.errors import UserError
+from foundations.errors import UserError
 
 
 def register(subparsers: Any, common: argparse.ArgumentParser) -> None:

@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from arena.errors import UserError
+from foundations.errors import UserError
 
 
 def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:

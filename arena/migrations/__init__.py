@@ -19,8 +19,8 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import MetaData, inspect, text
 from sqlalchemy.engine import Connection, Engine
 
-from arena.errors import StoreNotFound, UserError
 from arena.redact import safe_url
+from foundations.errors import StoreNotFound, UserError
 
 SCRIPTS = Path(__file__).resolve().parent
 BASELINE = "0001"

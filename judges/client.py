@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from arena.errors import UserError
+from foundations.errors import UserError
 
 log = logging.getLogger(__name__)
 
