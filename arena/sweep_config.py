@@ -1,12 +1,12 @@
 """The sweep's typed configuration and its grid: defaults < YAML file < flags, one point per setting.
 
-Grid values are typed as the trainer's own fields (through the trainer's flag parser), so
+Built like every workflow's config (:mod:`foundations.configs`). Grid values are typed as the
+trainer's own fields (as the trainer's flags read them), so
 `lora_r=8` is the int 8 and a bad value is refused before anything trains.
 """
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import itertools
 import re
@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from foundations import configs
+from foundations.configs import flag
 from foundations.errors import UserError
 from foundations.paths import DATA_DIR
 
@@ -39,10 +39,13 @@ SHORT_LABELS = {"lora_r": "r{}", "bits": "{}bit", "lora_alpha": "a{}", "learning
 class SweepConfig:
     """What one sweep does. Defaults: the embedded SmolLM2 on the product-description sample."""
 
-    name: str = "products-sweep"
+    name: str = field(default="products-sweep", metadata=flag(
+        "benchmark name of the held-out prompts and prefix of contestant names"))  # fmt: skip
     """The benchmark name of the held-out prompts and the prefix of every contestant's name."""
-    base: str = "smollm2"
-    data: str = str(PRODUCTS)
+    base: str = field(default="smollm2", metadata=flag(
+        "base model: hub id, local folder or smollm2 (the embedded model)"))  # fmt: skip
+    data: str = field(default=str(PRODUCTS), metadata=flag(
+        "local JSONL/JSON/Parquet (Alpaca, messages, ...) or a HF dataset id"))  # fmt: skip
     """A local JSONL/JSON/Parquet file (Alpaca, chat messages, ...) or a Hugging Face dataset id."""
     grid: dict[str, list[Any]] = field(
         default_factory=lambda: {"lora_r": [8, 16], "target_modules": ["qv", "all"]}
@@ -54,30 +57,39 @@ class SweepConfig:
     train: dict[str, Any] = field(default_factory=dict)
     """Trainer fields shared by every point (`preset`, `max_steps`, ...). Loss is on the responses
     only (`train_on: assistant`) unless set here."""
-    out: str = "runs/sweep"
+    out: str = field(default="runs/sweep", metadata=flag(
+        "folder for the adapters, the table and the plot (default runs/sweep)"))  # fmt: skip
     eval_fraction: float = 0.2
     """Share of the records held out: the eval loss and the prompts to answer come from them."""
-    prompts: int = 20
+    prompts: int = field(default=20, metadata=flag("held-out prompts each contestant answers (default 20)"))
     """Held-out prompts each contestant answers (the first N of the held-out split)."""
-    max_new_tokens: int = 128
+    max_new_tokens: int = field(default=128, metadata=flag("answer length limit (default 128)"))
     temperature: float = 0.7
     top_p: float = 0.9
     backend: str = "transformers"
     batch_size: int = 8
-    judge_model: str = "gpt-4"
-    judge_name: str | None = None
-    base_url: str | None = None
+    judge_model: str = field(default="gpt-4", metadata=flag("judge as the endpoint names it (default gpt-4)"))
+    judge_name: str | None = field(default=None, metadata=flag(
+        "name stored with each judgment (default: --judge-model)"))  # fmt: skip
+    base_url: str | None = field(default=None, metadata=flag(
+        "OpenAI-compatible judge endpoint, e.g. http://127.0.0.1:8000/v1"))  # fmt: skip
     api_key_env: str = "OPENAI_API_KEY"
-    local_judge: bool = False
+    local_judge: bool = field(default=False, metadata=flag(
+        "judge with the embedded SmolLM2 served on 127.0.0.1 (shows the pipeline only)", action="store_true"))  # fmt: skip
     """Judge with the embedded SmolLM2 served on 127.0.0.1 (demonstrates the pipeline; a 135M judge
     measures nothing)."""
-    template: str | None = None
+    template: str | None = field(default=None, metadata=flag(
+        "judge template (default qlora-vicuna; the small-judge one locally)"))  # fmt: skip
     """Judge template; default `qlora-vicuna`, or the small-judge template for the local judge."""
-    judge_max_tokens: int = 1024
+    judge_max_tokens: int = field(default=1024, metadata=flag("judge output limit per call (default 1024)"))
     concurrency: int = 8
-    budget_usd: float | None = None
+    budget_usd: float | None = field(
+        default=None, metadata=flag("stop judging before spending more than this")
+    )
     costs: str | None = None
-    human: bool = False
+    human: bool = field(
+        default=False, metadata=flag("queue the answers for the human arena", action="store_true")
+    )
     """Queue the answers for the human arena instead of a judge model."""
     bootstrap: int = 1000
     seed: int = 0
@@ -122,26 +134,6 @@ class SweepConfig:
         return dataclasses.asdict(self)
 
 
-def read_config(path: Path) -> dict[str, Any]:
-    """A YAML mapping of SweepConfig fields; an unknown field is an error naming file and line."""
-    if not path.is_file():
-        raise UserError(f"{path}: sweep config not found")
-    text = path.read_text(encoding="utf-8")
-    try:
-        raw = yaml.safe_load(text) or {}
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        raise UserError(f"{path}{f', line {mark.line + 1}' if mark else ''}: not valid YAML ({err})") from err
-    if not isinstance(raw, dict):
-        raise UserError(f"{path}: expected a mapping of field: value")
-    known = {f.name for f in dataclasses.fields(SweepConfig)}
-    for key in raw:
-        if key not in known:
-            line = next((i + 1 for i, row in enumerate(text.splitlines()) if row.startswith(f"{key}:")), "?")
-            raise UserError(f"{path}, line {line}: unknown field {key!r}; fields: {', '.join(sorted(known))}")
-    return raw
-
-
 def build_config(
     config_file: Path | None = None,
     overrides: dict[str, Any] | None = None,
@@ -149,8 +141,9 @@ def build_config(
 ) -> SweepConfig:
     """Defaults < YAML file < flags; `train` adds shared trainer fields to the file's. Grid and
     shared values are typed as the trainer's fields (`"8"` -> 8)."""
-    values = read_config(config_file) if config_file else {}
-    values.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    from_file = configs.read_yaml(config_file, SweepConfig) if config_file else {}
+    given = {k: v for k, v in (overrides or {}).items() if v is not None}
+    values = {**from_file, **given}
     where = str(config_file) if config_file else "the command line"
     for name in ("grid", "train"):
         if not isinstance(values.get(name, {}), dict):
@@ -166,10 +159,7 @@ def build_config(
             raise UserError(f"{where}: field points: expected a list of mappings of trainer field to value")
         values["points"] = [{k: typed(k, v) for k, v in p.items()} for p in values["points"]]
     values["train"] = {k: typed(k, v) for k, v in {**values.get("train", {}), **(train or {})}.items()}
-    try:
-        return SweepConfig(**values)
-    except TypeError as err:
-        raise UserError(f"{where}: {err}") from err
+    return configs.build(SweepConfig, values, config_file, [k for k in from_file if k not in given])
 
 
 def parse_grid(items: list[str]) -> dict[str, list[str]]:
@@ -190,7 +180,7 @@ def _as_list(values: Any) -> list[Any]:
 def typed(key: str, value: Any) -> Any:
     """A grid value as the trainer field wants it: `"8"` -> 8 for `lora_r`; `target_modules`
     aliases and `a+b` lists stay as written (see :func:`target_modules`)."""
-    from trainer.config import TrainConfig, add_arguments, overrides_from
+    from trainer.config import TrainConfig
 
     if key not in {f.name for f in dataclasses.fields(TrainConfig)}:
         raise UserError(f"{key!r} is not a trainer field (see `guanaco train --help`)")
@@ -198,13 +188,10 @@ def typed(key: str, value: Any) -> Any:
         if key == "target_modules" and isinstance(value, str) and "," in value:
             raise UserError(f"grid target_modules {value!r}: join module names with '+', not ','")
         return value
-    parser = argparse.ArgumentParser(add_help=False, exit_on_error=False)
-    add_arguments(parser)
     try:
-        parsed = parser.parse_args([f"--{key.replace('_', '-')}", value])
-    except (argparse.ArgumentError, SystemExit) as err:
+        return configs.flag_value(TrainConfig, key, value)
+    except configs.ConfigError as err:
         raise UserError(f"grid {key}={value!r}: not a valid value for this trainer field") from err
-    return overrides_from(parsed)[key]
 
 
 def target_modules(value: Any) -> list[str] | None:

@@ -9,25 +9,20 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import types
-import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
 
-from foundations.errors import UserError
+from foundations import configs
+from foundations.configs import ConfigError
 from trainer.presets import PRESETS
 
 CONFIG_FILE = "config.yaml"
 METHOD_BITS = {"qlora": (4, 8), "qalora": (4, 3, 2)}
 """Which --bits each --method takes: bitsandbytes NF4/FP4 or int8 for LoRA, QA-LoRA's group-wise integers."""
 DEFAULT_GROUP_SIZE = 32
-
-
-class ConfigError(UserError, ValueError):
-    """A configuration that cannot be used; the message names the file and field."""
 
 
 @dataclass
@@ -104,11 +99,7 @@ class TrainConfig:
     """Free-form notes copied into the model card."""
 
     def __post_init__(self) -> None:
-        for f in dataclasses.fields(self):
-            choices = _literal_choices(_field_types()[f.name])
-            value = getattr(self, f.name)
-            if choices and value not in choices and value is not None:
-                raise ConfigError(f"field {f.name}: {value!r} is not one of {', '.join(map(str, choices))}")
+        configs.check_choices(self)
         if self.max_steps < 1 or self.grad_accum < 1 or self.batch_size < 1 or self.max_seq_len < 8:
             raise ConfigError("fields max_steps, grad_accum, batch_size must be >= 1 and max_seq_len >= 8")
         if self.bits not in METHOD_BITS[self.method]:
@@ -126,58 +117,21 @@ class TrainConfig:
         return path
 
 
-def _field_types() -> dict[str, Any]:
-    return typing.get_type_hints(TrainConfig)
-
-
-def _literal_choices(hint: Any) -> tuple[Any, ...]:
-    """The allowed values of a `Literal[...]` (or `Literal[...] | None`) field; () for other fields."""
-    if typing.get_origin(hint) in (typing.Union, types.UnionType):
-        hint = next(a for a in typing.get_args(hint) if a is not type(None))
-    return typing.get_args(hint) if typing.get_origin(hint) is Literal else ()
-
-
-def read_yaml(path: Path) -> dict[str, Any]:
-    """A YAML mapping of TrainConfig fields; unknown fields are an error naming the file and line."""
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"{path}: config file not found")
-    try:
-        raw = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        where = f", line {mark.line + 1}" if mark else ""
-        raise ConfigError(f"{path}{where}: not valid YAML ({err})") from err
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{path}: expected a mapping of field: value")
-    known = {f.name for f in dataclasses.fields(TrainConfig)}
-    lines = path.read_text().splitlines()
-    for key in raw:
-        if key not in known:
-            line = next((i + 1 for i, text in enumerate(lines) if text.startswith(f"{key}:")), "?")
-            raise ConfigError(f"{path}, line {line}: unknown field {key!r}")
-    return raw
-
-
 def build(
     preset: str | None = None, config_file: Path | None = None, overrides: dict[str, Any] | None = None
 ) -> TrainConfig:
     """Resolve a configuration: defaults, then the preset, then the YAML file, then the overrides."""
     values: dict[str, Any] = {}
-    if config_file is not None:
-        from_file = read_yaml(config_file)
-        preset = preset or from_file.get("preset")
+    from_file = configs.read_yaml(config_file, TrainConfig) if config_file is not None else {}
+    preset = preset or from_file.get("preset")
     if preset is not None:
         if preset not in PRESETS:
             raise ConfigError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
         values.update(PRESETS[preset], preset=preset)
-    if config_file is not None:
-        values.update(from_file)
-    values.update({k: v for k, v in (overrides or {}).items() if v is not None})
-    try:
-        return TrainConfig(**values)
-    except TypeError as err:
-        raise ConfigError(str(err)) from err
+    values.update(from_file)
+    given = {k: v for k, v in (overrides or {}).items() if v is not None}
+    values.update(given)
+    return configs.build(TrainConfig, values, config_file, [k for k in from_file if k not in given])
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -185,49 +139,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--preset", choices=sorted(PRESETS), help="start from a named recipe")
     parser.add_argument("--config", type=Path, help="YAML file of TrainConfig fields")
     parser.add_argument("--resume", type=Path, metavar="RUN", help="continue RUN from its last checkpoint")
-    hints = _field_types()
-    for f in dataclasses.fields(TrainConfig):
-        if f.name in ("preset", "extra"):
-            continue
-        flag = "--" + f.name.replace("_", "-")
-        kind, nargs_list = _flag_type(hints[f.name])
-        doc = f"(default {f.default!r})" if f.default is not dataclasses.MISSING else ""
-        if kind is bool:
-            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=doc)
-        elif nargs_list:
-            parser.add_argument(flag, type=_comma_list, default=None, help=f"comma-separated {doc}")
-        else:
-            choices = _literal_choices(hints[f.name]) or None
-            parser.add_argument(flag, type=kind, choices=choices, default=None, help=doc)
-
-
-def _flag_type(hint: Any) -> tuple[type, bool]:
-    """The scalar type of a field hint, and whether it is a list."""
-    args = [a for a in typing.get_args(hint) if a is not type(None)]
-    if typing.get_origin(hint) in (typing.Union, types.UnionType):
-        hint = args[0]
-    if typing.get_origin(hint) is list:
-        return str, True
-    if typing.get_origin(hint) is Literal:
-        return type(typing.get_args(hint)[0]), False
-    return hint, False
-
-
-def _comma_list(text: str) -> list[str]:
-    return [part.strip() for part in text.split(",") if part.strip()]
-
-
-def overrides_from(args: argparse.Namespace) -> dict[str, Any]:
-    """The TrainConfig fields given on the command line."""
-    names = {f.name for f in dataclasses.fields(TrainConfig)}
-    return {k: v for k, v in vars(args).items() if k in names and v is not None}
+    configs.add_arguments(parser, TrainConfig, skip=("preset", "extra"), show_defaults=True)
 
 
 def from_args(args: argparse.Namespace) -> TrainConfig:
     """The configuration a command line asks for; with --resume, the run's saved one plus overrides."""
+    overrides = configs.given(args, TrainConfig)
     if args.resume is not None:
         saved = Path(args.resume) / CONFIG_FILE
         if not saved.is_file():
             raise ConfigError(f"{saved} not found: --resume takes a run folder written by guanaco train")
-        return build(config_file=saved, overrides={**overrides_from(args), "out": str(args.resume)})
-    return build(args.preset, args.config, overrides_from(args))
+        return build(config_file=saved, overrides={**overrides, "out": str(args.resume)})
+    return build(args.preset, args.config, overrides)
