@@ -12,7 +12,7 @@ Two oracles, neither ever exhausted (every judgment asked for is a fresh draw):
 
 Both methods judge a random slot order; the ranking after each budget is the plain Bradley-Terry
 fit (arena.ratings.fit_bradley_terry) of what was judged. Uniform random draws each judgment's pair
-uniformly; active is arena.active.ActiveScheduler (its warm-up, design and batches of 32) over an
+uniformly; active is arena.tournament.active.ActiveScheduler (its warm-up, design and batches of 32) over an
 endless pool, with its stopping rule off (alpha=None) so both spend the same budget; the rule is
 checked separately (how often it fired by 3,000 judgments, and whether any certified order was
 wrong). Writes docs/bench/active.md.
@@ -36,9 +36,9 @@ from scipy.special import expit
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from arena.active import ActiveScheduler, Design, win_matrix  # noqa: E402
 from arena.import_qlora import contestant_name  # noqa: E402
 from arena.ratings import fit_bradley_terry  # noqa: E402
+from arena.tournament.active import ActiveScheduler, Design, win_matrix  # noqa: E402
 from foundations.sources import find_mirror  # noqa: E402
 
 PAIRWISE = "qlora-eval/ratings-gpt4/vicuna/pairwise"
@@ -357,7 +357,7 @@ Kendall distances (discordant model pairs out of {len(v.models) * (len(v.models)
 **In short**, {conclusion(parametric, held_out, seeds)}
 
 **Methods.** *Uniform random*: every judgment's pair drawn uniformly from the 28, slot order at
-random. *Active*: `guanaco judge --pairs active` (`arena.active.ActiveScheduler`: 2 warm-up
+random. *Active*: `guanaco judge --pairs active` (`arena.tournament.active.ActiveScheduler`: 2 warm-up
 judgments per pair, then batches of {BATCH} pairs drawn in proportion to how much one judgment shrinks
 the standard errors of the current ranking's adjacent comparisons, weighted by their odds of being
 the wrong way round; 10% uniform), its stopping rule off so that both spend the whole budget. Both
@@ -384,7 +384,7 @@ itself noisy (40 prompts), so exact agreement is rarer for both methods.
 Where the intervals put active: {verdict(held_out, seeds)}.
 
 **Stopping rule.** With `alpha` {args.alpha}, a run stops once every adjacent pair of its current ranking
-is certified by anytime-valid tests on direct comparisons (`arena.active.PairEvidence`; at most
+is certified by anytime-valid tests on direct comparisons (`arena.tournament.active.PairEvidence`; at most
 alpha chance of ever certifying a wrong order, however often it is looked at;
 `tests/test_active.py` checks that error rate by simulation, and that a fixed-level test looked
 at as often exceeds it). Against the known truth it fired in {fired} of {seeds} runs within

@@ -1,7 +1,7 @@
 """Judge throughput against a plain `AsyncOpenAI` gather loop: the same scripted server (0.1 s per
 reply, 15% of calls failing: HTTP 500, 429 or a dropped connection), the same requests, in one run.
 
-The project's side is the real tournament path: `arena.tournament.judge_matches` with the `Judge`
+The project's side is the real tournament path: `arena.tournament.runner.judge_matches` with the `Judge`
 (template, verdict parsing), cost accounting against a budget, and every judgment written once to a
 SQLite store; afterwards the store must hold exactly one judgment per match. The baseline sends the
 very same messages with `AsyncOpenAI(max_retries=...)` (the SDK's own retries) under an
@@ -30,7 +30,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from arena.store import Judgment, Store  # noqa: E402
-from arena.tournament import Limits, judge_matches, load_entries, once, plan_matches, select_pairs  # noqa: E402
+from arena.tournament.plan import load_entries, plan_matches, select_pairs  # noqa: E402
+from arena.tournament.runner import Limits, judge_matches, once  # noqa: E402
 from bench.common import machine_note, spread  # noqa: E402
 from bench.judge_doc import write_section  # noqa: E402
 from judges.client import ChatClient, ClientConfig  # noqa: E402

@@ -123,6 +123,8 @@ def _add_flag(parser: Any, f: dataclasses.Field, hint: Any, show_defaults: bool)
         if typing.get_origin(inner) is list:
             text = "comma-separated " + text
     kwargs["help"] = text
+    if "type" in kwargs and "choices" not in kwargs:  # a renamed flag shows its own name: --timeout TIMEOUT
+        kwargs["metavar"] = option.lstrip("-").replace("-", "_").upper()
     kwargs.update(settings)
     if kwargs.get("action") in ("store_true", "store_false"):
         kwargs.pop("type", None)
@@ -208,9 +210,11 @@ def build(
     values: Mapping[str, Any],
     file: Path | str | None = None,
     from_file: Sequence[str] = (),
+    command: str | None = None,
 ) -> Config:
     """`cls(**values)` with every value checked against its field's type; an error names the
-    field and, for the values in `from_file` (the keys read from `file`), the file and line."""
+    field and, for the values in `from_file` (the keys read from `file`), the file and line.
+    `command` (`guanaco judge`) is named in the error for a field left unset, with its help."""
     known = {f.name for f in dataclasses.fields(cls) if f.init}
     typed = {}
     for key, value in values.items():
@@ -223,14 +227,20 @@ def build(
                and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]  # fmt: skip
     if missing:
         needed = ", ".join("--" + name.replace("_", "-") for name in missing)
-        raise ConfigError(f"{needed} required (a flag, or a field of the --config file)")
+        help = f" (see `{command} --help`)" if command else ""
+        raise ConfigError(f"{needed} required: give the flag or set the field in the --config file{help}")
     return cls(**typed)
 
 
-def from_args(cls: type[Config], args: argparse.Namespace, config_file: Path | str | None = None) -> Config:
+def from_args(
+    cls: type[Config],
+    args: argparse.Namespace,
+    config_file: Path | str | None = None,
+    command: str | None = None,
+) -> Config:
     """The config a command line asks for: defaults < `config_file` < the flags given."""
     values = read_yaml(config_file, cls) if config_file is not None else {}
     from_file = list(values)
     flags = given(args, cls)
     values.update(flags)
-    return build(cls, values, config_file, [k for k in from_file if k not in flags])
+    return build(cls, values, config_file, [k for k in from_file if k not in flags], command)

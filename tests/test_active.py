@@ -7,10 +7,10 @@ import math
 
 import numpy as np
 
-from arena.active import ActiveScheduler, Design, PairEvidence
 from arena.cli import main
 from arena.store import Store
-from arena.tournament import Match
+from arena.tournament.active import ActiveScheduler, Design, PairEvidence
+from arena.tournament.plan import Match
 from judges.judge import Case
 from tests.judge_helpers import MODELS, fill_store, threeclass_judge
 from tests.scripted_server import scripted_server_fixture  # noqa: F401

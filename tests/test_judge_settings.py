@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from arena.cli import main
 from arena.store import Judgment, Prompt, Run, Store
-from arena.tournament import question_text
+from arena.tournament.plan import question_text
 from judges.templates import load_template
 from tests.judge_helpers import MODELS, fill_store, threeclass_judge
 from tests.scripted_server import scripted_server_fixture  # noqa: F401

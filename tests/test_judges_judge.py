@@ -97,8 +97,9 @@ def test_an_unreachable_endpoint_stops_the_run_after_its_retries() -> None:
 
 
 def test_errors_are_stored_visibly_then_replaced_by_a_rerun(store: Store, scripted_server) -> None:
-    from arena.tournament import Limits, done_keys, judge_matches, load_entries, missing, once, plan_matches
-    from arena.tournament import select_pairs as pairs_of
+    from arena.tournament.plan import done_keys, load_entries, missing, plan_matches
+    from arena.tournament.plan import select_pairs as pairs_of
+    from arena.tournament.runner import Limits, judge_matches, once
     from tests.judge_helpers import threeclass_judge
 
     fill_store(store, prompts=1)

@@ -397,7 +397,10 @@ def test_a_release_carries_no_credential_and_no_machine_path(planted_db, tmp_pat
 def test_run_config_is_an_allowlist() -> None:
     """Whatever else is on the command line (or added to it later) is not stored."""
     from arena.cli import build_parser
-    from arena.commands.judge import judge_config, run_config
+    from arena.tournament.config import TournamentConfig
+    from arena.tournament.run_record import stored_config
+    from arena.tournament.workflow import judge_config
+    from foundations.configs import from_args
     from judges.judge import Price
     from judges.templates import load_template
 
@@ -407,8 +410,9 @@ def test_run_config_is_an_allowlist() -> None:
          "--costs", "/home/ann/prices.json"]
     )  # fmt: skip
     args.some_future_flag = "/home/ann/secret-file"
-    cfg = judge_config(args, load_template("qlora-vicuna"), Price(0.03, 0.06))
-    stored = json.dumps(run_config(args, cfg, ["a", "b"], 4))
+    config = from_args(TournamentConfig, args)
+    cfg = judge_config(config, load_template("qlora-vicuna"), Price(0.03, 0.06))
+    stored = json.dumps(stored_config(config, cfg, 4))
     for planted in ("planted-pg-pass", "planted-pass", "planted-q", "/home/ann", "db.example"):
         assert planted not in stored
     assert '"endpoint": "https://judge.example/v1"' in stored

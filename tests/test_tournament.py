@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from arena.store import Store
-from arena.tournament import load_entries, plan_matches, select_pairs
+from arena.tournament.plan import load_entries, plan_matches, select_pairs
 from tests.handmade import make_placeholders
 from tests.judge_helpers import MODELS, fill_store
 
