@@ -105,7 +105,8 @@ def add_arguments(
 
 def _add_flag(parser: Any, f: dataclasses.Field, hint: Any, show_defaults: bool) -> None:
     settings = dict(f.metadata)
-    option = settings.pop("flag", "--" + f.name.replace("_", "-"))
+    plain = "--" + f.name.replace("_", "-")
+    option = settings.pop("flag", plain)
     text = settings.pop("help", None)
     inner = _optional_inner(hint)
     kwargs: dict[str, Any] = {"dest": f.name, "default": None}
@@ -123,11 +124,11 @@ def _add_flag(parser: Any, f: dataclasses.Field, hint: Any, show_defaults: bool)
         if typing.get_origin(inner) is list:
             text = "comma-separated " + text
     kwargs["help"] = text
-    if "type" in kwargs and "choices" not in kwargs:  # a renamed flag shows its own name: --timeout TIMEOUT
-        kwargs["metavar"] = option.lstrip("-").replace("-", "_").upper()
     kwargs.update(settings)
     if kwargs.get("action") in ("store_true", "store_false"):
         kwargs.pop("type", None)
+    elif option != plain and "metavar" not in kwargs:  # a renamed flag shows its name: --timeout TIMEOUT
+        kwargs["metavar"] = option.lstrip("-").replace("-", "_").upper()
     parser.add_argument(option, **kwargs)
 
 

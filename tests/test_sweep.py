@@ -15,8 +15,10 @@ from sqlalchemy import select
 
 from arena.cli import UserError, main
 from arena.store import Contestant, Generation, Judgment, Run, Store
-from arena.sweep import MARKER, SMALL_JUDGE_TEMPLATE, run_sweep
-from arena.sweep_config import PRODUCTS, SweepConfig, build_config, points
+from arena.sweep.config import PRODUCTS, SweepConfig, build_config, points
+from arena.sweep.judging import SMALL_JUDGE_TEMPLATE
+from arena.sweep.training import MARKER
+from arena.sweep.workflow import run_sweep
 from tests.scripted_server import scripted_server_fixture  # noqa: F401
 from tests.trainer_tiny import tiny_checkpoint
 
@@ -168,7 +170,7 @@ def test_the_sample_is_alpaca_and_held_out_prompts_come_from_its_eval_split(
     cfg = build_config(overrides={"base": str(tiny), "grid": {"lora_r": ["4"]}, "out": str(tmp_path)})
     (point,) = points(cfg)
     assert point.name == "products-sweep-r4" and point.train.lora_r == 4 and point.train.format is None
-    from arena.sweep import held_out_prompts
+    from arena.sweep.prompts import held_out_prompts
 
     rows = held_out_prompts(cfg, point)
     assert [r["turns"][0] for r in rows] == [c[0].text for c in held][: cfg.prompts]
@@ -209,7 +211,7 @@ def test_config_file_errors_name_the_line_and_a_torn_marker_does_not_count(
     )
     (point,) = points(build_config(config))
     assert point.train.max_steps == 3
-    from arena.sweep import finished, write_marker
+    from arena.sweep.training import finished, write_marker
 
     point.folder.mkdir(parents=True)
     (point.folder / f".{MARKER}.tmp").write_text('{"name": "t-r8", "trainable')  # a write killed midway

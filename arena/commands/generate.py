@@ -1,89 +1,36 @@
-"""`guanaco generate --benchmark B --models a,b --backend transformers|vllm|openai`: answers, resumably."""
+"""`guanaco generate --benchmark B --models a,b --backend transformers|vllm|openai`: answers, resumably.
+
+Flags or a YAML file (`--config`, flags override it) make a :class:`GenerateConfig`; the workflow
+(:mod:`arena.generate_workflow`) loads the prompts and runs the generation."""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
-from arena.backends import BACKENDS, GenerateParams
+from arena.generate_config import GenerateConfig
+from foundations.configs import add_arguments
 
-DEFAULTS = GenerateParams()
+FLAGS = ["benchmark", "prompts", "models", "backend", "batch_size", "max_new_tokens", "temperature", "top_p",
+         "seed", "concurrency", "limit"]  # fmt: skip
 
 
 def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
     p = subparsers.add_parser(
         "generate", parents=[common], help="generate the contestants' answers to a benchmark"
     )
-    p.add_argument(
-        "--benchmark", required=True, help="vicuna, oa, mt-bench, sample, or any benchmark in the store"
-    )
-    p.add_argument("--prompts", type=Path, help="load the benchmark's prompts from this file first")
-    p.add_argument(
-        "--models", required=True, help="comma-separated contestant names (see `guanaco models list`)"
-    )
-    p.add_argument(
-        "--backend",
-        choices=BACKENDS,
-        default="transformers",
-        help="engine for local models (API models always use openai)",
-    )
-    p.add_argument("--batch-size", type=int, default=DEFAULTS.batch_size)
-    p.add_argument("--max-new-tokens", type=int, default=DEFAULTS.max_new_tokens)
-    p.add_argument("--temperature", type=float, default=DEFAULTS.temperature, help="0 = greedy")
-    p.add_argument("--top-p", type=float, default=DEFAULTS.top_p)
-    p.add_argument("--seed", type=int, default=DEFAULTS.seed)
-    p.add_argument("--concurrency", type=int, default=DEFAULTS.concurrency, help="parallel API calls")
-    p.add_argument("--limit", type=int, help="only the first N prompts")
+    p.add_argument("--config", type=Path, help="YAML file of GenerateConfig fields (flags override it)")
+    add_arguments(p, GenerateConfig, FLAGS)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from arena.generate import generate
+    from arena.generate_workflow import answer_benchmark, check_complete
     from arena.store import Store
-    from foundations.errors import UserError
+    from foundations.configs import from_args
 
-    if args.batch_size < 1 or args.max_new_tokens < 1 or (args.limit is not None and args.limit < 1):
-        raise UserError("--batch-size, --max-new-tokens and --limit must be at least 1")
-    store = Store(args.db)
-    _load_prompts(store, args.benchmark, args.prompts)
-    params = GenerateParams(temperature=args.temperature, top_p=args.top_p, max_new_tokens=args.max_new_tokens,
-                            seed=args.seed, batch_size=args.batch_size, concurrency=args.concurrency)  # fmt: skip
-    models = [m.strip() for m in args.models.split(",") if m.strip()]
-    report = generate(store, args.benchmark, models, args.backend, params, limit=args.limit)
+    config = from_args(GenerateConfig, args, args.config, command="guanaco generate")
+    report = answer_benchmark(Store(args.db), config)
     print(report.to_string(index=False))
-    failed = int(report["failed"].sum())
-    if failed:  # an unreachable endpoint, a model that errs: the run is not complete
-        raise UserError(
-            f"{failed} prompt(s) got no answer (the first reason is logged above): check the model or its "
-            "endpoint, then run the same command to answer them"
-        )
+    check_complete(report)
     return 0
-
-
-def _load_prompts(store, benchmark: str, source: Path | None) -> None:
-    """Load the benchmark into the store when a file is given or it is a known benchmark not yet there."""
-    from sqlalchemy import select
-
-    from arena import benchmarks
-    from arena.store import Prompt
-    from foundations.errors import UserError
-    from foundations.sources import BenchmarkFileError
-
-    with store.session() as session:
-        present = session.scalars(select(Prompt.id).where(Prompt.benchmark == benchmark).limit(1)).first()
-    if present is not None and source is None:
-        return
-    if source is not None and not source.is_file():
-        raise UserError(f"prompt file {source} not found")
-    try:
-        rows = benchmarks.load_benchmark(benchmark, source)
-    except KeyError as err:
-        if source is None:
-            return  # not a known benchmark: the runner says it has no prompts
-        raise UserError(str(err.args[0])) from None
-    except (BenchmarkFileError, FileNotFoundError, ValueError) as err:
-        raise UserError(str(err)) from None
-    if not rows:
-        raise UserError(f"{source or benchmark}: no prompts found")
-    with store.session() as session:
-        benchmarks.insert_prompts(session, rows)

@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from arena.sweep_config import SweepConfig
+from arena.sweep.config import SweepConfig
 from foundations.configs import add_arguments, given
 from foundations.errors import UserError
 
@@ -39,8 +39,9 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
 
 def run(args: argparse.Namespace) -> int:
     from arena.store import Store
-    from arena.sweep import dry_run, run_sweep
-    from arena.sweep_config import build_config, parse_grid
+    from arena.sweep.config import build_config, parse_grid
+    from arena.sweep.plan import dry_run
+    from arena.sweep.workflow import run_sweep
 
     shared = parse_grid(args.set)
     for key, values in shared.items():

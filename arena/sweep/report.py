@@ -9,7 +9,7 @@ from typing import Any
 import pandas as pd
 
 from arena.store import Store
-from arena.sweep_config import SweepConfig
+from arena.sweep.config import SweepConfig
 
 log = logging.getLogger(__name__)
 
