@@ -164,8 +164,9 @@ def read_yaml(path: Path | str, cls: type) -> dict[str, Any]:
         raw = yaml.safe_load(text) or {}
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
+        problem = getattr(err, "problem", None) or str(err).splitlines()[0]  # one line, not PyYAML's excerpt
         raise ConfigError(
-            f"{path}{f', line {mark.line + 1}' if mark else ''}: not valid YAML ({err})"
+            f"{path}{f', line {mark.line + 1}' if mark else ''}: not valid YAML ({problem})"
         ) from err
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: expected a mapping of field: value")
