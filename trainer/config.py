@@ -1,8 +1,10 @@
 """The typed training configuration: defaults < preset < YAML file < command-line flags.
 
 One dataclass (as TRL's `SFTConfig`), so a run is fully described by one YAML file that is written
-next to its adapter and read back by `--resume` and `guanaco merge`. Command-line flags are made
-from the fields (`lora_r` -> `--lora-r`), so every field can be overridden without extra code.
+next to its adapter and read back by `--resume` and `guanaco merge`. Flags, files and presets go
+through the one mechanism every workflow's config uses (:mod:`foundations.configs`): flags are made
+from the fields (`lora_r` -> `--lora-r`), so every field can be overridden without extra code, and
+a value of the wrong type in a file or preset is refused naming the file, line and field.
 """
 
 from __future__ import annotations

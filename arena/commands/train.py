@@ -44,21 +44,12 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
 
 
 def run_train(args: argparse.Namespace) -> int:
-    from arena.store import Store, finish_run, start_run
+    from arena.store import Store
+    from arena.training import train_recorded
     from trainer.config import from_args
-    from trainer.train import train
 
     cfg = from_args(args)  # the trainer's errors are UserErrors: the CLI prints them as one line
-    store = Store(args.db)
-    with store.session() as session:
-        run_id = start_run(session, "train", cfg.out, cfg.to_dict()).id
-    status = "failed"
-    try:
-        metrics = train(cfg, resume=args.resume is not None)
-        status = "done"
-    finally:
-        with store.session() as session:
-            finish_run(session, run_id, status)
+    metrics = train_recorded(Store(args.db), cfg, resume=args.resume is not None)
     print(f"adapter in {cfg.out}: step {metrics['step']}, train loss {metrics['train_loss']:.4f}, "
           f"eval loss {metrics['eval_loss'] if metrics['eval_loss'] is None else round(metrics['eval_loss'], 4)}")  # fmt: skip
     return 0
