@@ -179,10 +179,8 @@ def read_yaml(path: Path | str, cls: type) -> dict[str, Any]:
     return raw
 
 
-def where(path: Path | str | None, key: str) -> str:
-    """`FILE, line N` of the line setting top-level `key` (`FILE` when not found), or `the command line`."""
-    if path is None:
-        return "the command line"
+def where(path: Path | str, key: str) -> str:
+    """`FILE, line N` of the line setting top-level `key` (`FILE` when not found)."""
     lines = Path(path).read_text(encoding="utf-8").splitlines()
     line = next((i + 1 for i, text in enumerate(lines) if text.startswith(f"{key}:")), None)
     return f"{path}, line {line}" if line else str(path)
@@ -195,16 +193,16 @@ def _adapter(hint: Any) -> Any:
     return TypeAdapter(hint)
 
 
-def check_value(cls: type, name: str, value: Any, source: str = "the command line") -> Any:
+def check_value(cls: type, name: str, value: Any) -> Any:
     """`value` as field `name` of `cls` holds it (`"2e-4"` -> 0.0002 for a float), or a
-    ConfigError naming `source` and the field."""
+    ConfigError naming the field."""
     from pydantic import ValidationError
 
     try:
         return _adapter(_hints(cls)[name]).validate_python(value)
     except ValidationError as err:
         problem = err.errors()[0]["msg"]
-        raise ConfigError(f"{source}: field {name}: {problem} (got {value!r})") from None
+        raise ConfigError(f"field {name}: {problem} (got {value!r})") from None
 
 
 def build(
@@ -222,9 +220,12 @@ def build(
     for key, value in values.items():
         if key not in known:
             raise ConfigError(f"unknown field {key!r}; fields: {', '.join(sorted(known))}")
-        typed[key] = check_value(
-            cls, key, value, where(file, key) if key in from_file else "the command line"
-        )
+        try:
+            typed[key] = check_value(cls, key, value)
+        except ConfigError as err:
+            if key not in from_file:
+                raise
+            raise ConfigError(f"{where(file, key)}: {err}") from None
     missing = [f.name for f in dataclasses.fields(cls) if f.init and f.name not in typed
                and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]  # fmt: skip
     if missing:
