@@ -8,6 +8,7 @@ second one abandons them, still storing every reply already received."""
 from __future__ import annotations
 
 import argparse
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
@@ -25,8 +26,7 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
         "Defaults < --config YAML < flags.",
     )
     p.add_argument("--config", type=Path, help="YAML file of TournamentConfig fields (flags override it)")
-    fields = [name for name in TournamentConfig.__dataclass_fields__ if name != "seed"]
-    add_arguments(p, TournamentConfig, fields)
+    add_arguments(p, TournamentConfig, [f.name for f in fields(TournamentConfig) if f.name != "seed"])
     p.add_argument("--dry-run", action="store_true", help="print calls, estimated tokens and cost, and stop")
     add_arguments(p, TournamentConfig, ["seed"])
     p.set_defaults(func=run)
