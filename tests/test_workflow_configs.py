@@ -105,3 +105,18 @@ def test_the_stored_run_config_is_the_allowlisted_config_without_secrets(
     stored = json.dumps(run.config)
     for planted in ("planted-pass", "ann", "planted-prices", str(tmp_path), db_url):
         assert planted not in stored
+
+
+def test_the_sweep_run_config_keeps_no_credential_or_machine_path(tmp_path: Path) -> None:
+    from arena.sweep.config import build_config
+    from arena.sweep.workflow import provenance
+
+    prices = tmp_path / "prices.json"
+    prices.write_text("{}")
+    cfg = build_config(overrides={"base_url": "https://ann:planted-pass@judge.example/v1?token=planted-q",
+                                  "costs": str(prices), "out": str(tmp_path / "sweep")})  # fmt: skip
+    stored = provenance(cfg)
+    assert stored["base_url"] == "https://judge.example/v1" and stored["costs"] == "prices.json"
+    assert set(stored) == set(asdict(cfg))  # the config's own fields, nothing from elsewhere
+    for planted in ("planted-pass", "planted-q", str(tmp_path)):
+        assert planted not in json.dumps(stored)
