@@ -28,9 +28,12 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import func, select
 
-from arena.store import Contestant, Generation, Prompt, Store, finish_run, start_run
+from arena.query.generations import count_generations
+from arena.query.judgments import read_judgments
+from arena.query.prompts import prompt_ids
+from arena.query.runs import finish_run, start_run
+from arena.store import Store
 from arena.sweep_config import Point, SweepConfig, points
 from arena.sweep_report import display_table, plot, results_table
 from foundations.errors import UserError
@@ -184,7 +187,7 @@ def store_prompts(store: Store, rows: list[dict[str, Any]], benchmark: str) -> N
     from arena.benchmarks import insert_prompts
 
     with store.session() as session:
-        present = set(session.scalars(select(Prompt.key).where(Prompt.benchmark == benchmark)))
+        present = set(prompt_ids(session, benchmark))
         other = present - {r["key"] for r in rows}
         if other:
             raise UserError(
@@ -392,12 +395,7 @@ def plan(store: Store, cfg: SweepConfig, grid: list[Point], rows: list[dict[str,
 
     names = [p.name for p in grid]
     with store.session() as session:
-        generated = session.scalar(
-            select(func.count(Generation.id))
-            .join(Contestant, Contestant.id == Generation.contestant_id)
-            .join(Prompt, Prompt.id == Generation.prompt_id)
-            .where(Contestant.name.in_(names), Prompt.benchmark == cfg.name)
-        )
+        generated = count_generations(session, cfg.name, names)
     pairs = len(names) * (len(names) - 1) // 2
     judgments = pairs * len(rows) * 2
     judged = 0
@@ -406,7 +404,7 @@ def plan(store: Store, cfg: SweepConfig, grid: list[Point], rows: list[dict[str,
     model = EMBEDDED_JUDGE if cfg.local_judge else cfg.judge_model
     if not cfg.human:
         jcfg = judge_config(cfg, base_url, model)
-        frame = store.judgments(benchmark=cfg.name, judge=jcfg.name, models=names)
+        frame = read_judgments(store, benchmark=cfg.name, judge_names=[jcfg.name], models=names)
         judged = int(((frame.template_hash == jcfg.template.hash) & (frame.status != "error")).sum())
         judge = Judge(jcfg, client=None)
         answer = "word " * cfg.max_new_tokens

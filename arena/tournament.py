@@ -21,19 +21,13 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import func, select, update
-
-from arena.ratings import SCORE_BY_VERDICT
-from arena.store import (
-    Contestant,
-    Generation,
-    Judgment,
-    Prompt,
-    Run,
-    Store,
-    answerable_generations,
-    insert_ignore,
-)
+from arena.query.contestants import contestants_named
+from arena.query.generations import judgeable_answers
+from arena.query.judgments import judged_keys, judgment_by_key, read_judgments
+from arena.query.runs import charge_run, tournament_spent
+from arena.query.vocabulary import SLOT1_SCORE
+from arena.query.writes import insert_ignore
+from arena.store import Judgment, Prompt, Store
 from judges.judge import Case, Judge, Outcome
 from judges.templates import Template, Turn
 
@@ -79,17 +73,11 @@ def load_entries(
     turn = template.turn if template else 1
     form = template.settings.question_form if template else "bare"
     with store.session() as session:
-        known = set(session.scalars(select(Contestant.name).where(Contestant.name.in_(models))))
+        known = contestants_named(session, models)
         unknown = [m for m in models if m not in known]
         if unknown:
             raise ValueError(f"unknown contestant(s): {', '.join(unknown)}; see `guanaco models list`")
-        rows = session.execute(
-            select(Prompt, Generation.id, Generation.text, Generation.turn_texts, Contestant.name)
-            .join(Generation, Generation.prompt_id == Prompt.id)
-            .join(Contestant, Contestant.id == Generation.contestant_id)
-            .where(Prompt.benchmark == benchmark, Contestant.name.in_(models), answerable_generations())
-            .order_by(Prompt.id)
-        ).all()
+        rows = judgeable_answers(session, benchmark, models)
     entries: dict[int, dict[str, Any]] = {}
     for prompt, gen_id, text, turn_texts, model in rows:
         texts = turn_texts or [text]
@@ -169,12 +157,7 @@ def _match(entry: dict[str, Any], prompt_id: int, first: str, second: str) -> Ma
 def done_keys(store: Store, judge: str, template_hash: str) -> set[tuple[int, int]]:
     """(generation 1, generation 2) already judged; `error` ones are not done and are asked again."""
     with store.session() as session:
-        rows = session.execute(
-            select(Judgment.generation1_id, Judgment.generation2_id).where(
-                Judgment.judge == judge, Judgment.template_hash == template_hash, Judgment.status != "error"
-            )
-        )
-        return {(g1, g2) for g1, g2 in rows}
+        return judged_keys(session, judge, template_hash)
 
 
 def missing(matches: Iterable[Match], done: set[tuple[int, int]]) -> list[Match]:
@@ -193,8 +176,7 @@ def tournament_key(benchmark: str, judge: str, template_hash: str, models: Seque
 def tournament_spend(store: Store, tournament: str) -> float:
     """What every run of the tournament has spent so far, in USD."""
     with store.session() as session:
-        spent = session.scalar(select(func.sum(Run.spent_usd)).where(Run.tournament == tournament))
-    return float(spent or 0.0)
+        return tournament_spent(session, tournament)
 
 
 def save(
@@ -224,17 +206,11 @@ def save(
     }
     with store.session() as session:
         if run_id is not None and charge:
-            session.execute(update(Run).where(Run.id == run_id).values(spent_usd=Run.spent_usd + charge))
+            charge_run(session, run_id, charge)
         if insert_ignore(session, Judgment, [row]):
             return True
-        old = session.scalars(
-            select(Judgment).where(
-                Judgment.judge == row["judge"],
-                Judgment.template_hash == row["template_hash"],
-                Judgment.generation1_id == row["generation1_id"],
-                Judgment.generation2_id == row["generation2_id"],
-            )
-        ).one()
+        old = judgment_by_key(session, row["judge"], row["template_hash"], match.generation1_id,
+                              match.generation2_id)  # fmt: skip
         if old.status != "error" or outcome.status == "error":
             return False
         for name, value in row.items():
@@ -405,14 +381,14 @@ def _count(tally: Tally, outcome: Outcome) -> None:
 
 def slot1_score(status: str, verdict: str | None) -> float | None:
     """Slot 1's score of a judgment (1 win, 0 loss, 0.5 tie or both bad); None if not rated."""
-    return SCORE_BY_VERDICT.get(verdict) if status == "ok" else None
+    return SLOT1_SCORE.get(verdict) if status == "ok" else None
 
 
 def judged_scores(
     store: Store, judge: str, template_hash: str, models: Sequence[str]
 ) -> list[tuple[str, str, float]]:
     """(model 1, model 2, slot-1 score) of every rated judgment already stored for this judge."""
-    frame = store.judgments(judge=judge, models=models)
+    frame = read_judgments(store, judge_names=[judge], models=models)
     frame = frame[frame.template_hash == template_hash]
     rows = zip(frame.model_1, frame.model_2, frame.status, frame.verdict, strict=True)
     return [(m1, m2, s) for m1, m2, st, v in rows if (s := slot1_score(st, v)) is not None]

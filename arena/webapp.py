@@ -31,11 +31,13 @@ import pandas as pd  # noqa: E402
 import uvicorn  # noqa: E402
 from fastapi import FastAPI  # noqa: E402
 from fastapi.middleware.cors import CORSMiddleware  # noqa: E402
-from sqlalchemy import select  # noqa: E402
 
 from arena import explore, votes  # noqa: E402
 from arena.passwords import Authenticator  # noqa: E402
-from arena.store import Contestant, Judgment, Prompt, Store, judgments_frame  # noqa: E402
+from arena.query.contestants import contestant_names  # noqa: E402
+from arena.query.judgments import judge_names, judgments_frame  # noqa: E402
+from arena.query.prompts import benchmark_names, category_names  # noqa: E402
+from arena.store import Store  # noqa: E402
 from arena.webguard import (  # noqa: E402
     VOTER_HEADER,
     Guard,
@@ -279,16 +281,16 @@ class Arena:
     def board_choices(self, request: gr.Request) -> dict:
         """The leaderboard's benchmark choices from the store as it is now."""
         with self.store.session() as session:
-            benchmarks = sorted(session.scalars(select(Prompt.benchmark).distinct()))
+            benchmarks = benchmark_names(session)
         return gr.update(choices=[ANY, *benchmarks])
 
     def choices(self, request: gr.Request) -> tuple:
         """Explore's dropdown choices from the store as it is now (new models and judges appear)."""
         with self.store.session() as session:
-            benchmarks = sorted(session.scalars(select(Prompt.benchmark).distinct()))
-            categories = sorted(c for c in session.scalars(select(Prompt.category).distinct()) if c)
-            models = sorted(session.scalars(select(Contestant.name)))
-            judges = sorted(session.scalars(select(Judgment.judge).distinct()))
+            benchmarks = benchmark_names(session)
+            categories = category_names(session)
+            models = contestant_names(session)
+            judges = judge_names(session)
         return (
             gr.update(choices=[ANY, *benchmarks]),
             gr.update(choices=[ANY, *categories]),

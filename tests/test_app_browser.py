@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
+from arena.query.judgments import read_judgments
 from arena.store import Store, Tag
 from tests.arena_seed import PAYLOAD, add_judgment, running_app, seed_arena
 
@@ -26,7 +27,7 @@ pytestmark = pytest.mark.skipif(
 
 
 def human_votes(store: Store) -> int:
-    return len(store.judgments(judge="human"))
+    return len(read_judgments(store, judge="human"))
 
 
 def test_vote_reveal_safety_leaderboard_explore(store: Store, tmp_path: Path) -> None:
@@ -122,7 +123,7 @@ def test_vote_reveal_safety_leaderboard_explore(store: Store, tmp_path: Path) ->
     with store.session() as s:
         tags = s.execute(select(Tag.judgment_id, Tag.annotator, Tag.tag, Tag.note)).all()
     assert len(tags) == 1 and tags[0][0] == gpt4 and tags[0][2:] == ("lemon", "judge missed the injection")
-    assert f"human:{tags[0][1]}" in set(store.judgments(judge="human")["judge"])  # the voter's own id
+    assert f"human:{tags[0][1]}" in set(read_judgments(store, judge="human")["judge"])  # the voter's own id
     assert human_votes(store) == votes
     assert not outside, f"the page called outside the machine: {outside}"
     assert {p.name for p in tmp_path.glob("*.png")} >= {

@@ -266,7 +266,7 @@ def judge_run(
     """Judge what is missing under a run record, with a progress bar; report what was done."""
     from tqdm import tqdm
 
-    from arena.store import finish_run, start_run
+    from arena.query.runs import finish_run, start_run
     from arena.tournament import Limits, tournament_key, tournament_spend
     from judges.client import api_key
     from judges.judge import FatalJudgeError

@@ -44,7 +44,8 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
 
 
 def run_train(args: argparse.Namespace) -> int:
-    from arena.store import Store, finish_run, start_run
+    from arena.query.runs import finish_run, start_run
+    from arena.store import Store
     from trainer.config import from_args
     from trainer.train import train
 
