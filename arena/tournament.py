@@ -209,8 +209,9 @@ def save(
             charge_run(session, run_id, charge)
         if insert_ignore(session, Judgment, [row]):
             return True
-        old = judgment_by_key(session, row["judge"], row["template_hash"], match.generation1_id,
-                              match.generation2_id)  # fmt: skip
+        old = judgment_by_key(
+            session, row["judge"], row["template_hash"], match.generation1_id, match.generation2_id
+        )
         if old.status != "error" or outcome.status == "error":
             return False
         for name, value in row.items():

@@ -135,7 +135,7 @@ def test_vote_reveal_safety_leaderboard_explore(store: Store, tmp_path: Path) ->
 
 
 def test_explore_shortcuts_and_leaderboard_through_the_app_handlers(store: Store) -> None:
-    from arena.webapp import ANY, Arena
+    from arena.webhandlers import ANY, Arena
 
     g = seed_arena(store, prompts=3)
     add_judgment(store, g["2", "alpha"], g["2", "beta"], "1")
@@ -159,7 +159,7 @@ def test_explore_shortcuts_and_leaderboard_through_the_app_handlers(store: Store
 
 
 def test_safe_markdown_keeps_formatting_and_escapes_everything_else() -> None:
-    from arena.webapp import safe_markdown
+    from arena.webrender import safe_markdown
 
     shown = safe_markdown('**b** `<i>` [x](javascript:alert(1)) <a href="https://e.org" onclick="x()">l</a>')
     assert "<strong>b</strong>" in shown and "<code>&lt;i&gt;</code>" in shown
@@ -186,7 +186,7 @@ def test_safe_markdown_keeps_formatting_and_escapes_everything_else() -> None:
 def test_safe_markdown_leaves_no_script_handler_or_outside_fetch(hostile: str) -> None:
     from html.parser import HTMLParser
 
-    from arena.webapp import ALLOWED_TAGS, safe_markdown
+    from arena.webrender import ALLOWED_TAGS, safe_markdown
 
     class Tags(HTMLParser):
         def __init__(self) -> None:

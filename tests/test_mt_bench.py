@@ -139,7 +139,7 @@ def test_both_turns_judged_stored_shown_exported_and_reimported(
     assert {r["turn"] for r in lines} == {1, 2}
     fresh = Store(f"sqlite:///{tmp_path / 'fresh.db'}")
     import_fastchat(fresh, [pair_file], "mt-bench", shared_data, progress=False)
-    again = fresh.judgments().set_index(["turn", "prompt_key", "model_1", "model_2"]).verdict.sort_index()
+    again = read_judgments(fresh).set_index(["turn", "prompt_key", "model_1", "model_2"]).verdict.sort_index()
     original = (
         read_judgments(store).set_index(["turn", "prompt_key", "model_1", "model_2"]).verdict.sort_index()
     )

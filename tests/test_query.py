@@ -34,7 +34,8 @@ def test_the_selector_rule() -> None:
 def _store_with_every_judge(store: Store) -> None:
     rows = []
     for n, judge in enumerate(JUDGES):
-        rows += both_orders(str(n), "a", "b", judge, "1", "2") + both_orders(str(n), "b", "c", judge, "1", "tie")
+        rows += both_orders(str(n), "a", "b", judge, "1", "2")
+        rows += both_orders(str(n), "b", "c", judge, "1", "tie")
     add_judgments(store, rows)
 
 

@@ -162,8 +162,9 @@ def judged_pairs(session: Session, judge: str, template_hash: str) -> set[frozen
     return {frozenset(row) for row in session.execute(stmt)}
 
 
-def judgment_by_key(session: Session, judge: str, template_hash: str, generation1_id: int,
-                    generation2_id: int) -> Judgment:  # fmt: skip
+def judgment_by_key(
+    session: Session, judge: str, template_hash: str, generation1_id: int, generation2_id: int
+) -> Judgment:
     """The judgment stored under a unique key (which must exist)."""
     return session.scalars(
         select(Judgment).where(
