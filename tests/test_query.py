@@ -3,7 +3,9 @@ the analyses, on a real store (SQLite, and PostgreSQL when it is set up)."""
 
 from __future__ import annotations
 
+import ast
 import json
+from pathlib import Path
 
 import pytest
 
@@ -66,3 +68,40 @@ def test_both_commands_take_a_family_member_by_its_short_name(store: Store, db_u
     family = ["--db", db_url, "--judge", "family:gpt-4", "--format", "json"]
     assert main(["leaderboard", *family, "--method", "bt", "--bootstrap", "0"]) == 0
     assert json.loads(capsys.readouterr().out)["header"]["judgments"] == 6
+
+
+SQL_BUILDERS = {"select", "update", "delete", "insert", "text", "func"}
+"""What sqlalchemy offers to write a statement with."""
+SQL_CALLS = {"execute", "scalars", "scalar", "query"}
+"""Session methods that run a statement."""
+OWN_SQL = {"store.py"}
+"""The schema and the Store, which sets SQLite's pragmas."""
+NOT_YET_MOVED = ("release",)
+"""The release modules (release.py, release_card.py, or the arena/release/ package they become)
+move their queries into arena/query in their own change."""
+
+
+def _sql_in(path: Path) -> list[str]:
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("sqlalchemy"):
+            found += [f"imports {a.name}" for a in node.names if a.name in SQL_BUILDERS]
+        elif (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and node.func.attr in SQL_CALLS
+        ):
+            found.append(f"calls .{node.func.attr}() on line {node.lineno}")
+    return found
+
+
+def test_sql_is_written_only_in_the_query_layer() -> None:
+    root = Path(__file__).resolve().parents[1] / "arena"
+    offenders = {}
+    for path in sorted(root.rglob("*.py")):
+        name = path.relative_to(root).as_posix()
+        if name.startswith(("query/", "migrations/", *NOT_YET_MOVED)) or name in OWN_SQL:
+            continue
+        if found := _sql_in(path):
+            offenders[name] = found
+    assert offenders == {}
