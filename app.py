@@ -1,6 +1,7 @@
 """The human arena: `python app.py [--db URL] [--benchmark vicuna] [--host 127.0.0.1] [--port 7860]
 [--auth-file FILE | --anonymous] [--allowed-host NAME] [--explore]`, the same as `guanaco app` (the UI
-lives in arena/webapp.py; logins are written by `guanaco users add NAME --auth-file FILE`)."""
+lives in arena/webapp.py and the arena/web*.py modules beside it; logins are written by
+`guanaco users add NAME --auth-file FILE`)."""
 
 from __future__ import annotations
 

@@ -155,7 +155,8 @@ def load_sample_prompts(path: Path | None = None) -> list[dict[str, Any]]:
 
 
 def insert_prompts(session: Any, rows: list[dict[str, Any]]) -> int:
-    from arena.store import Prompt, insert_ignore
+    from arena.query.writes import insert_ignore
+    from arena.store import Prompt
 
     return insert_ignore(session, Prompt, rows)
 

@@ -1,6 +1,6 @@
 """Lemon-picking: find the judgments worth a person's look, show them in full, tag and export them.
 
-Works on the tidy judgments table of :func:`arena.store.judgments_frame`, so
+Works on the tidy judgments table of :func:`arena.query.judgments.judgments_frame`, so
 the filters and shortcuts are plain pandas and can be tested on hand-made tables. The shortcuts:
 
 - **upsets**: a lower-rated model beat a higher-rated one, biggest rating gap first;
@@ -19,11 +19,14 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from arena.store import Generation, Judgment, Prompt, Tag, insert_ignore
-from arena.votes import HUMAN_PREFIX, answer_text
+from arena.query.generations import generations_by_id
+from arena.query.judgments import judgment_exists, judgments_by_id
+from arena.query.prompts import prompts_by_id
+from arena.query.tags import put_tag, tags_of
+from arena.query.vocabulary import is_human
+from arena.votes import answer_text
 
 OUTCOMES = ("win", "loss", "tie", "both_bad")
 """Outcome filter values, from the point of view of the chosen model (slot 1 when none is chosen)."""
@@ -37,10 +40,6 @@ DETAIL_COLUMNS = [
     "judgment_id", "judge", "template_id", "verdict", "scores", "status", "benchmark", "prompt_key",
     "category", "context", "turns", "answer_1", "answer_2", "rationale", "meta", "tags",
 ]  # fmt: skip
-
-
-def is_human(judge: pd.Series) -> pd.Series:
-    return judge.astype(str).str.startswith(HUMAN_PREFIX)
 
 
 def filter_by_judge(frame: pd.DataFrame, group: str | None) -> pd.DataFrame:
@@ -159,16 +158,12 @@ def judgment_detail(session: Session, judgment_id: int) -> dict[str, Any]:
 def judgment_details(session: Session, judgment_ids: Sequence[int]) -> list[dict[str, Any]]:
     """:func:`judgment_detail` for many judgments in a few queries, in the order given."""
     ids = [int(i) for i in judgment_ids]
-    judgments = {j.id: j for j in session.scalars(select(Judgment).where(Judgment.id.in_(ids)))}
-    prompt_ids = {j.prompt_id for j in judgments.values()}
+    judgments = judgments_by_id(session, ids)
+    prompts = prompts_by_id(session, {j.prompt_id for j in judgments.values()})
     generation_ids = {g for j in judgments.values() for g in (j.generation1_id, j.generation2_id)}
-    prompts = {p.id: p for p in session.scalars(select(Prompt).where(Prompt.id.in_(prompt_ids)))}
-    answers = {
-        g.id: answer_text(g)
-        for g in session.scalars(select(Generation).where(Generation.id.in_(generation_ids)))
-    }
+    answers = {i: answer_text(g) for i, g in generations_by_id(session, generation_ids).items()}
     tags: dict[int, list[dict[str, Any]]] = {i: [] for i in judgments}
-    for t in session.scalars(select(Tag).where(Tag.judgment_id.in_(list(judgments))).order_by(Tag.id)):
+    for t in tags_of(session, judgments):
         tags[t.judgment_id].append({"annotator": t.annotator, "tag": t.tag, "note": t.note})
     out = []
     for i in ids:
@@ -191,15 +186,9 @@ def tag_judgment(session: Session, judgment_id: int, annotator: str, tag: str, n
     """Mark a judgment as a lemon or a cherry; tagging again replaces the note. True if new."""
     if tag not in TAGS:
         raise ValueError(f"unknown tag {tag!r}: expected one of {', '.join(TAGS)}")
-    if session.get(Judgment, int(judgment_id)) is None:
+    if not judgment_exists(session, judgment_id):
         raise KeyError(f"no judgment with id {judgment_id}")
-    key = {"judgment_id": int(judgment_id), "annotator": annotator, "tag": tag}
-    new = insert_ignore(session, Tag, [{**key, "note": note or None}]) == 1
-    if not new:
-        session.execute(
-            Tag.__table__.update().filter_by(**key).values(note=note or None)  # type: ignore[attr-defined]
-        )
-    return new
+    return put_tag(session, judgment_id, annotator, tag, note or None)
 
 
 def export_selection(session: Session, judgment_ids: Sequence[int], path: Path) -> Path:

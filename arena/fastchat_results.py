@@ -20,7 +20,9 @@ from typing import Any
 
 import pandas as pd
 
-from arena.store import Store, judgment_details
+from arena.query.judgments import judgment_details
+from arena.query.vocabulary import is_human
+from arena.store import Store
 
 SINGLE_TEMPLATES = ("mt-bench-single", "fastchat-single")
 """Template id prefixes of single-answer grading (the project's and FastChat's imported ones)."""
@@ -58,7 +60,7 @@ def _winner(row: pd.Series) -> str | None:
 def export_records(store: Store, benchmark: str = "mt-bench", judge: str | None = None) -> Records:
     """The stored judgments of `benchmark` (by `judge`, else every model judge) as FastChat records."""
     frame = judgment_details(store, benchmark=benchmark, judge=judge)
-    frame = frame[~frame.judge.str.startswith("human:")]
+    frame = frame[~is_human(frame.judge)]
     records = Records()
     single = frame.template_id.str.startswith(SINGLE_TEMPLATES)
     _single_records(frame[single], records)

@@ -14,13 +14,16 @@ from collections.abc import Sequence
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import select
 from tqdm.auto import tqdm
 
 from arena.backends import Backend, GenerateParams, Request, Result, load_backend
 from arena.models import contestants
 from arena.prompting import conversation
-from arena.store import Contestant, Generation, Prompt, Store, finish_run, insert_ignore, start_run
+from arena.query.generations import answered_prompt_ids
+from arena.query.prompts import benchmark_prompts as stored_prompts
+from arena.query.runs import finish_run, start_run
+from arena.query.writes import insert_ignore
+from arena.store import Contestant, Generation, Prompt, Store
 from foundations.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -32,8 +35,7 @@ REPORT_COLUMNS = ["model", "backend", "prompts", "generated", "skipped", "failed
 def benchmark_prompts(store: Store, benchmark: str, limit: int | None = None) -> list[Prompt]:
     """The benchmark's prompts in a stable order (first `limit`); none is a clear error."""
     with store.session() as session:
-        stmt = select(Prompt).where(Prompt.benchmark == benchmark).order_by(Prompt.id)
-        prompts = list(session.scalars(stmt.limit(limit) if limit else stmt))
+        prompts = stored_prompts(session, benchmark, limit)
     if not prompts:
         raise UserError(
             f"benchmark {benchmark!r} has no prompts in the store: use vicuna, oa, mt-bench or sample "
@@ -77,9 +79,7 @@ def generate(
 
 def _missing(store: Store, contestant: Contestant, prompts: list[Prompt]) -> list[Prompt]:
     with store.session() as session:
-        done = set(
-            session.scalars(select(Generation.prompt_id).where(Generation.contestant_id == contestant.id))
-        )
+        done = answered_prompt_ids(session, contestant.id)
     return [p for p in prompts if p.id not in done]
 
 

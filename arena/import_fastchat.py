@@ -35,10 +35,10 @@ from arena.imports import (
     NoteTally,
     ensure_contestants,
     placeholder_generation,
-    prompt_ids,
     write_generations,
     write_judgments,
 )
+from arena.query.prompts import prompt_ids
 from foundations.sources import BenchmarkFileError, field, read_jsonl, resolve_file
 
 log = logging.getLogger(__name__)

@@ -8,14 +8,16 @@ The importers themselves live in `arena.import_qlora` and `arena.import_fastchat
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from arena.store import Contestant, Generation, Judgment, Prompt, insert_ignore
+from arena.query.contestants import contestant_kinds
+from arena.query.generations import generation_keys, generation_record
+from arena.query.writes import insert_ignore
+from arena.store import Contestant, Generation, Judgment
 
 
 class ImportConflict(ValueError):
@@ -98,19 +100,13 @@ class NoteTally:
         return [f"{source}: {n} record(s) {reason}" for (source, reason), n in sorted(self.counts.items())]
 
 
-def prompt_ids(session: Session, benchmark: str) -> dict[str, int]:
-    return dict(session.execute(select(Prompt.key, Prompt.id).where(Prompt.benchmark == benchmark)).all())
-
-
 def ensure_contestants(
     session: Session, specs: dict[str, dict[str, Any]], report: ImportReport
 ) -> dict[str, int]:
     """Contestant ids by name, creating those that are new with the given fields."""
     rows = [{"name": name, **fields} for name, fields in specs.items()]
     report.count_rows("contestants", len(rows), insert_ignore(session, Contestant, uniform(Contestant, rows)))
-    found = session.execute(
-        select(Contestant.name, Contestant.id, Contestant.kind).where(Contestant.name.in_(list(specs)))
-    ).all()
+    found = contestant_kinds(session, list(specs))
     clash = sorted(name for name, _id, kind in found if kind != specs[name].get("kind", "release"))
     if clash:
         raise ImportConflict(
@@ -140,7 +136,7 @@ def write_generations(
     gets the text once a file supplies it."""
     report.count_rows("generations", len(rows), insert_ignore(session, Generation, uniform(Generation, rows)))
     wanted = {(r["prompt_id"], r["contestant_id"]): r for r in rows}
-    existing = _generations(session, {cid for _, cid in wanted})
+    existing = generation_keys(session, {cid for _, cid in wanted})
     ids = {}
     for key, row in wanted.items():
         gen_id, external_id, meta = existing[key]
@@ -151,20 +147,12 @@ def write_generations(
                 f"not {ours!r} ({row['meta'].get('source')}): import into a fresh database or rename"
             )
         if (meta or {}).get("text_missing") and not row["meta"].get("text_missing"):
-            gen = session.get(Generation, gen_id)
+            gen = generation_record(session, gen_id)
             for name in ("text", "turn_texts", "raw_text", "prompt_sent", "external_id", "meta"):
                 if name in row:
                     setattr(gen, name, row[name])
         ids[key] = gen_id
     return ids
-
-
-def _generations(
-    session: Session, contestant_ids: Iterable[int]
-) -> dict[tuple[int, int], tuple[int, str | None, dict]]:
-    stmt = select(Generation.prompt_id, Generation.contestant_id, Generation.id, Generation.external_id,
-                  Generation.meta).where(Generation.contestant_id.in_(list(contestant_ids)))  # fmt: skip
-    return {(p, c): (g, e, m) for p, c, g, e, m in session.execute(stmt)}
 
 
 def write_judgments(

@@ -21,11 +21,11 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pandas as pd
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from arena.prompting import FORMATS
-from arena.store import Contestant, insert_ignore
+from arena.query.contestants import all_contestants, contestant_names, contestants_named, upsert_contestant
+from arena.store import Contestant
 from foundations.errors import UserError
 from foundations.paths import models_dir
 
@@ -123,11 +123,7 @@ def register(session: Session, name: str, **fields: Any) -> Contestant:
         raise UserError("a contestant needs a non-empty name")
     if any(key.lower().endswith("key") for key in fields.get("meta", {})):
         raise UserError("API keys are never stored: pass the name of an environment variable instead")
-    insert_ignore(session, Contestant, [{"name": name, **fields}])
-    contestant = session.scalars(select(Contestant).where(Contestant.name == name)).one()
-    for key, value in fields.items():
-        setattr(contestant, key, value)
-    return contestant
+    return upsert_contestant(session, name, **fields)
 
 
 def add_local(
@@ -225,10 +221,10 @@ def pull_smollm2(session: Session) -> Contestant:
 
 def contestants(session: Session, names: list[str]) -> list[Contestant]:
     """The named contestants in the order given; unknown names are one clear error."""
-    found = {c.name: c for c in session.scalars(select(Contestant).where(Contestant.name.in_(names)))}
+    found = contestants_named(session, names)
     missing = [n for n in names if n not in found]
     if missing:
-        known = ", ".join(session.scalars(select(Contestant.name).order_by(Contestant.name))) or "none yet"
+        known = ", ".join(contestant_names(session)) or "none yet"
         raise UserError(
             f"unknown model(s): {', '.join(missing)} (registered: {known}); "
             "add one with `guanaco models add` or `guanaco models pull smollm2`"
@@ -249,7 +245,7 @@ def contestants_frame(session: Session) -> pd.DataFrame:
         {"name": c.name, "kind": c.kind, "base_model": c.base_model, "adapter": c.adapter,
          "quantization": c.quantization, "api_model": c.api_model,
          "base_url": (c.meta or {}).get("base_url") or (c.meta or {}).get("base_url_env")}
-        for c in session.scalars(select(Contestant).order_by(Contestant.name))
+        for c in all_contestants(session)
     ]  # fmt: skip
     return pd.DataFrame(rows, columns=["name", "kind", "base_model", "adapter", "quantization", "api_model",
                                        "base_url"])  # fmt: skip

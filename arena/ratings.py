@@ -1,6 +1,6 @@
 """Ratings from judgments: Elo (the QLoRA paper's), online Elo, Bradley-Terry, TrueSkill, relative scores.
 
-Every rating function takes the tidy judgments table of :func:`arena.store.judgments_frame` and
+Every rating function takes the tidy judgments table of :func:`arena.query.judgments.judgments_frame` and
 returns a tidy table, one row per model, sorted best first, with at least ``model, rating, lower,
 upper, rank, matches`` (plus ``wins, ties, losses`` for pairwise methods). ``table.attrs["header"]``
 says how the table was made: method, parameters, the interval `lower`/`upper` is (for Elo and
@@ -26,14 +26,12 @@ import pandas as pd
 
 from arena.bt_fit import BT_L2, ELO_SCALE, bt_elo_rounds, fit_bradley_terry  # noqa: F401 (importable here)
 from arena.elo_kernel import elo_orderings, match_codes
+from arena.query.vocabulary import SLOT1_SCORE
 
 METHODS = ("elo", "online-elo", "bt", "trueskill", "relative")
 RESAMPLE_UNITS = ("prompt", "battle")
 """Bootstrap units: a prompt with all its matches (the default), or a single match."""
 RANK_RULE = "1 + models whose lower bound is above this model's upper bound (Chatbot Arena)"
-
-SCORE_BY_VERDICT = {"1": 1.0, "2": 0.0, "tie": 0.5, "both_bad": 0.5}
-"""Slot 1's score for each verdict: a tie and "both bad" count half a win to each side."""
 
 
 @dataclass(frozen=True)
@@ -68,7 +66,7 @@ def battles(frame: pd.DataFrame) -> Battles:
     of score pairs only is rated from the verdicts derived from its scores. `unparsed`/`error`
     judgments are never rated and are counted in `excluded`."""
     ok = frame["status"].eq("ok")
-    rated = frame[ok & frame["verdict"].isin(list(SCORE_BY_VERDICT))]
+    rated = frame[ok & frame["verdict"].isin(list(SLOT1_SCORE))]
     scored = rated["score_1"].notna() & rated["score_2"].notna()
     if not scored.all() and scored.any():
         rated = rated[~scored]
@@ -80,7 +78,7 @@ def battles(frame: pd.DataFrame) -> Battles:
         models=[str(m) for m in models],
         a=slots[: len(rated)].astype(np.int64),
         b=slots[len(rated) :].astype(np.int64),
-        score=np.array([SCORE_BY_VERDICT[v] for v in names], dtype=np.float64)[verdicts],
+        score=np.array([SLOT1_SCORE[v] for v in names], dtype=np.float64)[verdicts],
         prompt=rated.groupby(["benchmark", "prompt_key"], sort=False, dropna=False)
         .ngroup()
         .to_numpy(np.int64),

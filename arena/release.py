@@ -40,25 +40,14 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from arena.query.secret import store_secret
+from arena.query.vocabulary import HUMAN_PREFIX, STATUSES, VERDICTS
+from arena.query.writes import ids_by_key, insert_ignore
 from arena.redact import redact_text
-from arena.store import (
-    STATUSES,
-    VERDICTS,
-    Contestant,
-    Generation,
-    Judgment,
-    Prompt,
-    Run,
-    Store,
-    Tag,
-    ids_by_key,
-    insert_ignore,
-    store_secret,
-)
+from arena.store import Contestant, Generation, Judgment, Prompt, Run, Store, Tag
 from foundations.errors import UserError
 
 FORMATS = ("jsonl", "parquet")
-HUMAN_PREFIX = "human:"
 REDACTED = "[redacted]"
 CHECKSUMS = "SHA256SUMS"
 CARD = "README.md"

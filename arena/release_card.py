@@ -17,7 +17,8 @@ from typing import Any
 import pandas as pd
 
 from arena.leaderboard import render
-from arena.release import BATTLES, CHECKSUMS, HUMAN_PREFIX, SCHEMA, ExportOptions
+from arena.query.vocabulary import HUMAN_PREFIX
+from arena.release import BATTLES, CHECKSUMS, SCHEMA, ExportOptions
 from foundations.paths import DATA_DIR
 
 LEADERBOARD_METHODS = ("elo", "bt")

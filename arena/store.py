@@ -1,22 +1,21 @@
-"""The one store every part of guanaco-arena reads and writes.
+"""The one store every part of guanaco-arena reads and writes: its schema and how it is opened.
 
 SQLAlchemy 2 over a SQLite file by default, or PostgreSQL when many annotators or machines share
-the arena. Every write goes through :func:`insert_ignore` on a natural unique key, so re-running an
-import, a generation or a tournament never stores anything twice, and every batch of writes runs in
-one transaction (:meth:`Store.session`), so a failure leaves the store as it was.
+the arena. The queries live in :mod:`arena.query`, one module per record. Every write goes through
+:func:`arena.query.writes.insert_ignore` on a natural unique key (:data:`UNIQUE_KEYS`), so
+re-running an import, a generation or a tournament never stores anything twice, and every batch of
+writes runs in one transaction (:meth:`Store.session`), so a failure leaves the store as it was.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
-import secrets
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
 from sqlalchemy import (
     JSON,
     DateTime,
@@ -28,26 +27,16 @@ from sqlalchemy import (
     UniqueConstraint,
     create_engine,
     event,
-    false,
-    or_,
-    select,
 )
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
-from sqlalchemy.orm import DeclarativeBase, Mapped, Session, aliased, mapped_column, sessionmaker
-from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
 from arena.redact import safe_url
 from foundations.errors import StoreNotFound, UserError
 from foundations.paths import default_url
 
 log = logging.getLogger(__name__)
-
-VERDICTS = ("1", "2", "tie", "both_bad")
-"""Pairwise verdicts, by slot: the answer shown first won, the second won, a tie, both bad."""
-
-STATUSES = ("ok", "unparsed", "error")
-"""A judgment is `ok` when its verdict was read; `unparsed` and `error` keep the raw output."""
 
 
 def utcnow() -> dt.datetime:
@@ -244,10 +233,6 @@ class Store:
         with self._sessions() as session, session.begin():
             yield session
 
-    def judgments(self, **filters: Any) -> pd.DataFrame:
-        with self.session() as session:
-            return judgments_frame(session, **filters)
-
 
 def sqlite_file(url: str) -> Path | None:
     """The file a SQLite URL names; None for other databases and in-memory SQLite."""
@@ -284,221 +269,3 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA busy_timeout=30000")
     cursor.close()
-
-
-def insert_ignore(
-    session: Session, model: type[Base], rows: Sequence[dict[str, Any]], any_key: bool = False
-) -> int:
-    """Insert rows, skipping any whose unique key already exists; returns how many were new.
-
-    Uses the database's own ON CONFLICT DO NOTHING, so concurrent writers (two annotators, two
-    judge processes) cannot store the same record twice. `any_key` skips a row that collides on
-    any unique key of the table (a vote's unordered pair too), not only the natural one."""
-    if not rows:
-        return 0
-    dialect = session.bind.dialect.name
-    if dialect == "sqlite":
-        from sqlalchemy.dialects.sqlite import insert
-    elif dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:  # pragma: no cover - other databases are not supported
-        raise ValueError(f"unsupported database {dialect!r}: use SQLite or PostgreSQL")
-    table = model.__table__
-    defaults = {c.name: c.default.arg for c in table.columns if c.default is not None and not c.primary_key}
-    new = 0
-    for start in range(0, len(rows), 500):
-        chunk = [_with_defaults(row, defaults) for row in rows[start : start + 500]]
-        target = None if any_key else list(UNIQUE_KEYS[model])
-        stmt = insert(table).on_conflict_do_nothing(index_elements=target)
-        new += len(session.execute(stmt.returning(table.c.id), chunk).all())
-    return new
-
-
-def _with_defaults(row: dict[str, Any], defaults: dict[str, Any]) -> dict[str, Any]:
-    full = dict(row)
-    for name, default in defaults.items():
-        if name not in full:
-            full[name] = default(None) if callable(default) else default
-    return full
-
-
-def ids_by_key(session: Session, model: type[Base], keys: Iterable[tuple[Any, ...]] | None = None) -> dict:
-    """Map each row's unique key (a tuple, or the bare value for one-column keys) to its id."""
-    cols = [getattr(model, name) for name in UNIQUE_KEYS[model]]
-    wanted = None if keys is None else set(keys)
-    out = {}
-    for row in session.execute(select(model.id, *cols)):
-        key = tuple(row[1:]) if len(cols) > 1 else row[1]
-        if wanted is None or key in wanted:
-            out[key] = row[0]
-    return out
-
-
-def get_or_create_contestant(session: Session, name: str, **fields: Any) -> Contestant:
-    """The contestant called `name`, created with `fields` if new (existing ones are not changed)."""
-    insert_ignore(session, Contestant, [{"name": name, **fields}])
-    return session.scalars(select(Contestant).where(Contestant.name == name)).one()
-
-
-def start_run(
-    session: Session, kind: str, name: str, config: dict[str, Any], tournament: str | None = None
-) -> Run:
-    run = Run(kind=kind, name=name, config=config, tournament=tournament)
-    session.add(run)
-    session.flush()
-    return run
-
-
-def store_secret(session: Session, name: str) -> str:
-    """The store's secret called `name`: 256 random bits, made on first use and kept in the store
-    (never exported), so every process and machine sharing the store derives the same values."""
-    insert_ignore(session, Secret, [{"name": name, "value": secrets.token_hex(32)}])
-    return session.scalars(select(Secret.value).where(Secret.name == name)).one()
-
-
-def finish_run(session: Session, run_id: int, status: str = "done") -> None:
-    run = session.get(Run, run_id)
-    run.status = status
-    run.finished_at = utcnow()
-
-
-JUDGMENT_COLUMNS = [
-    "judgment_id", "benchmark", "prompt_key", "category", "model_1", "model_2", "generation_1",
-    "generation_2", "judge", "template_id", "template_hash", "verdict", "score_1", "score_2",
-    "status", "run_id", "created_at", "turn",
-]  # fmt: skip
-
-
-FRAME_CHUNK_ROWS = 100_000
-"""Rows turned into a DataFrame at a time when a frame is loaded."""
-
-
-def judgments_frame(
-    session: Session,
-    benchmark: str | None = None,
-    judge: str | Sequence[str] | None = None,
-    models: Sequence[str] | None = None,
-    template_id: str | None = None,
-    status: str | None = None,
-    turn: int | None = None,
-) -> pd.DataFrame:
-    """All judgments as a tidy table, one row per judgment, models named by slot.
-
-    `judge` matches exactly, or by prefix when it ends in ':' (``human:`` = every annotator); the
-    bare word ``human`` means the same. Unparsed and errored judgments are included: callers count
-    them and decide, so that nothing is silently dropped."""
-    g1, g2 = aliased(Generation), aliased(Generation)
-    c1, c2 = aliased(Contestant), aliased(Contestant)
-    stmt = (
-        select(
-            Judgment.id,
-            Prompt.benchmark,
-            Prompt.key,
-            Prompt.category,
-            c1.name,
-            c2.name,
-            Judgment.generation1_id,
-            Judgment.generation2_id,
-            Judgment.judge,
-            Judgment.template_id,
-            Judgment.template_hash,
-            Judgment.verdict,
-            Judgment.score1,
-            Judgment.score2,
-            Judgment.status,
-            Judgment.run_id,
-            Judgment.created_at,
-            Judgment.turn,
-        )  # fmt: skip
-        .join(Prompt, Prompt.id == Judgment.prompt_id)
-        .join(g1, g1.id == Judgment.generation1_id)
-        .join(g2, g2.id == Judgment.generation2_id)
-        .join(c1, c1.id == g1.contestant_id)
-        .join(c2, c2.id == g2.contestant_id)
-        .order_by(Judgment.id)
-    )
-    if benchmark:
-        stmt = stmt.where(Prompt.benchmark == benchmark)
-    if template_id:
-        stmt = stmt.where(Judgment.template_id == template_id)
-    if status:
-        stmt = stmt.where(Judgment.status == status)
-    if turn is not None:
-        stmt = stmt.where(Judgment.turn == turn)
-    if judge:
-        stmt = stmt.where(_judge_filter(judge))
-    # Core rows, streamed in chunks (a server-side cursor on PostgreSQL): no ORM row processing, and
-    # at most one chunk of Python row objects alive at a time (millions of judgments load in bounded memory)
-    result = session.connection().execution_options(yield_per=FRAME_CHUNK_ROWS).execute(stmt)
-    chunks = [pd.DataFrame(rows, columns=JUDGMENT_COLUMNS) for rows in result.partitions()]
-    frame = (
-        pd.concat(chunks, ignore_index=True).infer_objects()
-        if chunks
-        else pd.DataFrame(columns=JUDGMENT_COLUMNS)
-    )
-    if models:
-        keep = set(models)
-        frame = frame[frame.model_1.isin(keep) & frame.model_2.isin(keep)].reset_index(drop=True)
-    return frame
-
-
-def judgment_details(store: Store, **filters: Any) -> pd.DataFrame:
-    """:func:`judgments_frame` plus each judgment's raw output and meta, for exports that carry them."""
-    with store.session() as session:
-        frame = judgments_frame(session, **filters)
-        ids = [int(i) for i in frame.judgment_id]
-        texts = dict.fromkeys(ids, (None, {}))
-        for start in range(0, len(ids), 1000):
-            chunk = ids[start : start + 1000]
-            stmt = select(Judgment.id, Judgment.raw, Judgment.meta).where(Judgment.id.in_(chunk))
-            texts.update({i: (raw, meta) for i, raw, meta in session.execute(stmt)})
-    return frame.assign(raw=[texts[i][0] for i in ids], meta=[texts[i][1] for i in ids])
-
-
-def _judge_filter(judge: str | Sequence[str]) -> Any:
-
-    names = [judge] if isinstance(judge, str) else list(judge)
-    clauses = []
-    for name in names:
-        if name == "human":
-            name = "human:"
-        clauses.append(Judgment.judge.startswith(name) if name.endswith(":") else Judgment.judge == name)
-    return or_(*clauses)
-
-
-def answerable_generations() -> ColumnElement[bool]:
-    """The condition a generation meets when it holds an answer: not a placeholder that an import
-    made only so judgments could link to it (`meta.text_missing`, its text empty). Every query
-    that shows answers to voters, sends them to a judge or measures them filters on it."""
-    missing = Generation.meta["text_missing"].as_boolean()
-    return or_(missing.is_(None), missing.is_(false()))
-
-
-def generations_frame(
-    session: Session, benchmark: str | None = None, answerable: bool = False
-) -> pd.DataFrame:
-    """All generations with their prompt and contestant names, one row each (only those that hold
-    an answer if `answerable`: see :func:`answerable_generations`)."""
-    stmt = (
-        select(
-            Generation.id,
-            Prompt.benchmark,
-            Prompt.key,
-            Prompt.category,
-            Contestant.name,
-            Generation.text,
-            Generation.backend,
-            Generation.completion_tokens,
-            Generation.created_at,
-        )  # fmt: skip
-        .join(Prompt, Prompt.id == Generation.prompt_id)
-        .join(Contestant, Contestant.id == Generation.contestant_id)
-        .order_by(Generation.id)
-    )
-    if benchmark:
-        stmt = stmt.where(Prompt.benchmark == benchmark)
-    if answerable:
-        stmt = stmt.where(answerable_generations())
-    columns = ["generation_id", "benchmark", "prompt_key", "category", "model", "text", "backend",
-               "completion_tokens", "created_at"]  # fmt: skip
-    return pd.DataFrame(session.execute(stmt).all(), columns=columns)

@@ -25,19 +25,14 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy.orm import Session
 
-from arena.store import (
-    Contestant,
-    Generation,
-    Judgment,
-    Prompt,
-    Store,
-    answerable_generations,
-    insert_ignore,
-    utcnow,
-)
+from arena.query.generations import generation_record, votable_answers
+from arena.query.judgments import human_verdicts, judged_pairs
+from arena.query.prompts import prompt_record
+from arena.query.vocabulary import SLOT1_SCORE, human_judge
+from arena.query.writes import insert_ignore
+from arena.store import Generation, Judgment, Store, utcnow
 
 HUMAN_TEMPLATE_ID = "human-vote"
 HUMAN_PROTOCOL = (
@@ -46,7 +41,6 @@ HUMAN_PROTOCOL = (
     "(right, slot 2), 'Tie' or 'Both are bad'; model names are revealed only after the vote."
 )
 HUMAN_TEMPLATE_HASH = hashlib.sha256(HUMAN_PROTOCOL.encode()).hexdigest()
-HUMAN_PREFIX = "human:"
 MAX_ANNOTATOR = 100
 
 BUTTON_VERDICTS = {"A is better": "1", "B is better": "2", "Tie": "tie", "Both are bad": "both_bad"}
@@ -89,7 +83,7 @@ def judge_name(annotator: str) -> str:
         raise ValueError("enter your name (or log in) before voting")
     if len(name) > MAX_ANNOTATOR:
         raise ValueError(f"the annotator name is longer than {MAX_ANNOTATOR} characters")
-    return HUMAN_PREFIX + name
+    return human_judge(name)
 
 
 def pair_weights(
@@ -134,7 +128,7 @@ def next_battle(
             f"fewer than two contestants have answers in {where} ({len(models)} found): "
             "generate answers first (guanaco generate ...)"
         )
-    seen = _judged_pairs(session, judge)
+    seen = judged_pairs(session, judge, HUMAN_TEMPLATE_HASH)
     open_prompts: dict[tuple[str, str], list[int]] = defaultdict(list)
     for prompt_id, by_model in sorted(answers.items()):
         names = sorted(by_model)
@@ -222,14 +216,14 @@ class BattleBook:
 
 def battle_texts(session: Session, battle: Battle) -> dict[str, Any]:
     """What the page shows for a battle: the prompt (context and turns) and both answers."""
-    prompt = session.get(Prompt, battle.prompt_id)
-    left = session.get(Generation, battle.generation_left)
-    right = session.get(Generation, battle.generation_right)
+    shown = prompt_record(session, battle.prompt_id)
+    left = generation_record(session, battle.generation_left)
+    right = generation_record(session, battle.generation_right)
     return {
-        "benchmark": prompt.benchmark,
-        "category": prompt.category,
-        "context": list(prompt.context or []),
-        "turns": [str(t) for t in prompt.turns or []],
+        "benchmark": shown.benchmark,
+        "category": shown.category,
+        "context": list(shown.context or []),
+        "turns": [str(t) for t in shown.turns or []],
         "left": answer_text(left),
         "right": answer_text(right),
     }
@@ -244,43 +238,20 @@ def answer_text(generation: Generation) -> str:
 
 
 def _answers(session: Session, benchmark: str | None) -> dict[int, dict[str, int]]:
-    stmt = (
-        select(Generation.prompt_id, Contestant.name, Generation.id)
-        .join(Contestant, Contestant.id == Generation.contestant_id)
-        .where(answerable_generations())  # a placeholder is never shown to a voter
-    )
-    if benchmark:
-        stmt = stmt.join(Prompt, Prompt.id == Generation.prompt_id).where(Prompt.benchmark == benchmark)
+    """By prompt id, each model's generation id: answerable ones only (a placeholder is never shown
+    to a voter)."""
     answers: dict[int, dict[str, int]] = defaultdict(dict)
-    for prompt_id, model, generation_id in session.execute(stmt):
+    for prompt_id, model, generation_id in votable_answers(session, benchmark):
         answers[prompt_id][model] = generation_id
     return answers
 
 
-def _judged_pairs(session: Session, judge: str) -> set[frozenset[int]]:
-    stmt = select(Judgment.generation1_id, Judgment.generation2_id).where(
-        Judgment.judge == judge, Judgment.template_hash == HUMAN_TEMPLATE_HASH
-    )
-    return {frozenset(row) for row in session.execute(stmt)}
-
-
 def _human_outcomes(session: Session, benchmark: str | None) -> dict[tuple[str, str], tuple[float, float]]:
     """Wins per alphabetically ordered model pair over every person's votes (ties count half)."""
-    g1, g2 = aliased(Generation), aliased(Generation)
-    c1, c2 = aliased(Contestant), aliased(Contestant)
-    stmt = (
-        select(c1.name, c2.name, Judgment.verdict)
-        .join(g1, g1.id == Judgment.generation1_id)
-        .join(g2, g2.id == Judgment.generation2_id)
-        .join(c1, c1.id == g1.contestant_id)
-        .join(c2, c2.id == g2.contestant_id)
-        .where(Judgment.judge.startswith(HUMAN_PREFIX), Judgment.status == "ok")
-    )
-    if benchmark:
-        stmt = stmt.join(Prompt, Prompt.id == Judgment.prompt_id).where(Prompt.benchmark == benchmark)
     wins: dict[tuple[str, str], list[float]] = defaultdict(lambda: [0.0, 0.0])
-    for m1, m2, verdict in session.execute(stmt):
-        share = {"1": (1.0, 0.0), "2": (0.0, 1.0)}.get(verdict, (0.5, 0.5))
+    for m1, m2, verdict in human_verdicts(session, benchmark):
+        first = SLOT1_SCORE.get(verdict, 0.5)
+        share = (first, 1.0 - first)
         if m1 > m2:
             m1, m2, share = m2, m1, share[::-1]
         wins[(m1, m2)][0] += share[0]

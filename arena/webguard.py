@@ -9,7 +9,7 @@ The app is meant to face people who are not all friendly, so the rules live on t
   allows no foreign origin at all.
 - **Rate limits.** Token buckets per IP address on every POST (Gradio's queue, uploads, login)
   here, and per session and per IP on every event handler (:class:`RateLimits`, applied by
-  :meth:`arena.webapp.Arena.guarded`); failed logins per IP are throttled here, per user name in
+  :meth:`arena.webhandlers.Arena.guarded`); failed logins per IP are throttled here, per user name in
   :mod:`arena.passwords`.
 - **Anonymous voter ids.** Without logins, the server gives each browser an id in a signed,
   ``HttpOnly``, ``SameSite=Lax`` cookie (sent when a visitor follows a link here, never with

@@ -27,7 +27,8 @@ from pathlib import Path
 import numpy as np
 from common import machine_note, peak_rss_mib
 
-from arena.store import Base, Contestant, Generation, Prompt, Store, ids_by_key, insert_ignore
+from arena.query.writes import ids_by_key, insert_ignore
+from arena.store import Base, Contestant, Generation, Prompt, Store
 
 PROJECT = Path(__file__).resolve().parents[1]
 COMMAND = "PYTHONPATH=. python bench/arena_scale.py --postgres postgresql+psycopg://USER:PASSWORD@HOST/DB"

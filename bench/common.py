@@ -75,12 +75,13 @@ def oa_release_frame(release: Any) -> Any:
     import tempfile
 
     from arena.import_qlora import import_qlora_release
+    from arena.query.judgments import read_judgments
     from arena.store import Store
 
     with tempfile.TemporaryDirectory() as tmp:
         store = Store(f"sqlite:///{tmp}/bench.db")
         with contextlib.redirect_stdout(io.StringIO()):  # the import's own report is not the point here
             import_qlora_release(store, release, progress=False)
-        frame = store.judgments(benchmark="oa", judge="gpt-4")
+        frame = read_judgments(store, benchmark="oa", judge="gpt-4")
         store.engine.dispose()
     return frame

@@ -37,7 +37,9 @@ import pandas as pd
 from arena import ratings, style
 from arena.analysis import bias
 from arena.import_qlora import import_qlora_release
-from arena.store import Store, generations_frame
+from arena.query.generations import generations_frame
+from arena.query.judgments import read_judgments
+from arena.store import Store
 
 PROJECT = Path(__file__).resolve().parents[1]
 COMMAND = (
@@ -55,7 +57,9 @@ def vicuna(release: Path) -> tuple[pd.DataFrame, pd.Series]:
         store = Store(f"sqlite:///{tmp}/bench.db")
         with contextlib.redirect_stdout(io.StringIO()):
             import_qlora_release(store, release, progress=False)
-        frame = store.judgments(benchmark="vicuna", judge="gpt-4", template_id="qlora-vicuna-threeclass")
+        frame = read_judgments(
+            store, benchmark="vicuna", judge="gpt-4", template_id="qlora-vicuna-threeclass"
+        )
         with store.session() as session:
             texts = generations_frame(session, "vicuna").set_index("generation_id")["text"]
         store.engine.dispose()

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import httpx
 
+from arena.query.judgments import read_judgments
 from arena.webguard import VOTER_COOKIE
 from tests.gradio_http import VOTE_APIS, RawGradio
 
@@ -87,7 +88,7 @@ def vote_load(url: str, voters: int, votes_each: int, think: float = 0.0) -> Loa
 
 
 def stored_votes(store) -> Counter:  # noqa: ANN001 - arena.store.Store
-    frame = store.judgments(judge="human")
+    frame = read_judgments(store, judge="human")
     assert not frame.duplicated(["judge", "generation_1", "generation_2"]).any()
     return Counter(zip(frame["judge"], frame["verdict"], strict=True))
 

@@ -9,7 +9,9 @@ from typing import Any
 
 from sqlalchemy import select
 
-from arena.store import Generation, Judgment, Prompt, Store, get_or_create_contestant, insert_ignore
+from arena.query.contestants import upsert_contestant
+from arena.query.writes import insert_ignore
+from arena.store import Generation, Judgment, Prompt, Store
 
 PAYLOAD = '<script>window.__pwned=1</script><img src=x onerror="window.__pwned=2">${window.__pwned=3}'
 """An answer that would run script if the page ever rendered model output as raw HTML."""
@@ -39,7 +41,7 @@ def seed_arena(
         prompt_ids = dict(s.execute(select(Prompt.key, Prompt.id)).all())
         rows = []
         for name in models:
-            contestant = get_or_create_contestant(s, name, kind="local")
+            contestant = upsert_contestant(s, name, kind="local")
             for key, prompt_id in prompt_ids.items():
                 text = f"{name} answers question {key}."
                 if key == "1":
@@ -53,7 +55,7 @@ def seed_arena(
                 Prompt, Prompt.id == Generation.prompt_id
             )
         ).all()
-        names = {get_or_create_contestant(s, n).id: n for n in models}
+        names = {upsert_contestant(s, n).id: n for n in models}
     return {(key, names[cid]): gid for key, cid, gid in generations if cid in names}
 
 

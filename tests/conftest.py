@@ -31,6 +31,7 @@ ALL = "*"
 BOTH_DATABASES: dict[str, str | set[str]] = {
     "test_store.py": ALL,
     "test_votes.py": ALL,
+    "test_query.py": ALL,
     "test_app_concurrency.py": {"test_concurrent_voters_lose_nothing_and_count_nothing_twice"},
     "test_import_qlora.py": {
         "test_strict_import_refuses_and_stores_nothing",

@@ -6,17 +6,10 @@ import datetime as dt
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from arena.store import (
-    Contestant,
-    Generation,
-    Judgment,
-    Prompt,
-    Store,
-    Tag,
-    ids_by_key,
-    insert_ignore,
-    start_run,
-)
+from arena.query.judgments import read_judgments
+from arena.query.runs import start_run
+from arena.query.writes import ids_by_key, insert_ignore
+from arena.store import Contestant, Generation, Judgment, Prompt, Store, Tag
 
 T0 = dt.datetime(2024, 5, 1, 12, 0, 0)
 
@@ -66,7 +59,7 @@ def add_judgments(
 
 def tag(store: Store, judge: str, key: str, m1: str, m2: str, annotator: str, note: str) -> None:
     """Tag the judgment of (key, m1 in slot 1, m2 in slot 2) by `judge` as a lemon."""
-    frame = store.judgments(judge=judge)
+    frame = read_judgments(store, judge=judge)
     match = frame[(frame.prompt_key == key) & (frame.model_1 == m1) & (frame.model_2 == m2)]
     with store.session() as session:
         insert_ignore(session, Tag, [{"judgment_id": int(match.judgment_id.iloc[0]), "annotator": annotator,

@@ -8,7 +8,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from arena.store import Contestant, Generation, Prompt, Store, insert_ignore
+from arena.query.writes import insert_ignore
+from arena.store import Contestant, Generation, Prompt, Store
 
 QUALITY = {"alpha": 3, "beta": 2, "gamma": 1}
 MODELS = list(QUALITY)

@@ -8,16 +8,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from arena.store import (
-    JUDGMENT_COLUMNS,
-    Contestant,
-    Generation,
-    Judgment,
-    Prompt,
-    Store,
-    ids_by_key,
-    insert_ignore,
-)
+from arena.query.judgments import JUDGMENT_COLUMNS
+from arena.query.writes import ids_by_key, insert_ignore
+from arena.store import Contestant, Generation, Judgment, Prompt, Store
 
 Match = tuple[str, str, str, str]
 """(prompt key, model in slot 1, model in slot 2, verdict); verdict None means unparsed."""

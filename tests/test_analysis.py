@@ -10,8 +10,10 @@ import pandas as pd
 import pytest
 
 from arena.analysis import agreement, bias, lemons
-from arena.analysis.judgments import load_judgments, resolve_judge
+from arena.analysis.judgments import load_judgments
 from arena.cli import UserError, main
+from arena.query.generations import answer_texts
+from arena.query.judges import resolve_judge
 from tests.handmade import add_judgments, both_orders, make_placeholders, tag
 
 GPT4 = "openai:gpt-4-0613"
@@ -84,9 +86,7 @@ def test_length_bias_table_and_fit(store):
             ("4", "a", "b", GPT4, "1"), ("5", "a", "b", GPT4, "tie")]  # fmt: skip
     add_judgments(store, rows, texts=texts)
     with store.session() as session:
-        from arena.store import generations_frame
-
-        texts_by_id = generations_frame(session).set_index("generation_id")["text"]
+        texts_by_id = answer_texts(session)
     frame = bias.with_lengths(load_judgments(store), texts_by_id)
     table = bias.length_bias(frame, bins=(-np.inf, -25, 25, np.inf)).set_index("bin")
     # each judgment seen from both answers: +200 side won 3 of 4, equal lengths tie
@@ -106,9 +106,7 @@ def test_a_placeholder_answer_is_never_measured(store, tmp_path):
     add_judgments(store, rows, texts={("1", "a"): "x" * 300, ("1", "b"): "x" * 100})
     make_placeholders(store, [("2", "b"), ("3", "a")])
     with store.session() as session:
-        from arena.store import generations_frame
-
-        texts = generations_frame(session, answerable=True).set_index("generation_id")["text"]
+        texts = answer_texts(session)
     frame = bias.with_lengths(load_judgments(store), texts)
     assert frame["prompt_key"].tolist() == ["1"] and frame["length_diff"].tolist() == [200]
     assert main(["analyze", "length", "--db", store.url, "--format", "csv", "--out", str(tmp_path)]) == 0
@@ -129,9 +127,7 @@ def test_length_within_pairs_holds_the_models_fixed(store):
         rows.append((key, "x", "y", GPT4, "1" if winner == "x" else "2"))
     add_judgments(store, rows, texts=texts)
     with store.session() as session:
-        from arena.store import generations_frame
-
-        by_id = generations_frame(session).set_index("generation_id")["text"]
+        by_id = answer_texts(session)
     frame = bias.with_lengths(load_judgments(store), by_id)
     assert bias.length_fit(frame).iloc[0].longer_wins_rate == pytest.approx(0.75)
     pairs = bias.length_within_pairs(frame).set_index("pair")

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
+from arena.query.judgments import read_judgments
 from arena.store import Store, Tag
 from tests.arena_seed import PAYLOAD, add_judgment, running_app, seed_arena
 
@@ -26,7 +27,7 @@ pytestmark = pytest.mark.skipif(
 
 
 def human_votes(store: Store) -> int:
-    return len(store.judgments(judge="human"))
+    return len(read_judgments(store, judge="human"))
 
 
 def test_vote_reveal_safety_leaderboard_explore(store: Store, tmp_path: Path) -> None:
@@ -122,7 +123,7 @@ def test_vote_reveal_safety_leaderboard_explore(store: Store, tmp_path: Path) ->
     with store.session() as s:
         tags = s.execute(select(Tag.judgment_id, Tag.annotator, Tag.tag, Tag.note)).all()
     assert len(tags) == 1 and tags[0][0] == gpt4 and tags[0][2:] == ("lemon", "judge missed the injection")
-    assert f"human:{tags[0][1]}" in set(store.judgments(judge="human")["judge"])  # the voter's own id
+    assert f"human:{tags[0][1]}" in set(read_judgments(store, judge="human")["judge"])  # the voter's own id
     assert human_votes(store) == votes
     assert not outside, f"the page called outside the machine: {outside}"
     assert {p.name for p in tmp_path.glob("*.png")} >= {
@@ -134,7 +135,7 @@ def test_vote_reveal_safety_leaderboard_explore(store: Store, tmp_path: Path) ->
 
 
 def test_explore_shortcuts_and_leaderboard_through_the_app_handlers(store: Store) -> None:
-    from arena.webapp import ANY, Arena
+    from arena.webhandlers import ANY, Arena
 
     g = seed_arena(store, prompts=3)
     add_judgment(store, g["2", "alpha"], g["2", "beta"], "1")
@@ -158,7 +159,7 @@ def test_explore_shortcuts_and_leaderboard_through_the_app_handlers(store: Store
 
 
 def test_safe_markdown_keeps_formatting_and_escapes_everything_else() -> None:
-    from arena.webapp import safe_markdown
+    from arena.webrender import safe_markdown
 
     shown = safe_markdown('**b** `<i>` [x](javascript:alert(1)) <a href="https://e.org" onclick="x()">l</a>')
     assert "<strong>b</strong>" in shown and "<code>&lt;i&gt;</code>" in shown
@@ -185,7 +186,7 @@ def test_safe_markdown_keeps_formatting_and_escapes_everything_else() -> None:
 def test_safe_markdown_leaves_no_script_handler_or_outside_fetch(hostile: str) -> None:
     from html.parser import HTMLParser
 
-    from arena.webapp import ALLOWED_TAGS, safe_markdown
+    from arena.webrender import ALLOWED_TAGS, safe_markdown
 
     class Tags(HTMLParser):
         def __init__(self) -> None:

@@ -14,6 +14,7 @@ import pytest
 from gradio_client import Client
 
 from arena.cli import main
+from arena.query.judgments import read_judgments
 from arena.store import Store
 from arena.webguard import RateLimits
 from tests.app_load import stored_votes, vote_load
@@ -33,7 +34,7 @@ def test_concurrent_voters_lose_nothing_and_count_nothing_twice(store: Store) ->
     assert sum(result.recorded.values()) == VOTERS * VOTES_EACH and result.recounted == 0
     assert stored_votes(store) == result.recorded
     assert len({judge for judge, _ in result.recorded}) == VOTERS
-    stored = store.judgments(judge="human")
+    stored = read_judgments(store, judge="human")
     assert (stored["template_id"] == "human-vote").all() and (stored["status"] == "ok").all()
 
 
@@ -72,5 +73,5 @@ def test_app_py_serves_logged_in_voters_on_localhost(
     finally:
         server.terminate()
         server.wait(timeout=30)
-    stored = Store(db_url).judgments(judge="human")
+    stored = read_judgments(Store(db_url), judge="human")
     assert stored[["judge", "verdict"]].values.tolist() == [["human:ann", "2"]]

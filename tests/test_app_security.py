@@ -14,6 +14,7 @@ from sqlalchemy import update
 
 from arena.cli import main
 from arena.passwords import Authenticator, add_user, read_auth_file
+from arena.query.judgments import read_judgments
 from arena.store import Generation, Store
 from arena.webguard import RateLimiter, RateLimits
 from tests.arena_seed import running_app, seed_arena
@@ -30,7 +31,7 @@ def anonymous_answers(store: Store) -> None:
 
 
 def votes_stored(store: Store) -> list[tuple[str, int, int]]:
-    frame = store.judgments(judge="human")
+    frame = read_judgments(store, judge="human")
     return list(zip(frame["judge"], frame["generation_1"], frame["generation_2"], strict=True))
 
 

@@ -16,7 +16,8 @@ from arena.explore import (
     tag_judgment,
     upsets,
 )
-from arena.store import Store, judgments_frame
+from arena.query.judgments import judgments_frame
+from arena.store import Store
 from tests.arena_seed import add_judgment, seed_arena
 
 

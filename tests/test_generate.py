@@ -17,7 +17,8 @@ from arena.backends.transformers_backend import TransformersBackend
 from arena.cli import UserError, main
 from arena.generate import generate
 from arena.models import ModelSpec, add_local, ensure_smollm2
-from arena.store import Generation, Prompt, Store, insert_ignore
+from arena.query.writes import insert_ignore
+from arena.store import Generation, Prompt, Store
 from tests import tiny_model
 from tests.tiny_model import build_tiny_model, cpu_has_avx512_bf16, force_bnb_cpu_path
 from trainer.bnb_cpu import packed_layout_fits

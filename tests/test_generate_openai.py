@@ -9,7 +9,8 @@ from arena.backends import GenerateParams
 from arena.cli import main
 from arena.generate import generate
 from arena.models import add_api
-from arena.store import Generation, Prompt, insert_ignore
+from arena.query.writes import insert_ignore
+from arena.store import Generation, Prompt
 from tests import scripted_server as scripted
 from tests.scripted_server import scripted_server_fixture  # noqa: F401 - the fixture
 

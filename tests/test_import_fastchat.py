@@ -10,7 +10,8 @@ from sqlalchemy import func, select
 
 from arena.cli import main
 from arena.import_fastchat import file_kind, import_fastchat
-from arena.store import Generation, Judgment, Store, judgments_frame
+from arena.query.judgments import judgments_frame
+from arena.store import Generation, Judgment, Store
 from foundations.sources import BenchmarkFileError
 
 
@@ -185,9 +186,9 @@ def test_a_local_model_of_the_same_name_is_not_mixed_in(
     tmp_path: Path, store: Store, shared_data: Path
 ) -> None:
     from arena.imports import ImportConflict
-    from arena.store import get_or_create_contestant
+    from arena.query.contestants import upsert_contestant
 
     with store.session() as s:
-        get_or_create_contestant(s, "alpha", kind="local")
+        upsert_contestant(s, "alpha", kind="local")
     with pytest.raises(ImportConflict, match="alpha already exist"):
         import_fastchat(store, [answers(tmp_path, "alpha")], "mt-bench", shared_data, progress=False)

@@ -12,7 +12,8 @@ from sqlalchemy import func, select
 
 from arena.cli import main
 from arena.import_qlora import contestant_name, derived_answer_id, import_qlora_release, judged_text
-from arena.store import Contestant, Generation, Judgment, Prompt, Store, judgments_frame
+from arena.query.judgments import judgments_frame
+from arena.store import Contestant, Generation, Judgment, Prompt, Store
 from foundations.sources import BenchmarkFileError
 
 RATINGS = "qlora-eval/ratings-gpt4"

@@ -7,6 +7,7 @@ from sqlalchemy import select
 
 from arena.cli import main
 from arena.models import ensure_smollm2
+from arena.query.judgments import read_judgments
 from arena.store import Judgment, Store
 from judges.serve import serve_local, served_name
 from tests.judge_helpers import fill_store
@@ -21,7 +22,7 @@ def test_smollm2_judges_two_matches_over_real_http(store: Store, db_url: str) ->
                 "--judge-model", served_name(path), "--judge-name", "smollm2", "--base-url", base_url,
                 "--max-tokens", "8", "--timeout", "300"]  # fmt: skip
         assert main(args) == 0
-    frame = store.judgments()
+    frame = read_judgments(store)
     assert len(frame) == 2 and set(frame.judge) == {"smollm2"}
     # a 135M model rarely ends on a bare 1/2/3: unparsed is an honest outcome, an error is not
     assert set(frame.status) <= {"ok", "unparsed"}, frame.status

@@ -8,6 +8,7 @@ import socket
 import pytest
 
 from arena.cli import main
+from arena.query.judgments import read_judgments
 from arena.store import Store
 from judges.client import ChatClient, ClientConfig
 from judges.judge import Case, FatalJudgeError, Judge, JudgeConfig, Outcome, Price, load_prices, price_for
@@ -77,7 +78,7 @@ def test_refused_key_stops_the_run_and_stores_nothing(
             "--base-url", scripted_server.url, "--concurrency", "2"]  # fmt: skip
     assert main(args) == 2
     assert "refused the call" in capsys.readouterr().err
-    assert len(store.judgments()) == 0 and len(scripted_server.requests) <= 2
+    assert len(read_judgments(store)) == 0 and len(scripted_server.requests) <= 2
 
 
 def test_an_unreachable_endpoint_stops_the_run_after_its_retries() -> None:
@@ -119,10 +120,10 @@ def test_errors_are_stored_visibly_then_replaced_by_a_rerun(store: Store, script
 
     scripted_server.push(status(500), status(500))
     run()
-    frame = store.judgments()
+    frame = read_judgments(store)
     assert len(frame) == 6 and (frame.status == "error").sum() == 2
     run()  # only the two errors are asked again, and their rows are replaced in place
-    after = store.judgments()
+    after = read_judgments(store)
     assert len(scripted_server.requests) == 8 and (after.status == "ok").all()
     assert list(after.judgment_id) == list(frame.judgment_id)
 

@@ -14,6 +14,7 @@ import pytest
 from sqlalchemy import func, select
 
 from arena.cli import main
+from arena.query.judgments import read_judgments
 from arena.store import Judgment, Run, Store
 from tests.judge_helpers import (
     MODELS,
@@ -44,7 +45,7 @@ def asked(server: ScriptedServer, since: int = 0) -> list[tuple[str, str, str]]:
 
 
 def stored(store: Store):
-    return store.judgments().sort_values(["prompt_key", "model_1", "model_2"]).reset_index(drop=True)
+    return read_judgments(store).sort_values(["prompt_key", "model_1", "model_2"]).reset_index(drop=True)
 
 
 def test_every_match_judged_exactly_once_through_faults(store: Store, db_url: str, scripted_server) -> None:
@@ -67,7 +68,7 @@ def test_every_match_judged_exactly_once_through_faults(store: Store, db_url: st
         assert row.prompt_tokens > 0 and row.completion_tokens == 10 and row.cost_usd > 0 and row.run_id
         assert session.get(Run, row.run_id).status == "done"
     assert main(judge_args(db_url, scripted_server)) == 0  # rerun: nothing left to ask
-    assert len(scripted_server.requests) == 27 and len(store.judgments()) == 24
+    assert len(scripted_server.requests) == 27 and len(read_judgments(store)) == 24
 
 
 def test_unreadable_and_planted_verdicts_are_stored_unparsed(
@@ -113,9 +114,13 @@ def test_budget_and_max_judgments_stop_before_exceeding(
     with store.session() as session:
         spent = session.scalar(select(func.sum(Judgment.cost_usd)))
         assert session.scalars(select(Run.status)).all() == ["stopped"]
-    assert len(store.judgments()) == 6 and spent == pytest.approx(0.06) and len(scripted_server.requests) == 6
+    assert (
+        len(read_judgments(store)) == 6
+        and spent == pytest.approx(0.06)
+        and len(scripted_server.requests) == 6
+    )
     assert main(judge_args(db_url, scripted_server, *limits, "--max-judgments", "5")) == 0
-    assert len(store.judgments()) == 11 and len(scripted_server.requests) == 11
+    assert len(read_judgments(store)) == 11 and len(scripted_server.requests) == 11
 
 
 def test_dry_run_sends_nothing(store: Store, db_url: str, scripted_server, capsys) -> None:
@@ -123,7 +128,7 @@ def test_dry_run_sends_nothing(store: Store, db_url: str, scripted_server, capsy
     assert main(judge_args(db_url, scripted_server, "--dry-run", "--orders", "one")) == 0
     out = capsys.readouterr().out
     assert "to judge: 6" in out and "judge calls: 6" in out and "cost: at most $" in out
-    assert scripted_server.requests == [] and len(store.judgments()) == 0
+    assert scripted_server.requests == [] and len(read_judgments(store)) == 0
 
 
 def test_kill_9_mid_run_then_resume_sends_only_the_missing(store: Store, db_url: str) -> None:
@@ -133,15 +138,15 @@ def test_kill_9_mid_run_then_resume_sends_only_the_missing(store: Store, db_url:
         cmd = [sys.executable, "-m", "arena", *judge_args(db_url, server, "--concurrency", "3")]
         proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.time() + 60
-        while len(store.judgments()) < 8 and time.time() < deadline and proc.poll() is None:
+        while len(read_judgments(store)) < 8 and time.time() < deadline and proc.poll() is None:
             time.sleep(0.05)
         proc.send_signal(signal.SIGKILL)
         proc.wait()
-        before = store.judgments()
+        before = read_judgments(store)
         assert 8 <= len(before) < 36, "the run should have been killed mid-way"
         sent_before = len(server.requests)
         assert main(judge_args(db_url, server, "--concurrency", "3")) == 0
-        after = store.judgments()
+        after = read_judgments(store)
         asked_again = asked(server, since=sent_before)
     assert len(after) == 36 and not after.duplicated(["generation_1", "generation_2"]).any()
     assert before.equals(after[after.judgment_id.isin(before.judgment_id)].reset_index(drop=True))
@@ -169,7 +174,7 @@ def test_budget_holds_across_reruns_and_counts_failed_attempts(
     assert main(judge_args(db_url, scripted_server, *limits)) == 0
     with store.session() as session:
         first = session.scalars(select(Run)).one()
-        assert first.spent_usd == pytest.approx(0.10 + 0.01 * len(store.judgments()))
+        assert first.spent_usd == pytest.approx(0.10 + 0.01 * len(read_judgments(store)))
         assert first.spent_usd <= 0.25 and first.tournament
     sent = len(scripted_server.requests)
     capsys.readouterr()
@@ -196,12 +201,12 @@ def test_interrupt_stores_every_answered_call(store: Store, db_url: str, sig: si
         cmd = [sys.executable, "-m", "arena", *judge_args(db_url, server, "--concurrency", "4")]
         proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         deadline = time.time() + 60
-        while len(store.judgments()) < 4 and time.time() < deadline and proc.poll() is None:
+        while len(read_judgments(store)) < 4 and time.time() < deadline and proc.poll() is None:
             time.sleep(0.05)
         proc.send_signal(sig)
         _, err = proc.communicate(timeout=60)
         received, answered = len(server.requests), server.answered
-    frame = store.judgments()
+    frame = read_judgments(store)
     assert proc.returncode == 130, err
     assert 4 <= len(frame) < 36, "the run should have been stopped mid-way"
     assert len(frame) == received == answered  # in flight when stopped: finished and stored

@@ -14,7 +14,9 @@ from arena.benchmarks import ensure_prompts
 from arena.cli import main
 from arena.fastchat_results import export_records, pairwise_table, single_tables
 from arena.import_fastchat import import_fastchat
-from arena.store import Contestant, Generation, Prompt, Store, insert_ignore
+from arena.query.judgments import read_judgments
+from arena.query.writes import insert_ignore
+from arena.store import Contestant, Generation, Prompt, Store
 from judges.judge import Case
 from judges.templates import FASTCHAT_LABEL, FASTCHAT_RATING, Turn, load_template
 from tests.scripted_server import scripted_server_fixture  # noqa: F401
@@ -111,11 +113,11 @@ def test_both_turns_judged_stored_shown_exported_and_reimported(
     ]
     assert len(turn_two) == 4 and all("first answer to" in t and "follow-up on" in t for t in turn_two)
 
-    frame = store.judgments(benchmark="mt-bench")
+    frame = read_judgments(store, benchmark="mt-bench")
     assert len(frame) == 8 and (frame.status == "ok").all()
     winner = frame.model_1.where(frame.verdict == "1", frame.model_2)
     assert set(winner[frame.turn == 1]) == {"alpha"} and set(winner[frame.turn == 2]) == {"beta"}
-    assert len(store.judgments(turn=2)) == 4
+    assert len(read_judgments(store, turn=2)) == 4
 
     records = export_records(store)
     assert len(records.pair) == 4 and records.one_order_only == 0
@@ -137,8 +139,10 @@ def test_both_turns_judged_stored_shown_exported_and_reimported(
     assert {r["turn"] for r in lines} == {1, 2}
     fresh = Store(f"sqlite:///{tmp_path / 'fresh.db'}")
     import_fastchat(fresh, [pair_file], "mt-bench", shared_data, progress=False)
-    again = fresh.judgments().set_index(["turn", "prompt_key", "model_1", "model_2"]).verdict.sort_index()
-    original = store.judgments().set_index(["turn", "prompt_key", "model_1", "model_2"]).verdict.sort_index()
+    again = read_judgments(fresh).set_index(["turn", "prompt_key", "model_1", "model_2"]).verdict.sort_index()
+    original = (
+        read_judgments(store).set_index(["turn", "prompt_key", "model_1", "model_2"]).verdict.sort_index()
+    )
     assert again.to_dict() == original.to_dict()
 
 

@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy import select
 
 from arena.cli import main
+from arena.query.judgments import read_judgments
 from arena.store import Contestant, Generation, Store
 from tests.scripted_server import scripted_server_fixture  # noqa: F401
 from tests.trainer_tiny import tiny_checkpoint
@@ -52,7 +53,7 @@ def test_qlora_and_qalora_int4_models_generate_and_are_judged(
         generations = session.execute(select(Generation.completion_tokens, Generation.text)).all()
     assert quantization == {"qlora-int4": "int4-g32", "qalora-int4": "int4-g32"}
     assert len(generations) == 2 and all(tokens for tokens, _ in generations)
-    frame = store.judgments()
+    frame = read_judgments(store)
     assert len(frame) == 2 and set(frame.status) == {"ok"}  # both slot orders, verdicts parsed
     assert len(scripted_server.requests) == 2
     board = capsys.readouterr().out.split("elo")[-1]  # one win each: the judge always picks slot 2

@@ -12,6 +12,7 @@ import pytest
 
 from arena import ratings
 from arena.cli import main
+from arena.query.judgments import read_judgments
 from arena.store import Store
 from tests.ratings_data import frame, simulated, store_judgments
 
@@ -141,7 +142,7 @@ def test_unparsed_judgments_in_a_real_store_are_counted(store: Store) -> None:
         {"prompt_key": "q1", "model_1": "b", "model_2": "a", "verdict": "2"},
         {"prompt_key": "q2", "model_1": "a", "model_2": "b", "verdict": None},
     ])  # fmt: skip
-    table = ratings.bradley_terry(store.judgments(benchmark="vicuna", judge="gpt-4"), bootstrap=10)
+    table = ratings.bradley_terry(read_judgments(store, benchmark="vicuna", judge="gpt-4"), bootstrap=10)
     header = table.attrs["header"]
     assert (header["used"], header["unparsed_excluded"], header["benchmark"], header["judge"]) == (
         2,
@@ -268,7 +269,7 @@ def test_on_the_qlora_vicuna_release_guanaco_65b_ranks_strictly_above_guanaco_7b
     """The paper's 4,480 GPT-4 verdicts: with prompt-bootstrap intervals, the 65B and 7B models separate
     under both Elo and Bradley-Terry (single Elo orderings alone would not separate them)."""
     store = Store(f"sqlite:///{(qlora_release / 'qlora-release.db').resolve()}")
-    vicuna = store.judgments(benchmark="vicuna", judge="gpt-4", template_id="qlora-vicuna-threeclass")
+    vicuna = read_judgments(store, benchmark="vicuna", judge="gpt-4", template_id="qlora-vicuna-threeclass")
     elo = ratings.elo_ratings(vicuna, orderings=500, bootstrap=30, replicate_orderings=10).set_index("model")
     bt = ratings.bradley_terry(vicuna, bootstrap=300).set_index("model")
     for table in (elo, bt):
@@ -297,7 +298,7 @@ def test_the_demo_reproduces_table_1_of_the_qlora_paper_at_its_k(
     rows = {row["model"]: row for row in json.loads(capsys.readouterr().out)["rows"]}
     assert {m: round(rows[m]["rating"]) for m in table1} == pytest.approx(table1, abs=2)
     at_32 = ratings.elo_ratings(
-        Store(commands[1][-1]).judgments(benchmark="vicuna", template_id="qlora-vicuna-threeclass"),
+        read_judgments(Store(commands[1][-1]), benchmark="vicuna", template_id="qlora-vicuna-threeclass"),
         k=32, orderings=1000, bootstrap=0,
     ).set_index("model")  # fmt: skip
     assert at_32.loc["gpt-4", "rating"] > table1["gpt-4"] + 15

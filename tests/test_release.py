@@ -15,6 +15,8 @@ import pytest
 from sqlalchemy import func, select
 
 from arena.cli import UserError, main
+from arena.query.judgments import read_judgments
+from arena.query.writes import insert_ignore
 from arena.release import (
     CHECKSUMS,
     PSEUDONYM_KEY_ENV,
@@ -25,7 +27,7 @@ from arena.release import (
     pseudonym_key,
     verify_bundle,
 )
-from arena.store import Contestant, Generation, Judgment, Prompt, Run, Secret, Store, insert_ignore
+from arena.store import Contestant, Generation, Judgment, Prompt, Run, Secret, Store
 from tests.handmade import add_judgments, both_orders, tag
 
 GPT4 = "openai:gpt-4-0613"
@@ -295,7 +297,7 @@ def test_qlora_release_round_trips(qlora_store, tmp_path, capsys):
     args = ["--benchmark", "vicuna", "--orderings", "20"]
     assert main(["release", "--db", qlora_store.url, "--out", str(bundle), *args]) == 0
     listed = verify_bundle(bundle)
-    judgments = qlora_store.judgments(benchmark="vicuna")
+    judgments = read_judgments(qlora_store, benchmark="vicuna")
     with qlora_store.session() as session:
         generations = session.scalar(
             select(func.count(Generation.id))
@@ -370,7 +372,7 @@ def test_a_release_carries_no_credential_and_no_machine_path(planted_db, tmp_pat
                 "--judge-model", "gpt-4", "--base-url", base_url, "--costs", str(costs), "--budget-usd", "5"]  # fmt: skip
         assert main(argv) == 0
         assert server.requests[0]["headers"]["authorization"].startswith("Basic ")  # the credentials worked
-    assert len(store.judgments()) == 12
+    assert len(read_judgments(store)) == 12
     bundle = tmp_path / "bundle"
     assert main(["release", "--db", planted_db, "--out", str(bundle), "--orderings", "20"]) == 0
     capsys.readouterr()

@@ -8,17 +8,10 @@ from collections.abc import Iterator
 import pytest
 from sqlalchemy import create_engine, func, inspect, select
 
-from arena.store import (
-    Base,
-    Generation,
-    Judgment,
-    Prompt,
-    Store,
-    get_or_create_contestant,
-    insert_ignore,
-    judgments_frame,
-    sqlite_file,
-)
+from arena.query.contestants import upsert_contestant
+from arena.query.judgments import judgments_frame, read_judgments
+from arena.query.writes import insert_ignore
+from arena.store import Base, Generation, Judgment, Prompt, Store, sqlite_file
 from foundations.errors import StoreNotFound
 from tests.conftest import POSTGRES_URL
 from tests.databases import postgres_schema
@@ -33,7 +26,7 @@ def seed_pair(store: Store) -> tuple[int, int, int]:
         prompt_id = s.scalar(select(Prompt.id))
         gens = []
         for name in ("a", "b"):
-            contestant = get_or_create_contestant(s, name, kind="local")
+            contestant = upsert_contestant(s, name, kind="local")
             insert_ignore(
                 s, Generation, [{"prompt_id": prompt_id, "contestant_id": contestant.id, "text": name}]
             )
@@ -189,7 +182,7 @@ def test_store_of_the_previous_schema_is_upgraded_on_open(previous_store: str, c
         store = Store(previous_store)
     assert f"upgrading the store's schema from revision 0001 to {head()}" in caplog.text
     assert _schema_differences(previous_store) == []  # the upgraded store is today's schema
-    frame = store.judgments()
+    frame = read_judgments(store)
     assert list(zip(frame.model_1, frame.model_2, frame.verdict, strict=True)) == [("a", "b", "1")]
     with store.session() as s:
         run = s.get(Run, 1)

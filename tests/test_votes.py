@@ -10,6 +10,7 @@ from dataclasses import replace
 import pytest
 from sqlalchemy import select
 
+from arena.query.judgments import read_judgments
 from arena.store import Judgment, Store
 from arena.votes import (
     HUMAN_TEMPLATE_HASH,
@@ -158,7 +159,7 @@ def test_one_vote_per_unordered_pair_holds_when_both_orders_race(store: Store) -
         thread.join()
     assert results.count(True) == 1
     assert record_vote(store, swapped, "bob", "2") is True
-    frame = store.judgments(judge="human")
+    frame = read_judgments(store, judge="human")
     assert sorted(frame["judge"]) == ["human:ann", "human:bob"]
 
 

@@ -25,6 +25,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from arena.query.vocabulary import is_human
+
 PROTOCOLS = {
     "majority": "each judge group's majority label per item (same prompt, pair and order; items without a "
     "strict majority left out), then accuracy with/without ties, Cohen's and Fleiss' kappa, system level",
@@ -250,7 +252,7 @@ def mt_bench_agreement(
     sides, left_out = [], {"one_order": 0, "inconsistent": 0}
     for group in (a, b):
         mine = votes[votes["group"].eq(group)]
-        if mine["judge"].astype(str).str.startswith("human:").all():
+        if is_human(mine["judge"]).all():
             sides.append(mine[["turn", *PAIR, "winner"]])
             continue
         combined, counts = combined_orders(mine)

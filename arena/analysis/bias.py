@@ -24,7 +24,8 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from arena.analysis.judgments import SLOT1_SCORE, pair_name
+from arena.analysis.judgments import pair_name
+from arena.query.vocabulary import SLOT1_SCORE
 
 ORDER_CLASSES = ("consistent", "flip", "tie_involved")
 LENGTH_BINS = (-np.inf, -1000, -500, -250, -100, -25, 25, 100, 250, 500, 1000, np.inf)

@@ -1,9 +1,9 @@
-"""Loading the judgments an analysis needs, and naming judges the way a person types them.
+"""Loading the judgments an analysis needs, each group named by the judge selector a person typed.
 
-A judge is named exactly (``openai:gpt-4-0613``, ``human:alice``), by its model name without the
-provider (``gpt-4-0613``), by that name's family (``gpt-4`` for ``gpt-4-0613``, but not
-``gpt-4o``), or as ``human`` for every annotator at once. An unknown or ambiguous name is a
-:class:`~arena.cli.UserError` that lists the judges the store has.
+Judges are selected as everywhere else (:mod:`arena.query.judges`): an exact name, the one
+model judge of a family (``gpt-4`` for ``openai:gpt-4-0613``), ``family:NAME``, a prefix ending
+in ``:``, or ``human`` for every annotator. An unknown or ambiguous selector is a
+:class:`~foundations.errors.UserError` that lists the judges the store has.
 """
 
 from __future__ import annotations
@@ -12,45 +12,11 @@ from collections.abc import Sequence
 
 import pandas as pd
 
+from arena.query.judges import resolve_judge
+from arena.query.judgments import read_judgments
+from arena.query.vocabulary import VERDICTS
 from arena.store import Store
 from foundations.errors import UserError
-
-PAIRWISE = ("1", "2", "tie", "both_bad")
-HUMAN = "human"
-HUMAN_PREFIX = "human:"
-SLOT1_SCORE = {"1": 1.0, "2": 0.0, "tie": 0.5, "both_bad": 0.5}
-"""Slot 1's score for each verdict, as arena.ratings counts it."""
-
-
-def is_human(judges: pd.Series) -> pd.Series:
-    return judges.astype(str).str.startswith(HUMAN_PREFIX)
-
-
-def resolve_judge(available: Sequence[str], spec: str) -> list[str]:
-    """The store's judge names that `spec` stands for (several only for ``human``)."""
-    names = sorted(set(available))
-    if spec in (HUMAN, HUMAN_PREFIX):
-        found = [n for n in names if n.startswith(HUMAN_PREFIX)]
-    elif spec in names:
-        found = [spec]
-    else:
-        bare = {n: n.split(":", 1)[-1] for n in names if not n.startswith(HUMAN_PREFIX)}
-        found = [n for n, b in bare.items() if b == spec] or [
-            n for n, b in bare.items() if b.startswith(spec + "-")
-        ]
-    if not found:
-        raise UserError(f"unknown judge {spec!r}: the judgments here are by {_listing(names)}")
-    if len({n for n in found if not n.startswith(HUMAN_PREFIX)}) > 1:
-        raise UserError(f"judge {spec!r} is ambiguous: it matches {', '.join(found)}; give the full name")
-    return found
-
-
-def _listing(names: Sequence[str]) -> str:
-    humans = [n for n in names if n.startswith(HUMAN_PREFIX)]
-    shown = [n for n in names if not n.startswith(HUMAN_PREFIX)]
-    if humans:
-        shown.append(f"human ({len(humans)} annotators)")
-    return ", ".join(shown) if shown else "nobody"
 
 
 def load_judgments(
@@ -59,7 +25,7 @@ def load_judgments(
     """Pairwise judgments with status ok, with a `group` column naming the judge spec each row
     came from (the judge's own name when no judges are asked for). Raises UserError when there is
     nothing to analyse, saying what to do. `template` keeps one judge template id."""
-    frame = store.judgments(benchmark=benchmark, template_id=template)
+    frame = read_judgments(store, benchmark=benchmark, template_id=template)
     where = (f" for benchmark {benchmark!r}" if benchmark else "") + (
         f" with template {template!r}" if template else ""
     )
@@ -76,7 +42,7 @@ def load_judgments(
         frame = pd.concat(parts, ignore_index=True)
     else:
         frame = frame.assign(group=frame["judge"])
-    pairwise = frame[frame["status"].eq("ok") & frame["verdict"].isin(PAIRWISE)].reset_index(drop=True)
+    pairwise = frame[frame["status"].eq("ok") & frame["verdict"].isin(VERDICTS)].reset_index(drop=True)
     if pairwise.empty:
         raise UserError(
             f"no pairwise verdicts{where} by {', '.join(judges) or 'any judge'}: only scores or unparsed"

@@ -11,21 +11,16 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 import pandas as pd
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from arena.store import Judgment, Tag, judgments_frame
+from arena.query.judgments import judgments_frame, raw_outputs
+from arena.query.tags import tags_frame
 from foundations.errors import UserError
 
 
 def with_reasons(session: Session, frame: pd.DataFrame) -> pd.DataFrame:
     """The frame with each judgment's raw judge output as `reason`."""
-    raw = dict(
-        session.execute(
-            select(Judgment.id, Judgment.raw).where(Judgment.id.in_(frame["judgment_id"].tolist()))
-        ).all()
-    )
-    return frame.assign(reason=frame["judgment_id"].map(raw))
+    return frame.assign(reason=frame["judgment_id"].map(raw_outputs(session, frame["judgment_id"].tolist())))
 
 
 def ratings_of(frame: pd.DataFrame) -> dict[str, float]:
@@ -100,10 +95,7 @@ def _models_on(frame: pd.DataFrame, row: pd.Series) -> int:
 
 def tagged(session: Session, benchmark: str | None = None, model: str | None = None) -> pd.DataFrame:
     """Judgments people tagged, with the tag, annotator, note and the judge's reason."""
-    tags = pd.DataFrame(
-        session.execute(select(Tag.judgment_id, Tag.tag, Tag.annotator, Tag.note)).all(),
-        columns=["judgment_id", "tag", "annotator", "note"],
-    )
+    tags = tags_frame(session)
     frame = judgments_frame(session, benchmark=benchmark)
     if model:
         frame = frame[frame["model_1"].eq(model) | frame["model_2"].eq(model)]

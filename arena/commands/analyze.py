@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from arena.query.judges import SELECTOR_HELP
 from foundations.errors import UserError
 
 
@@ -31,7 +32,7 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
     shared.add_argument("--seed", type=int, default=0, help="random seed of the bootstrap")
 
     bias = kinds.add_parser("bias", parents=[common, shared], help="position bias: first/second wins, flips")
-    bias.add_argument("--judge", help="judges, comma-separated (`human` = every annotator); default all")
+    bias.add_argument("--judge", help=f"judges, comma-separated, each {SELECTOR_HELP}; default all")
     bias.add_argument("--method", default="bt", help="rating method for the leaderboard effect (default bt)")
     bias.set_defaults(func=run_bias)
 
@@ -39,14 +40,16 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
         "length", parents=[common, shared],
         help="length bias: win rate by length gap, within model pairs, and with model strength controlled",
     )  # fmt: skip
-    length.add_argument("--judge", help="judges, comma-separated (`human` = every annotator); default all")
+    length.add_argument("--judge", help=f"judges, comma-separated, each {SELECTOR_HELP}; default all")
     length.add_argument(
         "--per-chars", type=float, default=1000.0, help="slope unit in characters (default 1000)"
     )
     length.set_defaults(func=run_length)
 
     agree = kinds.add_parser("agreement", parents=[common, shared], help="agreement between two judges")
-    agree.add_argument("--judges", required=True, help="two judges, comma-separated, e.g. gpt-4,human")
+    agree.add_argument(
+        "--judges", required=True, help=f"two judges, comma-separated, e.g. gpt-4,human; each {SELECTOR_HELP}"
+    )
     agree.add_argument(
         "--protocol", choices=("majority", "mt-bench"), default="majority",
         help="majority: each group's majority label per item, same order (default); mt-bench: MT-bench's "
@@ -58,7 +61,7 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
         "lemons", parents=[common, shared], help="a model's worst losses, failed prompts, tags"
     )
     lemons.add_argument("--model", required=True, help="the model whose losses to list")
-    lemons.add_argument("--judge", help="judges, comma-separated; default all")
+    lemons.add_argument("--judge", help=f"judges, comma-separated, each {SELECTOR_HELP}; default all")
     lemons.add_argument("--top", type=int, default=20, help="how many losses to list (default 20)")
     lemons.add_argument("--reference", help="contestant every model is measured against for failed prompts")
     lemons.set_defaults(func=run_lemons)
@@ -109,12 +112,12 @@ def run_length(args: argparse.Namespace) -> int:
     from arena.analysis import bias
     from arena.analysis.judgments import load_judgments
     from arena.analysis.report import plot_length
-    from arena.store import generations_frame
+    from arena.query.generations import answer_texts
 
     store = _store(args)
     frame = load_judgments(store, args.benchmark, _judges(args.judge), args.template)
     with store.session() as session:
-        texts = generations_frame(session, args.benchmark, answerable=True).set_index("generation_id")["text"]
+        texts = answer_texts(session, args.benchmark)
     frame = bias.with_lengths(frame, texts)
     table = bias.length_bias(frame)
     tables = {

@@ -8,6 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from arena import leaderboard, ratings
+from arena.query.judges import SELECTOR_HELP
+from arena.query.judgments import read_judgments
 from arena.store import Store
 from foundations.errors import UserError
 
@@ -21,9 +23,7 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
     )
     pick = parser.add_argument_group("which judgments")
     pick.add_argument("--benchmark", help="benchmark name (vicuna, oa, mt-bench, ...); default: all")
-    pick.add_argument(
-        "--judge", help="judge name (gpt-4), a prefix ending in ':', or 'human' for all annotators"
-    )
+    pick.add_argument("--judge", help=f"{SELECTOR_HELP}; default: all")
     pick.add_argument("--template", help="judge template id; default: all")
     pick.add_argument("--models", help="comma-separated models; default: all")
     pick.add_argument("--turn", type=int, choices=(1, 2), help="conversation turn (MT-bench); default: all")
@@ -84,9 +84,10 @@ def method_params(args: argparse.Namespace) -> dict[str, Any]:
 
 def run(args: argparse.Namespace) -> int:
     models = [m.strip() for m in args.models.split(",") if m.strip()] if args.models else None
-    frame = Store(args.db, create=False).judgments(
-        benchmark=args.benchmark, judge=args.judge, models=models, template_id=args.template, turn=args.turn
-    )
+    frame = read_judgments(
+        Store(args.db, create=False), benchmark=args.benchmark, judge=args.judge, models=models,
+        template_id=args.template, turn=args.turn,
+    )  # fmt: skip
     if frame.empty:
         raise UserError(
             f"no judgments in {args.db} for {_selection(args, models)}: import some first "
@@ -115,14 +116,14 @@ def run(args: argparse.Namespace) -> int:
 def _styled(args: argparse.Namespace, frame: Any) -> Any:
     """Bradley-Terry with style control, on the texts of the judged answers."""
     from arena import style
-    from arena.store import generations_frame
+    from arena.query.generations import answer_texts
 
     if args.method != "bt":
         raise UserError(
             f"--control works with --method bt (Chatbot Arena's contextual Bradley-Terry), not {args.method}"
         )
     with Store(args.db, create=False).session() as session:
-        texts = generations_frame(session, args.benchmark, answerable=True).set_index("generation_id")["text"]
+        texts = answer_texts(session, args.benchmark)
     known = frame["generation_1"].isin(texts.index) & frame["generation_2"].isin(texts.index)
     if not known.all():  # a placeholder's style is unknown, not that of an empty answer
         print(f"style control leaves out {int((~known).sum())} judgments of answers whose text was never "

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from arena.query.judges import SELECTOR_HELP
 from foundations.errors import UserError
 
 
@@ -27,7 +28,7 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
     export.add_argument("out", type=Path, metavar="DIR", help="folder for the JSONL files")
     for sub in (show, export):
         sub.add_argument("--benchmark", default="mt-bench", help="benchmark name (default: mt-bench)")
-        sub.add_argument("--judge", help="judge name (default: every model judge)")
+        sub.add_argument("--judge", help=f"{SELECTOR_HELP} (default: every model judge)")
     show.add_argument("--baseline", help="pairwise-baseline mode: only games against this model")
     show.set_defaults(func=run_show)
     export.set_defaults(func=run_export)

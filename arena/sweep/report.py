@@ -8,6 +8,7 @@ from typing import Any
 
 import pandas as pd
 
+from arena.query.judgments import read_judgments
 from arena.store import Store
 from arena.sweep.config import SweepConfig
 
@@ -24,7 +25,7 @@ def results_table(
     from arena.ratings import rate
 
     names = [r["name"] for r in records]
-    frame = store.judgments(benchmark=cfg.name, judge=cfg.judge, models=names)
+    frame = read_judgments(store, benchmark=cfg.name, judge=cfg.judge, models=names)
     if template_hash is not None:
         frame = frame[frame.template_hash == template_hash].reset_index(drop=True)
     header: dict[str, Any] = {"benchmark": cfg.name, "judge": cfg.judge, "method": "bt",
