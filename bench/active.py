@@ -37,7 +37,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from arena.active import ActiveScheduler, Design, win_matrix  # noqa: E402
-from arena.import_qlora import contestant_name  # noqa: E402
+from arena.qlora_release import contestant_name  # noqa: E402
 from arena.ratings import fit_bradley_terry  # noqa: E402
 from foundations.sources import find_mirror  # noqa: E402
 
