@@ -275,6 +275,16 @@ def test_bad_input_is_a_clear_error(db_url, tmp_path, capsys):
     assert (tmp_path / "notes.txt").read_text() == "mine"
 
 
+def test_release_config_is_built_from_the_flags_and_refuses_an_unknown_format():
+    assert ReleaseConfig.from_flags("vicuna", " parquet, jsonl ,", True, 50) == ReleaseConfig(
+        benchmark="vicuna", formats=("parquet", "jsonl"), pseudonymise=False, leaderboard_orderings=50
+    )
+    assert ReleaseConfig.from_flags(None, "jsonl,parquet", False, 200) == ReleaseConfig()
+    for formats in ((), ("jsonl", "csv")):
+        with pytest.raises(UserError, match="--format: unknown"):
+            ReleaseConfig(formats=formats)
+
+
 @pytest.fixture(scope="module")
 def qlora_store(shared_data, tmp_path_factory) -> Store:
     """The QLoRA evaluation release imported once (about 40k judgments; a few seconds)."""
