@@ -29,10 +29,12 @@ demo: setup
 # PostgreSQL is part of the suite: if it cannot start, the script says why and the run stops here.
 test: setup
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports
 	url=$$(bash scripts/postgres-test-db.sh) && GUANACO_TEST_POSTGRES_URL=$$url $(BIN)/python -m pytest
 
+# lint-imports checks the layers of docs/architecture.md (contracts in pyproject.toml)
 lint: setup
-	$(BIN)/ruff check . && $(BIN)/ruff format --check .
+	$(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/lint-imports
 
 bench: setup
 	$(BIN)/python bench/ratings.py
@@ -45,4 +47,4 @@ gpu-wheels: setup
 	bash scripts/gpu-wheels.sh
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .ruff_cache .import_linter_cache .grimp_cache

@@ -42,6 +42,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Train Guanaco-style chatbots, generate answers, judge tournaments, rate, release.",
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    # a command that runs other commands (the demo) is handed the CLI, so it never imports this module
+    parser.set_defaults(guanaco=main)
     common = common_options()
     for info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name):
         importlib.import_module(f"arena.commands.{info.name}").register(subparsers, common)

@@ -138,7 +138,7 @@ def demo_judge(cfg: DemoConfig) -> Iterator[tuple[str | None, str, str]]:
     if os.environ.get("OPENAI_API_KEY"):
         yield None, "gpt-4", "gpt-4"
         return
-    from arena.models import ensure_smollm2
+    from foundations.smollm2 import ensure_smollm2
     from judges.serve import serve_local, served_name
 
     print(f"note: {LOCAL_JUDGE_WARNING}", flush=True)
@@ -147,11 +147,10 @@ def demo_judge(cfg: DemoConfig) -> Iterator[tuple[str | None, str, str]]:
         yield base_url, served_name(path), LOCAL_JUDGE
 
 
-def run_demo(cfg: DemoConfig, guanaco: Callable[[Command], int] | None = None) -> list[tuple[str, float]]:
-    """Run every stage in order, printing each command; stop at the first one that fails."""
-    from arena.cli import main
-
-    guanaco = guanaco or main
+def run_demo(cfg: DemoConfig, guanaco: Callable[[Command], int]) -> list[tuple[str, float]]:
+    """Run every stage in order through `guanaco` (the CLI's `main`, handed down by the `demo`
+    command, so the demo never imports the CLI above it), printing each command; stop at the first
+    one that fails."""
     cfg.workdir.mkdir(parents=True, exist_ok=True)
     mirror = find_mirror(cfg.mirror)
     cfg.mirror = mirror if mirror and (mirror / "qlora-eval").is_dir() else None

@@ -34,15 +34,13 @@ def check_complete(report: pd.DataFrame) -> None:
 
 def load_prompts(store: Store, benchmark: str, source: Path | None) -> None:
     """Load the benchmark into the store when a file is given or it is a known benchmark not yet there."""
-    from sqlalchemy import select
-
     from arena import benchmarks
-    from arena.store import Prompt
+    from arena.query.prompts import has_prompts
     from foundations.sources import BenchmarkFileError
 
     with store.session() as session:
-        present = session.scalars(select(Prompt.id).where(Prompt.benchmark == benchmark).limit(1)).first()
-    if present is not None and source is None:
+        present = has_prompts(session, benchmark)
+    if present and source is None:
         return
     if source is not None and not source.is_file():
         raise UserError(f"prompt file {source} not found")

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from arena.store import Store, finish_run, start_run
+from arena.query.runs import finish_run, start_run
+from arena.store import Store
 from trainer.config import TrainConfig
 
 

@@ -36,7 +36,7 @@ from scipy.special import expit
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from arena.import_qlora import contestant_name  # noqa: E402
+from arena.qlora_release import contestant_name  # noqa: E402
 from arena.ratings import fit_bradley_terry  # noqa: E402
 from arena.tournament.active import ActiveScheduler, Design, win_matrix  # noqa: E402
 from foundations.sources import find_mirror  # noqa: E402

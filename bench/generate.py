@@ -21,7 +21,8 @@ from common import machine_note, spread, timed, write_page
 from arena.backends import GenerateParams, Request
 from arena.backends.transformers_backend import TransformersBackend
 from arena.benchmarks import load_benchmark
-from arena.models import ModelSpec, ensure_smollm2
+from arena.models import ModelSpec
+from foundations.smollm2 import ensure_smollm2
 
 PROJECT = Path(__file__).resolve().parents[1]
 QUESTIONS = PROJECT.parent / "shared" / "data" / "qlora-eval" / "prompts" / "vicuna_questions.jsonl"

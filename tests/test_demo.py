@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
+from arena.cli import main
 from arena.demo import CONTESTANTS, DemoConfig, run_demo
 from arena.store import Contestant, Generation, Judgment, Store
 from tests.scripted_server import scripted_server_fixture  # noqa: F401
@@ -36,7 +37,7 @@ def test_demo_pipeline_end_to_end_and_rerun_reuses(
     cfg = DemoConfig(workdir=tmp_path / "demo", prompts=1, train_steps=1, max_seq_len=64, max_new_tokens=8,
                      orderings=50, app=False)  # fmt: skip
 
-    timings = run_demo(cfg)
+    timings = run_demo(cfg, main)
 
     assert [name for name, _ in timings][0].startswith("contestants")  # no mirror: no paper stage
     adapter = cfg.workdir / "runs" / "smollm2-guanaco" / "adapter_config.json"
@@ -52,7 +53,7 @@ def test_demo_pipeline_end_to_end_and_rerun_reuses(
     requests = len(scripted_server.requests)
 
     run_demo(DemoConfig(workdir=cfg.workdir, prompts=1, train_steps=1, max_seq_len=64, max_new_tokens=8,
-                        orderings=50, app=False))  # fmt: skip
+                        orderings=50, app=False), main)  # fmt: skip
 
     assert counts(db) == {"contestants": 3, "generations": 3, "judgments": 6}
     assert len(scripted_server.requests) == requests  # nothing judged twice

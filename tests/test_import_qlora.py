@@ -11,7 +11,8 @@ import shortuuid
 from sqlalchemy import func, select
 
 from arena.cli import main
-from arena.import_qlora import contestant_name, derived_answer_id, import_qlora_release, judged_text
+from arena.import_qlora import import_qlora_release
+from arena.qlora_release import contestant_name, derived_answer_id, judged_text
 from arena.query.judgments import judgments_frame
 from arena.store import Contestant, Generation, Judgment, Prompt, Store
 from foundations.sources import BenchmarkFileError

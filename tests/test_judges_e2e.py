@@ -6,9 +6,9 @@ import pytest
 from sqlalchemy import select
 
 from arena.cli import main
-from arena.models import ensure_smollm2
 from arena.query.judgments import read_judgments
 from arena.store import Judgment, Store
+from foundations.smollm2 import ensure_smollm2
 from judges.serve import serve_local, served_name
 from tests.judge_helpers import fill_store
 

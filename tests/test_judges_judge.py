@@ -141,7 +141,7 @@ def test_prompt_tokens_are_never_underestimated(text: str) -> None:
     byte-level BPE tokenizer makes (the old characters/4 estimate undercounted every one of these)."""
     from tokenizers import Tokenizer
 
-    from arena.models import ensure_smollm2
+    from foundations.smollm2 import ensure_smollm2
     from judges.tokens import PER_MESSAGE, REPLY_PRIMING, prompt_tokens
 
     tokenizer = Tokenizer.from_file(str(ensure_smollm2() / "tokenizer.json"))

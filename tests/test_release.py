@@ -17,16 +17,11 @@ from sqlalchemy import func, select
 from arena.cli import UserError, main
 from arena.query.judgments import read_judgments
 from arena.query.writes import insert_ignore
-from arena.release import (
-    CHECKSUMS,
-    PSEUDONYM_KEY_ENV,
-    ExportOptions,
-    Pseudonyms,
-    export_bundle,
-    import_bundle,
-    pseudonym_key,
-    verify_bundle,
-)
+from arena.release.config import ReleaseConfig
+from arena.release.export import export_bundle
+from arena.release.load import import_bundle, verify_bundle
+from arena.release.pseudonyms import PSEUDONYM_KEY_ENV, Pseudonyms, pseudonym_key
+from arena.release.schema import CHECKSUMS
 from arena.store import Contestant, Generation, Judgment, Prompt, Run, Secret, Store
 from tests.handmade import add_judgments, both_orders, tag
 
@@ -37,7 +32,7 @@ SECRETS = (
     "hf_plantedTOKEN0123456789abcdefgh",
     "eyJplanted.jwt",
 )
-FAST = ExportOptions(leaderboard_orderings=20)
+FAST = ReleaseConfig(leaderboard_orderings=20)
 
 
 def _arena(store: Store) -> None:
@@ -77,7 +72,7 @@ def _all_text(directory: Path) -> str:
 def test_export_is_byte_identical_and_round_trips(store, tmp_path):
     _arena(store)
     first = export_bundle(store, tmp_path / "one", FAST)
-    export_bundle(store, tmp_path / "two", ExportOptions(formats=("parquet",), leaderboard_orderings=20))
+    export_bundle(store, tmp_path / "two", ReleaseConfig(formats=("parquet",), leaderboard_orderings=20))
     export_bundle(store, tmp_path / "two", FAST)  # over an earlier bundle: nothing stale is left
     assert _files(tmp_path / "one") == _files(tmp_path / "two")
     assert {"judgments.parquet", "tags.jsonl", "battles.json", "README.md", CHECKSUMS} <= set(first)
@@ -90,7 +85,7 @@ def test_export_is_byte_identical_and_round_trips(store, tmp_path):
     assert _files(tmp_path / "again") == _files(tmp_path / "one")
     assert set(import_bundle(copy, tmp_path / "one").values()) == {0}  # a second import adds nothing
 
-    parquet_only = ExportOptions(formats=("parquet",), leaderboard_orderings=20)
+    parquet_only = ReleaseConfig(formats=("parquet",), leaderboard_orderings=20)
     export_bundle(store, tmp_path / "parquet", parquet_only)
     from_parquet = Store(f"sqlite:///{tmp_path / 'from-parquet.db'}")
     assert import_bundle(from_parquet, tmp_path / "parquet") == counts
@@ -196,7 +191,7 @@ def test_card_checksums_and_tampering(store, tmp_path):
 
 def test_fastchat_battles_and_parquet_agree_with_jsonl(store, tmp_path):
     _arena(store)
-    export_bundle(store, tmp_path / "bundle", ExportOptions(pseudonymise=False, leaderboard_orderings=20))
+    export_bundle(store, tmp_path / "bundle", ReleaseConfig(pseudonymise=False, leaderboard_orderings=20))
     battles = json.loads((tmp_path / "bundle" / "battles.json").read_text())
     assert len(battles) == 6
     assert {"model_a", "model_b", "winner", "judge", "question_id", "turn", "anony", "tstamp"} <= set(
@@ -257,9 +252,9 @@ def test_ids_come_from_content_not_row_numbers(tmp_path):
     add_judgments(two, [("9", "z", "y", GPT4, "1")], benchmark="oa")  # shifts every row id in `two`
     for store in (one, two):
         add_judgments(store, both_orders("1", "a", "b", GPT4, "1", "2"))
-    options = ExportOptions(benchmark="vicuna", leaderboard_orderings=20)
-    export_bundle(one, tmp_path / "one", options)
-    export_bundle(two, tmp_path / "two", options)
+    config = ReleaseConfig(benchmark="vicuna", leaderboard_orderings=20)
+    export_bundle(one, tmp_path / "one", config)
+    export_bundle(two, tmp_path / "two", config)
     assert _files(tmp_path / "one") == _files(tmp_path / "two")
     with two.session() as session:
         assert session.scalar(select(Prompt.id).where(Prompt.benchmark == "vicuna")) != 1
@@ -280,6 +275,16 @@ def test_bad_input_is_a_clear_error(db_url, tmp_path, capsys):
     assert main(["release", "--db", db_url, "--out", str(tmp_path)]) == 2
     assert "not empty and holds no release bundle" in capsys.readouterr().err
     assert (tmp_path / "notes.txt").read_text() == "mine"
+
+
+def test_release_config_is_built_from_the_flags_and_refuses_an_unknown_format():
+    assert ReleaseConfig.from_flags("vicuna", " parquet, jsonl ,", True, 50) == ReleaseConfig(
+        benchmark="vicuna", formats=("parquet", "jsonl"), pseudonymise=False, leaderboard_orderings=50
+    )
+    assert ReleaseConfig.from_flags(None, "jsonl,parquet", False, 200) == ReleaseConfig()
+    for formats in ((), ("jsonl", "csv")):
+        with pytest.raises(UserError, match="--format: unknown"):
+            ReleaseConfig(formats=formats)
 
 
 @pytest.fixture(scope="module")

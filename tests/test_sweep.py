@@ -120,7 +120,8 @@ def test_cpu_sweep_trains_judges_rates_resumes_and_releases(
     assert list(again.table["rating"]) == list(table["rating"])
 
     # people: the same answers queued for the arena, a vote rates them
-    from arena.release import export_bundle, read_table
+    from arena.release.export import export_bundle
+    from arena.release.load import read_table
     from arena.votes import next_battle, record_vote
 
     human = sweep_config(tiny, out, None, human=True, judge_name=None, template=None)

@@ -28,7 +28,7 @@ NESTED_BLOCKSIZE = 256
 def resolve_base(base: str) -> str:
     """`smollm2` is the embedded model (converted once into the cache); anything else is as given."""
     if base == "smollm2":
-        from arena.models import ensure_smollm2
+        from foundations.smollm2 import ensure_smollm2
 
         return str(ensure_smollm2())
     return base

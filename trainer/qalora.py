@@ -33,7 +33,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from trainer.config import DEFAULT_GROUP_SIZE, TrainConfig
-from trainer.train import TrainError
+from trainer.errors import TrainError
 
 log = logging.getLogger(__name__)
 

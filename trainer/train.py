@@ -25,21 +25,18 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from foundations.errors import UserError, loading_model
+from foundations.errors import loading_model
 from trainer import model as qmodel
 from trainer.batches import collate, epoch_batches, target_count
 from trainer.card import write_card
 from trainer.config import TrainConfig
 from trainer.data import IGNORE, DataReport, Encoder, Example, load_splits, train_on_for
+from trainer.errors import TrainError
 
 log = logging.getLogger(__name__)
 
 STATE_FILE = "trainer_state.pt"
 METRICS_FILE = "metrics.json"
-
-
-class TrainError(UserError, RuntimeError):
-    """A run that cannot start or continue; the message says what to do."""
 
 
 @dataclass

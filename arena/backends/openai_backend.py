@@ -12,7 +12,7 @@ import json
 import os
 from typing import Any
 
-from arena.backends import GenerateParams, Request, Result
+from arena.backends.base import GenerateParams, Request, Result
 from arena.prompting import cut_at_turn_end
 from arena.store import Contestant
 from judges.client import ChatClient, ChatError, ClientConfig

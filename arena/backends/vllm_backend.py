@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from arena.backends import GenerateParams, Request, Result
+from arena.backends.base import GenerateParams, Request, Result
 from arena.models import ModelSpec, is_low_bit
 from arena.prompting import cut_at_turn_end, render, resolve_format
 from foundations.errors import UserError

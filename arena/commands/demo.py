@@ -32,5 +32,5 @@ def run(args: argparse.Namespace) -> int:
     cfg = DemoConfig(workdir=args.workdir, prompts=args.prompts, train_steps=args.train_steps,
                      max_new_tokens=args.max_new_tokens, mirror=args.mirror, port=args.port,
                      app=not args.no_app)  # fmt: skip
-    run_demo(cfg)
+    run_demo(cfg, args.guanaco)
     return 0

@@ -32,19 +32,18 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
 
 
 def run_release(args: argparse.Namespace) -> int:
-    from arena.release import ExportOptions, export_bundle
+    from arena.release.config import ReleaseConfig
+    from arena.release.export import export_bundle
     from arena.store import Store
 
-    formats = tuple(f.strip() for f in args.format.split(",") if f.strip())
-    options = ExportOptions(benchmark=args.benchmark, formats=formats, pseudonymise=not args.real_names,
-                            leaderboard_orderings=args.orderings)  # fmt: skip
-    files = export_bundle(Store(args.db, create=False), args.out, options, progress=True)
+    config = ReleaseConfig.from_flags(args.benchmark, args.format, args.real_names, args.orderings)
+    files = export_bundle(Store(args.db, create=False), args.out, config, progress=True)
     print(f"wrote {len(files)} files to {args.out} (data card: {args.out / 'README.md'})")
     return 0
 
 
 def run_load(args: argparse.Namespace) -> int:
-    from arena.release import import_bundle
+    from arena.release.load import import_bundle
     from arena.store import Store
 
     counts = import_bundle(Store(args.db), args.bundle)

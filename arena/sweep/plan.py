@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, select
-
-from arena.store import Contestant, Generation, Prompt, Store
+from arena.query.generations import count_generations
+from arena.query.judgments import read_judgments
+from arena.store import Store
 from arena.sweep.config import Point, SweepConfig, points
 from arena.sweep.judging import EMBEDDED_JUDGE, judge_config
 from arena.sweep.prompts import data_label, held_out_prompts
@@ -61,12 +61,7 @@ def plan(store: Store, cfg: SweepConfig, grid: list[Point], rows: list[dict[str,
 
     names = [p.name for p in grid]
     with store.session() as session:
-        generated = session.scalar(
-            select(func.count(Generation.id))
-            .join(Contestant, Contestant.id == Generation.contestant_id)
-            .join(Prompt, Prompt.id == Generation.prompt_id)
-            .where(Contestant.name.in_(names), Prompt.benchmark == cfg.name)
-        )
+        generated = count_generations(session, cfg.name, names)
     pairs = len(names) * (len(names) - 1) // 2
     judgments = pairs * len(rows) * 2
     judged = 0
@@ -75,7 +70,7 @@ def plan(store: Store, cfg: SweepConfig, grid: list[Point], rows: list[dict[str,
     model = EMBEDDED_JUDGE if cfg.local_judge else cfg.judge_model
     if not cfg.human:
         jcfg = judge_config(cfg, base_url, model)
-        frame = store.judgments(benchmark=cfg.name, judge=jcfg.name, models=names)
+        frame = read_judgments(store, benchmark=cfg.name, judge_names=[jcfg.name], models=names)
         judged = int(((frame.template_hash == jcfg.template.hash) & (frame.status != "error")).sum())
         judge = Judge(jcfg, client=None)
         answer = "word " * cfg.max_new_tokens

@@ -7,9 +7,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
-
-from arena.store import Prompt, Store
+from arena.query.prompts import prompt_ids
+from arena.store import Store
 from arena.sweep.config import Point, SweepConfig
 from foundations.errors import UserError
 
@@ -52,7 +51,7 @@ def store_prompts(store: Store, rows: list[dict[str, Any]], benchmark: str) -> N
     from arena.benchmarks import insert_prompts
 
     with store.session() as session:
-        present = set(session.scalars(select(Prompt.key).where(Prompt.benchmark == benchmark)))
+        present = set(prompt_ids(session, benchmark))
         other = present - {r["key"] for r in rows}
         if other:
             raise UserError(

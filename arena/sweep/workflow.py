@@ -9,7 +9,8 @@ from typing import Any
 
 import pandas as pd
 
-from arena.store import Store, finish_run, start_run
+from arena.query.runs import finish_run, start_run
+from arena.store import Store
 from arena.sweep.config import SweepConfig, points
 from arena.sweep.contestants import register
 from arena.sweep.judging import judge_all, judge_template

@@ -11,9 +11,10 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 
-from sqlalchemy import func, select, update
-
-from arena.store import Judgment, Run, Store, insert_ignore
+from arena.query.judgments import judgment_by_key
+from arena.query.runs import charge_run, tournament_spent
+from arena.query.writes import insert_ignore
+from arena.store import Judgment, Store
 from arena.tournament.plan import Match
 from judges.judge import Judge, Outcome
 
@@ -27,8 +28,7 @@ def tournament_key(benchmark: str, judge: str, template_hash: str, models: Seque
 def tournament_spend(store: Store, tournament: str) -> float:
     """What every run of the tournament has spent so far, in USD."""
     with store.session() as session:
-        spent = session.scalar(select(func.sum(Run.spent_usd)).where(Run.tournament == tournament))
-    return float(spent or 0.0)
+        return tournament_spent(session, tournament)
 
 
 def save(
@@ -58,17 +58,12 @@ def save(
     }
     with store.session() as session:
         if run_id is not None and charge:
-            session.execute(update(Run).where(Run.id == run_id).values(spent_usd=Run.spent_usd + charge))
+            charge_run(session, run_id, charge)
         if insert_ignore(session, Judgment, [row]):
             return True
-        old = session.scalars(
-            select(Judgment).where(
-                Judgment.judge == row["judge"],
-                Judgment.template_hash == row["template_hash"],
-                Judgment.generation1_id == row["generation1_id"],
-                Judgment.generation2_id == row["generation2_id"],
-            )
-        ).one()
+        old = judgment_by_key(
+            session, row["judge"], row["template_hash"], match.generation1_id, match.generation2_id
+        )
         if old.status != "error" or outcome.status == "error":
             return False
         for name, value in row.items():

@@ -15,9 +15,10 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import select
-
-from arena.store import Contestant, Generation, Judgment, Prompt, Store, answerable_generations
+from arena.query.contestants import contestants_named
+from arena.query.generations import judgeable_answers
+from arena.query.judgments import judged_keys
+from arena.store import Prompt, Store
 from judges.judge import Case
 from judges.templates import Template, Turn
 
@@ -60,17 +61,11 @@ def load_entries(
     turn = template.turn if template else 1
     form = template.settings.question_form if template else "bare"
     with store.session() as session:
-        known = set(session.scalars(select(Contestant.name).where(Contestant.name.in_(models))))
+        known = contestants_named(session, models)
         unknown = [m for m in models if m not in known]
         if unknown:
             raise ValueError(f"unknown contestant(s): {', '.join(unknown)}; see `guanaco models list`")
-        rows = session.execute(
-            select(Prompt, Generation.id, Generation.text, Generation.turn_texts, Contestant.name)
-            .join(Generation, Generation.prompt_id == Prompt.id)
-            .join(Contestant, Contestant.id == Generation.contestant_id)
-            .where(Prompt.benchmark == benchmark, Contestant.name.in_(models), answerable_generations())
-            .order_by(Prompt.id)
-        ).all()
+        rows = judgeable_answers(session, benchmark, models)
     entries: dict[int, dict[str, Any]] = {}
     for prompt, gen_id, text, turn_texts, model in rows:
         texts = turn_texts or [text]
@@ -150,12 +145,7 @@ def _match(entry: dict[str, Any], prompt_id: int, first: str, second: str) -> Ma
 def done_keys(store: Store, judge: str, template_hash: str) -> set[tuple[int, int]]:
     """(generation 1, generation 2) already judged; `error` ones are not done and are asked again."""
     with store.session() as session:
-        rows = session.execute(
-            select(Judgment.generation1_id, Judgment.generation2_id).where(
-                Judgment.judge == judge, Judgment.template_hash == template_hash, Judgment.status != "error"
-            )
-        )
-        return {(g1, g2) for g1, g2 in rows}
+        return judged_keys(session, judge, template_hash)
 
 
 def missing(matches: Iterable[Match], done: set[tuple[int, int]]) -> list[Match]:

@@ -15,7 +15,8 @@ from collections.abc import Callable
 from dataclasses import asdict
 from typing import Any
 
-from arena.store import Store, finish_run, start_run
+from arena.query.runs import finish_run, start_run
+from arena.store import Store
 from arena.tournament.config import TournamentConfig
 from arena.tournament.plan import Match
 from arena.tournament.runner import Limits, Tally, judge_with_client

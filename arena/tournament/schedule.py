@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from arena.ratings import SCORE_BY_VERDICT
+from arena.query.judgments import read_judgments
+from arena.query.vocabulary import SLOT1_SCORE
 from arena.store import Store
 from arena.tournament.plan import Match
 from arena.tournament.runner import once
@@ -14,14 +15,14 @@ from judges.judge import JudgeConfig, Outcome
 
 def slot1_score(status: str, verdict: str | None) -> float | None:
     """Slot 1's score of a judgment (1 win, 0 loss, 0.5 tie or both bad); None if not rated."""
-    return SCORE_BY_VERDICT.get(verdict) if status == "ok" else None
+    return SLOT1_SCORE.get(verdict) if status == "ok" else None
 
 
 def judged_scores(
     store: Store, judge: str, template_hash: str, models: Sequence[str]
 ) -> list[tuple[str, str, float]]:
     """(model 1, model 2, slot-1 score) of every rated judgment already stored for this judge."""
-    frame = store.judgments(judge=judge, models=models)
+    frame = read_judgments(store, judge_names=[judge], models=models)
     frame = frame[frame.template_hash == template_hash]
     rows = zip(frame.model_1, frame.model_2, frame.status, frame.verdict, strict=True)
     return [(m1, m2, s) for m1, m2, st, v in rows if (s := slot1_score(st, v)) is not None]

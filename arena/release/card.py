@@ -1,10 +1,10 @@
-"""The release bundle's data card (README.md) and the leaderboards it reproduces.
+"""The release bundle's data card (README.md).
 
 The card is written from the exported rows only, so it describes exactly what is in the bundle:
 schema, counts, how every judgment and generation was made, the sources' licences (from the
-benchmark registry ``data/sources.*``), the leaderboards with the parameters that made them, and
-the sha256 of every file. It carries no export-time timestamp (the newest record's time stands in),
-so exporting the same store twice gives the same card.
+benchmark registry ``data/sources.*``), the leaderboards (:mod:`.leaderboards`) with the
+parameters that made them, and the sha256 of every file. It carries no export-time timestamp (the
+newest record's time stands in), so exporting the same store twice gives the same card.
 """
 
 from __future__ import annotations
@@ -17,65 +17,9 @@ from typing import Any
 import pandas as pd
 
 from arena.leaderboard import render
-from arena.query.vocabulary import HUMAN_PREFIX
-from arena.release import BATTLES, CHECKSUMS, SCHEMA, ExportOptions
+from arena.release.config import ReleaseConfig
+from arena.release.schema import BATTLES, CHECKSUMS, SCHEMA
 from foundations.paths import DATA_DIR
-
-LEADERBOARD_METHODS = ("elo", "bt")
-
-
-def judgments_table(rows: dict[str, list[dict[str, Any]]]) -> pd.DataFrame:
-    """Bundle judgments in the shape of :func:`arena.store.judgments_frame`, for arena.ratings."""
-    frame = pd.DataFrame(rows["judgments"], columns=[c.name for c in SCHEMA["judgments"]])
-    frame = frame.rename(columns={"score1": "score_1", "score2": "score_2", "generation1_id": "generation_1",
-                                  "generation2_id": "generation_2"})  # fmt: skip
-    split = frame["prompt_id"].str.split("/", n=1, expand=True) if len(frame) else None
-    frame["benchmark"] = split[0] if split is not None else pd.Series(dtype=str)
-    frame["prompt_key"] = split[1] if split is not None else pd.Series(dtype=str)
-    return frame
-
-
-def judge_groups(judges: pd.Series) -> dict[str, pd.Series]:
-    """Each model judge on its own, and every `human:` annotator pooled as `human`."""
-    human = judges.str.startswith(HUMAN_PREFIX)
-    groups = {name: judges.eq(name) for name in sorted(set(judges[~human]))}
-    if human.any():
-        groups["human"] = human
-    return groups
-
-
-def leaderboards(rows: dict[str, list[dict[str, Any]]], options: ExportOptions) -> dict[str, pd.DataFrame]:
-    """The rating table (arena.ratings.rate) of each benchmark, judge group, template and method,
-    named `<benchmark>.<judge>.<template>.<method>`; each carries its header (parameters, counts).
-
-    Unparsed judgments are left out of the ratings and counted in the header."""
-    from arena.ratings import rate
-
-    frame = judgments_table(rows)
-    rated = frame["status"].eq("ok") & frame["verdict"].isin(["1", "2", "tie", "both_bad"])
-    params = {
-        "elo": {
-            "orderings": options.leaderboard_orderings,
-            "seed": options.seed,
-            "bootstrap": min(100, options.leaderboard_orderings),
-            "replicate_orderings": min(100, options.leaderboard_orderings),
-        },  # fmt: skip
-        "bt": {"bootstrap": options.leaderboard_orderings, "seed": options.seed},
-    }
-    out = {}
-    for (benchmark, template), on_bench in frame.groupby(["benchmark", "template_id"], sort=True):
-        for judge, mask in judge_groups(on_bench["judge"]).items():
-            if not rated[on_bench.index[mask]].any():
-                continue
-            subset = on_bench[mask].reset_index(drop=True)
-            for method in LEADERBOARD_METHODS:
-                name = ".".join(_file_safe(part) for part in (benchmark, judge, template, method))
-                out[name] = rate(subset, method, **params[method])
-    return out
-
-
-def _file_safe(name: str) -> str:
-    return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in name)
 
 
 def load_sources() -> list[dict[str, Any]]:
@@ -126,7 +70,7 @@ def _params_text(value: Any) -> str:
 def write_card(
     path: Path,
     rows: dict[str, list[dict[str, Any]]],
-    options: ExportOptions,
+    config: ReleaseConfig,
     checksums: dict[str, str],
     boards: dict[str, pd.DataFrame],
 ) -> None:
@@ -142,12 +86,12 @@ def write_card(
         "",
         f"- Benchmarks: {', '.join(f'{b} ({n} prompts)' for b, n in sorted(benchmarks.items()))}",
         f"- Newest record: {max(times) if times else 'none'} (UTC)",
-        f"- Annotators pseudonymised: {'yes (annotator-<16 hex of HMAC-SHA256(a key kept outside this bundle, name)>)' if options.pseudonymise else 'no: real names (--real-names)'}",
+        f"- Annotators pseudonymised: {'yes (annotator-<16 hex of HMAC-SHA256(a key kept outside this bundle, name)>)' if config.pseudonymise else 'no: real names (--real-names)'}",
         "- Secrets: keys named like api_key, authorization, token, password, secret are replaced by "
         "`[redacted]` in every config and metadata field, and key-shaped strings in every text; URLs "
         "carry no user name or password (nor, outside prompts, answers and judges' reasons, a query); "
         "absolute paths there keep only their file's name.",
-        f"- Formats: {', '.join(options.formats)}; nested fields are JSON (JSON text in Parquet).",
+        f"- Formats: {', '.join(config.formats)}; nested fields are JSON (JSON text in Parquet).",
         f"- `{BATTLES}`: FastChat `clean_battle` format (model_a, model_b, winner, judge, question_id, "
         "turn, anony, tstamp) for their Elo notebooks; `tstamp` is the judgment's time.",
         "",
