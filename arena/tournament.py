@@ -3,9 +3,10 @@
 A match is two generations of the same prompt in a fixed order (slot 1 shown first). Pair
 selection is `all` (every pair of contestants), `baseline:NAME` (everyone against NAME) or
 `active` (the next matches where they most reduce rank uncertainty, see :mod:`arena.active`).
-Every judgment is written in its own short transaction as soon as it completes, keyed by (judge,
-template hash, generation 1, generation 2), so a run killed at any moment and started again sends
-only what is missing and stores nothing twice. A reply in hand is always written, even when the run
+Every judgment is committed by the writer's next transaction once it completes (several together
+when they arrive while a commit runs, see :mod:`arena.group_writer`), keyed by (judge, template
+hash, generation 1, generation 2), so a run killed at any moment and started again sends only what
+is missing and stores nothing twice. A reply in hand is always written, even when the run
 is cancelled right after it arrived. What each call cost is added to its run's spend in the same
 transaction, so a tournament's budget holds across reruns (:func:`tournament_spend`).
 """
@@ -13,16 +14,18 @@ transaction, so a tournament's budget holds across reruns (:func:`tournament_spe
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import itertools
 import random
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
 
+from arena.group_writer import GroupWriter
 from arena.ratings import SCORE_BY_VERDICT
 from arena.store import (
     Contestant,
@@ -198,12 +201,21 @@ def tournament_spend(store: Store, tournament: str) -> float:
 
 
 def save(
-    store: Store, judge: Judge, match: Match, outcome: Outcome, run_id: int | None, charge: float = 0.0
-) -> bool:
-    """Write one judgment in its own transaction, and add `charge` to its run's spend; replaces an
-    earlier `error` row for the same key. Returns whether a row was written."""
+    store: Store, judge: Judge, run_id: int | None, results: Sequence[tuple[Match, Outcome, float]]
+) -> int:
+    """Write judgments (match, outcome, charge) in one transaction and add their charges to the
+    run's spend in the same one; each replaces an earlier `error` row for its key. Returns how many
+    rows were written."""
+    charge = sum(c for _match, _outcome, c in results)
+    with store.session() as session:
+        if run_id is not None and charge:
+            session.execute(update(Run).where(Run.id == run_id).values(spent_usd=Run.spent_usd + charge))
+        return sum(_save_one(session, judgment_row(judge, m, o, run_id)) for m, o, _c in results)
+
+
+def judgment_row(judge: Judge, match: Match, outcome: Outcome, run_id: int | None) -> dict[str, Any]:
     t = judge.cfg.template
-    row = {
+    return {
         "judge": judge.cfg.name,
         "template_id": t.id,
         "template_hash": t.hash,
@@ -222,24 +234,25 @@ def save(
         "run_id": run_id,
         "meta": {"seconds": round(outcome.seconds, 3), "model": judge.cfg.client.model, **outcome.meta},
     }
-    with store.session() as session:
-        if run_id is not None and charge:
-            session.execute(update(Run).where(Run.id == run_id).values(spent_usd=Run.spent_usd + charge))
-        if insert_ignore(session, Judgment, [row]):
-            return True
-        old = session.scalars(
-            select(Judgment).where(
-                Judgment.judge == row["judge"],
-                Judgment.template_hash == row["template_hash"],
-                Judgment.generation1_id == row["generation1_id"],
-                Judgment.generation2_id == row["generation2_id"],
-            )
-        ).one()
-        if old.status != "error" or outcome.status == "error":
-            return False
-        for name, value in row.items():
-            setattr(old, name, value)
+
+
+def _save_one(session: Session, row: dict[str, Any]) -> bool:
+    """Insert the row unless its key is stored; an `error` row is replaced by a better outcome."""
+    if insert_ignore(session, Judgment, [row]):
         return True
+    old = session.scalars(
+        select(Judgment).where(
+            Judgment.judge == row["judge"],
+            Judgment.template_hash == row["template_hash"],
+            Judgment.generation1_id == row["generation1_id"],
+            Judgment.generation2_id == row["generation2_id"],
+        )
+    ).one()
+    if old.status != "error" or row["status"] == "error":
+        return False
+    for name, value in row.items():
+        setattr(old, name, value)
+    return True
 
 
 # ---------------------------------------------------------------- running
@@ -304,21 +317,22 @@ async def judge_matches(
     interrupt: asyncio.Event | None = None,
 ) -> Tally:
     """Judge the matches `batches()` returns, batch after batch, until it returns none or a limit
-    stops the run; `concurrency` calls in flight; each result stored as it arrives.
+    stops the run; `concurrency` calls in flight; each result queued for the store as it arrives
+    and committed by the next transaction of the writer (:mod:`arena.group_writer`).
 
     When `interrupt` is set, no new call is sent and the calls in flight finish and are stored; a
     cancellation abandons the calls in flight, but still stores every reply already received (the
-    writer is shut down only after its last queued write)."""
+    writer ends only after its last queued write)."""
     tally = Tally()
     settled = asyncio.Condition()
     stop = interrupt or asyncio.Event()
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="judgment-writer") as writer:  # one writer
+    with GroupWriter(functools.partial(save, store, judge, run_id)) as writer:
         while not tally.stopped:
             batch = batches()
             if not batch:
                 break
             queue = iter(batch)
-            args = (store, judge, limits, run_id, progress, on_result, tally, settled, writer, stop)
+            args = (judge, limits, progress, on_result, tally, settled, writer, stop)
             tasks = [asyncio.create_task(_worker(queue, *args)) for _ in range(min(concurrency, len(batch)))]
             try:
                 await asyncio.gather(*tasks)
@@ -327,20 +341,20 @@ async def judge_matches(
                     task.cancel()
                 await asyncio.gather(*tasks, return_exceptions=True)
                 raise
+        await writer.drain()
+    tally.stored = writer.stored
     return tally
 
 
 async def _worker(
     queue: Iterator[Match],
-    store: Store,
     judge: Judge,
     limits: Limits,
-    run_id: int | None,
     progress: Any,
     on_result: Callable[[Match, Outcome], None] | None,
     tally: Tally,
     settled: asyncio.Condition,
-    writer: ThreadPoolExecutor,
+    writer: GroupWriter[tuple[Match, Outcome, float]],
     stop: asyncio.Event,
 ) -> None:
     """Take matches from the shared queue; reserve each one's cost bound before sending it, and
@@ -371,23 +385,20 @@ async def _worker(
             unknown_cost = outcome.cost_usd is None and judge.cfg.price is not None
             charge = estimate + outcome.failed_usd if unknown_cost else outcome.cost_usd or 0.0
             tally.spent_usd += charge - outcome.failed_usd  # failed attempts were added as they failed
-            # queued before any other await, so a cancellation from here on cannot lose the reply;
-            # off the event loop: the commit's fsync would otherwise stall every call in flight
-            written = writer.submit(save, store, judge, match, outcome, run_id, charge)
+            # queued before any other await, so a cancellation from here on cannot lose the reply
+            writer.put((match, outcome, charge))
         finally:
             tally.in_flight -= 1
             tally.reserved_usd -= estimate
         async with settled:
             settled.notify_all()
         _count(tally, outcome)
-        stored = await asyncio.shield(asyncio.wrap_future(written))
-        tally.stored += stored  # not `+= await`: that would read the count before the wait
         if on_result:
             on_result(match, outcome)
         if progress is not None:
-            progress.update(1)
+            progress.update(1)  # redrawn at tqdm's own interval, the postfix with it
             progress.set_postfix(
-                spent=f"${tally.spent_usd:.2f}", unparsed=tally.unparsed, errors=tally.errors
+                spent=f"${tally.spent_usd:.2f}", unparsed=tally.unparsed, errors=tally.errors, refresh=False
             )
 
 
