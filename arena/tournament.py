@@ -207,10 +207,14 @@ def save(
     run's spend in the same one; each replaces an earlier `error` row for its key. Returns how many
     rows were written."""
     charge = sum(c for _match, _outcome, c in results)
+    rows = [judgment_row(judge, m, o, run_id) for m, o, _c in results]
     with store.session() as session:
         if run_id is not None and charge:
             session.execute(update(Run).where(Run.id == run_id).values(spent_usd=Run.spent_usd + charge))
-        return sum(_save_one(session, judgment_row(judge, m, o, run_id)) for m, o, _c in results)
+        new = insert_ignore(session, Judgment, rows)
+        if new == len(rows):
+            return new
+        return new + sum(_replace_error(session, row) for row in rows if row["status"] != "error")
 
 
 def judgment_row(judge: Judge, match: Match, outcome: Outcome, run_id: int | None) -> dict[str, Any]:
@@ -236,19 +240,19 @@ def judgment_row(judge: Judge, match: Match, outcome: Outcome, run_id: int | Non
     }
 
 
-def _save_one(session: Session, row: dict[str, Any]) -> bool:
-    """Insert the row unless its key is stored; an `error` row is replaced by a better outcome."""
-    if insert_ignore(session, Judgment, [row]):
-        return True
+def _replace_error(session: Session, row: dict[str, Any]) -> bool:
+    """Put `row` in place of a stored `error` judgment with its key (a row stored just now, or any
+    other outcome, stays)."""
     old = session.scalars(
         select(Judgment).where(
             Judgment.judge == row["judge"],
             Judgment.template_hash == row["template_hash"],
             Judgment.generation1_id == row["generation1_id"],
             Judgment.generation2_id == row["generation2_id"],
+            Judgment.status == "error",
         )
-    ).one()
-    if old.status != "error" or row["status"] == "error":
+    ).one_or_none()
+    if old is None:
         return False
     for name, value in row.items():
         setattr(old, name, value)
