@@ -147,7 +147,8 @@ def retry_after_seconds(error: BaseException) -> float | None:
 
 
 def is_retryable(error: BaseException) -> bool:
-    """429, 5xx, 408/409, timeouts, dropped connections and malformed replies are worth another try."""
+    """429, 5xx, 408/409, timeouts, dropped connections and malformed replies are worth another try,
+    unless the server says otherwise in `x-should-retry`."""
     import openai
 
     if isinstance(
@@ -155,6 +156,9 @@ def is_retryable(error: BaseException) -> bool:
     ):
         return True
     if isinstance(error, openai.APIStatusError):
+        told = error.response.headers.get("x-should-retry")  # OpenAI's own say, as the SDK obeys it
+        if told in ("true", "false"):
+            return told == "true"
         return error.status_code in (408, 409, 429) or error.status_code >= 500
     return False
 
@@ -197,6 +201,19 @@ class ChatClient:
         from openai import AsyncOpenAI
 
         self.cfg = cfg
+        # The SDK's own retry is off (max_retries=0) and :meth:`chat` retries instead, because the
+        # SDK's loop (openai/_base_client.py `request`) cannot do what a paid judge call needs:
+        # - charge each failed attempt to the budget as it fails and retry only while the call's
+        #   reservation still fits: it has no hook between attempts, and it retries timeouts and
+        #   dropped connections unconditionally;
+        # - bound each attempt to the reply's last byte: its timeouts (httpx's) are per read;
+        # - retry a 200 whose body is not a chat completion: it decodes after its loop;
+        # - free the concurrency slot while backing off: its sleep is inside the call;
+        # - count the attempts of a call that failed, and back off by `backoff_base_s`/`backoff_max_s`
+        #   (its 0.5 s doubling to 8 s are module constants).
+        # What it does do, the loop here does the same way: 408/409/429/5xx, timeouts and dropped
+        # connections are retried, `x-should-retry` is obeyed, Retry-After is honoured in seconds,
+        # milliseconds or as an HTTP date and counts as absent when malformed.
         self._client = AsyncOpenAI(
             api_key=api_key(cfg), base_url=cfg.base_url, timeout=cfg.timeout_s, max_retries=0
         )
