@@ -161,6 +161,12 @@ Side = list[tuple[float, float]]
 """(calls per second, CPU milliseconds per call) of each repeat."""
 
 
+def listed(values: list[int]) -> str:
+    """ "4", "4 and 32", "4, 32 and 64"."""
+    names = [str(v) for v in values]
+    return " and ".join([", ".join(names[:-1]), names[-1]] if len(names) > 1 else names)
+
+
 def median(side: Side, index: int) -> float:
     return statistics.median(run[index] for run in side)
 
@@ -174,7 +180,7 @@ def behind(rows: list[tuple[int, int, Side, Side]]) -> str:
         f"at {c}: {median(o, 1):.2f} ms of CPU per judgment against {median(t, 1):.2f}" for c, o, t in slower
     )
     return (
-        f"At concurrency {', '.join(str(c) for c, _, _ in slower)} the project is behind the plain loop ({cpu}). "
+        f"At concurrency {listed([c for c, _, _ in slower])} the project is behind the plain loop ({cpu}). "
         "Both sides are CPU-bound here (the ideal, concurrency over latency and retries, is several times "
         "higher), most of it in the openai package's request building and httpx's connection pool, which both "
         "sides pay; real judges answer in seconds, where this ceiling is far away.\n\n"
@@ -183,8 +189,8 @@ def behind(rows: list[tuple[int, int, Side, Side]]) -> str:
 
 WHY = (
     "What the project's side does differently: it sends through the SDK's `post` and reads the reply itself, "
-    "skipping the SDK's typed-parameter transform of every message and the pydantic models of the reply (about "
-    "0.85 ms of CPU per call); it writes the judgments in one transaction per 0.1 s at most (group commit) "
+    "skipping the SDK's typed-parameter transform of every message and the pydantic models of the reply; "
+    "it writes the judgments in one transaction per 0.1 s at most (group commit) "
     "instead of one each; and its backoff is full jitter (uniform up to the same ceilings), so a retry waits "
     "half the ceiling on average against the SDK's 75-100%. Most of the CPU left on both sides is the SDK's "
     "request building and httpx's connection pool, which probes the socket of every idle connection before "
@@ -194,21 +200,21 @@ WHY = (
 
 def caveats(rows: list[tuple[int, int, Side, Side]]) -> str:
     """Where single runs overlap, and where the project spends more CPU per call, said plainly."""
-    overlap = [str(c) for c, _, o, t in rows if min(r for r, _ in o) < max(r for r, _ in t)]
-    costlier = [str(c) for c, _, o, t in rows if median(o, 1) > median(t, 1)]
+    overlap = [c for c, _, o, t in rows if min(r for r, _ in o) < max(r for r, _ in t)]
+    costlier = [c for c, _, o, t in rows if median(o, 1) > median(t, 1)]
     text = ""
     if overlap:
         text += (
-            f"At concurrency {', '.join(overlap)} the ranges overlap: on this loaded machine a single run can "
+            f"At concurrency {listed(overlap)} the ranges overlap: on this loaded machine a single run can "
             "come out either way, and only the medians are compared. "
         )
     if costlier:
         text += (
-            f"At concurrency {', '.join(costlier)} the project spends more CPU per call than the loop: with "
+            f"At concurrency {listed(costlier)} the project spends more CPU per call than the loop: with "
             "few replies per 0.1 s its commits carry few judgments each, and a commit's fixed cost (an fsync) "
             "is shared by fewer. "
         )
-    return text + "\n\n" if text else ""
+    return text.strip() + "\n\n" if text else ""
 
 
 def main() -> None:

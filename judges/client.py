@@ -289,8 +289,9 @@ class ChatClient:
     ) -> tuple[str, dict[str, Any], str | None]:
         """One POST through the SDK (its auth, base URL, headers and HTTP errors as `openai`
         exceptions), the body read here: `chat.completions.create` would walk every message through
-        the SDK's typed-params transform and build pydantic models of the reply, about 0.85 ms of
-        CPU per call that change nothing for plain-text messages (docs/bench/judge.md)."""
+        the SDK's typed-params transform and build pydantic models of the reply: CPU on every call
+        that changes nothing for plain-text messages, and what a CPU-bound run is short of
+        (docs/bench/judge.md)."""
         optional = {"max_tokens": max_tokens, "seed": seed, "top_p": top_p}
         body = {"model": self.cfg.model, "messages": list(messages), "temperature": temperature}
         body.update((name, value) for name, value in optional.items() if value is not None)
