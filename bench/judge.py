@@ -10,7 +10,7 @@ very same messages with `AsyncOpenAI(max_retries=...)` (the SDK's own retries) u
 at each concurrency, interleaved, `--repeats` times. Writes the "Judge throughput" section of
 docs/bench/judge.md.
 
-    PYTHONPATH=. python bench/judge.py [--concurrency 4 32 64] [--rounds 8] [--repeats 3]
+    PYTHONPATH=. python bench/judge.py [--concurrency 4 32 64] [--rounds 16] [--repeats 5]
 """
 
 from __future__ import annotations
@@ -227,7 +227,7 @@ def main() -> None:
     parser.add_argument(
         "--rounds", type=int, default=8, help="judgments per run: rounds x concurrency, at least 128"
     )
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
     import openai
 
