@@ -225,7 +225,7 @@ def main() -> None:
     parser.add_argument("--faults", type=float, default=0.15, help="share of calls that fail")
     parser.add_argument("--concurrency", type=int, nargs="+", default=[4, 32, 64])
     parser.add_argument(
-        "--rounds", type=int, default=8, help="judgments per run: rounds x concurrency, at least 128"
+        "--rounds", type=int, default=16, help="judgments per run: rounds x concurrency, at least 128"
     )
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
