@@ -62,13 +62,18 @@ def text(content: str | Reply) -> Action:
     return act
 
 
-def status(code: int, retry_after: float | str | None = None, message: str = "scripted error") -> Action:
-    """An HTTP error (429, 500, ...), optionally with a Retry-After header: seconds, or any text."""
+def status(
+    code: int, retry_after: float | str | None = None, message: str = "scripted error", **headers: str
+) -> Action:
+    """An HTTP error (429, 500, ...), optionally with a Retry-After header (seconds, or any text)
+    and other headers (`x_should_retry="false"` sends `x-should-retry: false`)."""
 
     def act(handler: _Handler, _body: dict[str, Any]) -> None:
         value = f"{retry_after:g}" if isinstance(retry_after, float | int) else retry_after
-        headers = {} if value is None else {"Retry-After": value}
-        handler.send_json(code, {"error": {"message": message, "type": "scripted", "code": code}}, headers)
+        sent = {name.replace("_", "-"): text for name, text in headers.items()}
+        if value is not None:
+            sent["Retry-After"] = value
+        handler.send_json(code, {"error": {"message": message, "type": "scripted", "code": code}}, sent)
 
     return act
 

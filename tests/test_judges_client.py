@@ -10,6 +10,7 @@ import pytest
 from judges.client import ChatClient, ChatError, ClientConfig, api_key, chat, is_local_url
 from tests.scripted_server import (  # noqa: F401
     ScriptedServer,
+    completion_body,
     drop,
     hang,
     malformed,
@@ -67,6 +68,30 @@ def test_gives_up_after_max_attempts_and_on_client_errors(scripted_server: Scrip
     with pytest.raises(ChatError, match="400") as err:
         asyncio.run(chat(config(scripted_server), MESSAGES))
     assert not err.value.retryable and len(scripted_server.requests) == 4
+
+
+@pytest.mark.parametrize("usage", [{"prompt_tokens": -40, "completion_tokens": "9"}, None, [3, 4]])
+def test_usage_that_is_not_a_count_is_left_out(scripted_server: ScriptedServer, usage) -> None:
+    """A reply's token counts must be non-negative integers: a hostile server cannot lower what a
+    call is charged (a judge then charges the call's bound)."""
+
+    def reply(handler, body) -> None:
+        handler.send_json(200, {**completion_body(body, "OK"), "usage": usage})
+
+    scripted_server.push(reply)
+    result = asyncio.run(chat(config(scripted_server), MESSAGES))
+    assert (result.text, result.prompt_tokens, result.completion_tokens) == ("OK", None, None)
+
+
+def test_the_servers_x_should_retry_is_obeyed(scripted_server: ScriptedServer) -> None:
+    """As the openai SDK does: a 500 the server marks final is not retried, a 400 it marks
+    retryable is."""
+    scripted_server.push(status(500, x_should_retry="false"))
+    with pytest.raises(ChatError, match="after 1 attempt") as err:
+        asyncio.run(chat(config(scripted_server), MESSAGES))
+    assert not err.value.retryable and len(scripted_server.requests) == 1
+    scripted_server.push(status(400, x_should_retry="true"))
+    assert asyncio.run(chat(config(scripted_server), MESSAGES)).attempts == 2
 
 
 def test_concurrency_limit_holds(scripted_server: ScriptedServer) -> None:

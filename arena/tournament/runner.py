@@ -8,13 +8,14 @@ paid for); a second one abandons them, still storing every reply already receive
 from __future__ import annotations
 
 import asyncio
+import functools
 import signal
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
+from arena.group_writer import GroupWriter
 from arena.store import Store
 from arena.tournament.persistence import save
 from arena.tournament.plan import Match
@@ -82,21 +83,22 @@ async def judge_matches(
     interrupt: asyncio.Event | None = None,
 ) -> Tally:
     """Judge the matches `batches()` returns, batch after batch, until it returns none or a limit
-    stops the run; `concurrency` calls in flight; each result stored as it arrives.
+    stops the run; `concurrency` calls in flight; each result queued for the store as it arrives
+    and committed by the next transaction of the writer (:mod:`arena.group_writer`).
 
     When `interrupt` is set, no new call is sent and the calls in flight finish and are stored; a
     cancellation abandons the calls in flight, but still stores every reply already received (the
-    writer is shut down only after its last queued write)."""
+    writer ends only after its last queued write)."""
     tally = Tally()
     settled = asyncio.Condition()
     stop = interrupt or asyncio.Event()
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="judgment-writer") as writer:  # one writer
+    with GroupWriter(functools.partial(save, store, judge, run_id)) as writer:
         while not tally.stopped:
             batch = batches()
             if not batch:
                 break
             queue = iter(batch)
-            args = (store, judge, limits, run_id, progress, on_result, tally, settled, writer, stop)
+            args = (judge, limits, progress, on_result, tally, settled, writer, stop)
             tasks = [asyncio.create_task(_worker(queue, *args)) for _ in range(min(concurrency, len(batch)))]
             try:
                 await asyncio.gather(*tasks)
@@ -105,20 +107,20 @@ async def judge_matches(
                     task.cancel()
                 await asyncio.gather(*tasks, return_exceptions=True)
                 raise
+        await writer.drain()
+    tally.stored = writer.stored
     return tally
 
 
 async def _worker(
     queue: Iterator[Match],
-    store: Store,
     judge: Judge,
     limits: Limits,
-    run_id: int | None,
     progress: Any,
     on_result: Callable[[Match, Outcome], None] | None,
     tally: Tally,
     settled: asyncio.Condition,
-    writer: ThreadPoolExecutor,
+    writer: GroupWriter[tuple[Match, Outcome, float]],
     stop: asyncio.Event,
 ) -> None:
     """Take matches from the shared queue; reserve each one's cost bound before sending it, and
@@ -149,23 +151,20 @@ async def _worker(
             unknown_cost = outcome.cost_usd is None and judge.cfg.price is not None
             charge = estimate + outcome.failed_usd if unknown_cost else outcome.cost_usd or 0.0
             tally.spent_usd += charge - outcome.failed_usd  # failed attempts were added as they failed
-            # queued before any other await, so a cancellation from here on cannot lose the reply;
-            # off the event loop: the commit's fsync would otherwise stall every call in flight
-            written = writer.submit(save, store, judge, match, outcome, run_id, charge)
+            # queued before any other await, so a cancellation from here on cannot lose the reply
+            writer.put((match, outcome, charge))
         finally:
             tally.in_flight -= 1
             tally.reserved_usd -= estimate
         async with settled:
             settled.notify_all()
         _count(tally, outcome)
-        stored = await asyncio.shield(asyncio.wrap_future(written))
-        tally.stored += stored  # not `+= await`: that would read the count before the wait
         if on_result:
             on_result(match, outcome)
         if progress is not None:
-            progress.update(1)
+            progress.update(1)  # redrawn at tqdm's own interval, the postfix with it
             progress.set_postfix(
-                spent=f"${tally.spent_usd:.2f}", unparsed=tally.unparsed, errors=tally.errors
+                spent=f"${tally.spent_usd:.2f}", unparsed=tally.unparsed, errors=tally.errors, refresh=False
             )
 
 
