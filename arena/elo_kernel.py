@@ -77,7 +77,8 @@ def elo_orderings(
         compiled = importlib.util.find_spec("numba") is not None
     kernel = _compiled_kernel() if compiled else None
     kinds, codes = match_codes(a, b, score)
-    slot_a, slot_b = kinds[0].astype(np.intp), kinds[1].astype(np.intp)
+    # unsigned for the kernel: it then skips Python's negative-index wraparound on every lookup
+    slot_a, slot_b = kinds[:2].astype(np.uint32 if compiled else np.intp)
     n = len(codes)
     block = KERNEL_BLOCK if compiled else max(1, min(orderings, CHUNK_BYTES // (codes.itemsize * max(n, 1))))
     out = np.empty((orderings, n_models))
@@ -181,6 +182,12 @@ EXP_SERIES_MAX = 0.25
 x**13 / 13!, is below 3e-18); beyond it (only for K above 43) it calls `math.exp`."""
 
 
+_EVEN = tuple(1.0 / math.factorial(n) for n in range(2, 14, 2))
+_ODD = tuple(1.0 / math.factorial(n) for n in range(3, 13, 2))
+"""The series' coefficients 1/n!, as reciprocals: the compiled code multiplies by them (a division by
+a constant is compiled as a division, which costs as much as the rest of the series)."""
+
+
 def _exp_pair(x: float) -> tuple[float, float]:
     """exp(x) and exp(-x) from the even and odd halves of their Taylor series: a dozen
     multiply-adds instead of two library calls for the small steps Elo takes."""
@@ -188,10 +195,10 @@ def _exp_pair(x: float) -> tuple[float, float]:
         up = math.exp(x)
         return up, 1.0 / up
     x2 = x * x
-    even = 1.0 + x2 * (
-        1 / 2 + x2 * (1 / 24 + x2 * (1 / 720 + x2 * (1 / 40320 + x2 * (1 / 3628800 + x2 / 479001600))))
-    )
-    odd = x * (1.0 + x2 * (1 / 6 + x2 * (1 / 120 + x2 * (1 / 5040 + x2 * (1 / 362880 + x2 / 39916800)))))
+    e2, e4, e6, e8, e10, e12 = _EVEN
+    o3, o5, o7, o9, o11 = _ODD
+    even = 1.0 + x2 * (e2 + x2 * (e4 + x2 * (e6 + x2 * (e8 + x2 * (e10 + x2 * e12)))))
+    odd = x * (1.0 + x2 * (o3 + x2 * (o5 + x2 * (o7 + x2 * (o9 + x2 * o11)))))
     return even + odd, even - odd
 
 
@@ -251,8 +258,8 @@ def _compiled_kernel() -> Callable[..., None]:
             raise RuntimeError("the compiled Elo kernel needs numba: pip install numba") from error
         global _mix64_jit, _exp_pair_jit  # the kernel finds its helpers as module globals
         _mix64_jit = numba.njit(cache=True)(mix64)
-        _exp_pair_jit = numba.njit(cache=True, inline="always", fastmath={"contract"})(_exp_pair)
-        _KERNELS["play"] = numba.njit(parallel=True, cache=True, nogil=True, fastmath={"contract"})(
-            _play_kernel
-        )
+        # error_model="numpy": no zero-division check (and its branch) around every division
+        exact = {"cache": True, "fastmath": {"contract"}, "error_model": "numpy"}
+        _exp_pair_jit = numba.njit(inline="always", **exact)(_exp_pair)
+        _KERNELS["play"] = numba.njit(parallel=True, nogil=True, **exact)(_play_kernel)
     return _KERNELS["play"]
