@@ -23,7 +23,7 @@ from typing import Any
 
 from sqlalchemy import func, select, update
 
-from arena.ratings import SCORE_BY_VERDICT
+from arena.battles import SCORE_BY_VERDICT
 from arena.store import (
     Contestant,
     Generation,

@@ -4,7 +4,7 @@ Imports the release's OA judgments into a temporary SQLite store, then, in one r
 orderings: the project's compiled kernel (`arena.elo_kernel`, numba, orderings split across the
 cores), its pure-numpy fallback, FastChat's `fit_vectorized_elo` (Chatbot Arena's own code, imported
 from the peer copy, given the orderings as index tables chunk by chunk) and the plain Python loop
-(`arena.ratings.elo_python`). The slow sides run fewer orderings and are extrapolated per ordering
+(`arena.elo.elo_python`). The slow sides run fewer orderings and are extrapolated per ordering
 (every engine's cost is linear in orderings). Peak memory of the kernel is probed in child processes
 at two ordering counts. Writes docs/bench/ratings.md.
 
@@ -24,7 +24,9 @@ from pathlib import Path
 import numpy as np
 from common import machine_note, oa_release_frame, peak_rss_mib, spread, timed, write_page
 
-from arena import elo_kernel, leaderboard, ratings
+from arena import elo_kernel, leaderboard
+from arena.battles import Battles, battles
+from arena.elo import elo_python, elo_ratings
 
 PROJECT = Path(__file__).resolve().parents[1]
 FASTCHAT = PROJECT.parent / "shared" / "peers" / "fastchat"
@@ -35,9 +37,7 @@ COMMAND = (
 K, INITIAL = 32.0, 1000.0
 
 
-def fastchat_elo(
-    bt: ratings.Battles, orderings: int, seed: int, chunk: int
-) -> tuple[np.ndarray, float, float]:
+def fastchat_elo(bt: Battles, orderings: int, seed: int, chunk: int) -> tuple[np.ndarray, float, float]:
     """FastChat's `fit_vectorized_elo` on the kernel's orderings (index tables built outside the
     timing, `chunk` orderings at a time: all 10,000 at once would take 3 GB of int64 indices).
     Returns the ratings and the wall and CPU seconds of FastChat's calls only."""
@@ -59,14 +59,14 @@ def fastchat_elo(
     return np.concatenate(out), wall, cpu
 
 
-def python_elo(bt: ratings.Battles, orderings: int, seed: int) -> tuple[np.ndarray, float, float]:
+def python_elo(bt: Battles, orderings: int, seed: int) -> tuple[np.ndarray, float, float]:
     """The plain Python loop on the first `orderings` of the kernel's orderings."""
     indices = elo_kernel.shuffled(
         np.arange(len(bt), dtype=np.intp), elo_kernel.ordering_streams(seed, 0, orderings)
     )
 
     def run() -> np.ndarray:
-        return np.array([ratings.elo_python(bt.a[o], bt.b[o], bt.score[o], len(bt.models), K, INITIAL)
+        return np.array([elo_python(bt.a[o], bt.b[o], bt.score[o], len(bt.models), K, INITIAL)
                          for o in indices.T])  # fmt: skip
 
     result, took = timed(run)
@@ -105,7 +105,7 @@ def main() -> None:
 
     load_start = os.getloadavg()[0]
     frame = oa_release_frame(args.release)
-    bt = ratings.battles(frame)
+    bt = battles(frame)
     m, n = len(bt.models), len(bt)
     print(f"OA release: {n:,} rated matches among {m} models, {bt.excluded:,} unparsed excluded")
 
@@ -148,7 +148,7 @@ def main() -> None:
         float(np.median(k_cpu)) * per10k / args.orderings,
     )
     rows = [  # engine, orderings run, wall, cpu (per 10,000 orderings)
-        ("plain Python loop (`ratings.elo_python`), one core", args.python_orderings,
+        ("plain Python loop (`elo_python`), one core", args.python_orderings,
          py_wall * per10k / args.python_orderings, py_cpu * per10k / args.python_orderings),
         ("FastChat `fit_vectorized_elo` (numpy, all orderings of a chunk together), one core",
          args.fastchat_orderings, fc_wall * per10k / args.fastchat_orderings, fc_cpu * per10k / args.fastchat_orderings),
@@ -156,7 +156,7 @@ def main() -> None:
          np_took.wall * per10k / args.numpy_orderings, np_took.cpu * per10k / args.numpy_orderings),
         (f"project, compiled kernel (`elo_kernel`, numba), {threads} threads", args.orderings, k_w, k_c),
     ]  # fmt: skip
-    table = ratings.elo_ratings(frame, orderings=args.orderings, seed=args.seed)
+    table = elo_ratings(frame, orderings=args.orderings, seed=args.seed)
     lines = [
         "## Ratings: Elo over random orderings (`bench/ratings.py`)",
         "",
