@@ -14,6 +14,7 @@ at two ordering counts. Writes docs/bench/ratings.md.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import subprocess
@@ -87,6 +88,15 @@ def rss_probe(matches: Path, orderings: int) -> float:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+def clock_ghz() -> float | None:
+    """The CPU clock Linux reports (the first core's), or None where it does not."""
+    with contextlib.suppress(OSError, ValueError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("cpu MHz"):
+                return float(line.split(":")[1]) / 1000
+    return None
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -143,6 +153,13 @@ def main() -> None:
         probes = {count: rss_probe(matches, count) for count in (1_000, args.orderings)}
 
     per10k = 10_000
+
+    def per_match(cpu_per10k: float) -> str:
+        """CPU time per match (and cycles at the clock Linux reports) of a CPU time per 10,000 orderings."""
+        ns = cpu_per10k / (per10k * n) * 1e9
+        return f"{ns:.1f} ns" + (f" ({ns * ghz:.0f} cycles at {ghz:.2f} GHz)" if ghz else "")
+
+    ghz = clock_ghz()
     k_w, k_c = (
         float(np.median(k_wall)) * per10k / args.orderings,
         float(np.median(k_cpu)) * per10k / args.orderings,
@@ -189,9 +206,12 @@ def main() -> None:
         f"Against the targets: {rows[0][3] / k_c:.0f}x the plain Python loop in CPU time "
         f"({'reached' if rows[0][3] / k_c >= 100 else 'short of the 100x target'}) and "
         f"{rows[1][3] / k_c:.1f}x FastChat's `fit_vectorized_elo` "
-        f"({'reached' if rows[1][3] / k_c >= 5 else 'short of the 5x target'}). What is left per step is one "
-        "random draw, one division and a dozen multiply-adds, serialised by each ordering's dependence on its "
-        "previous step.",
+        f"({'reached' if rows[1][3] / k_c >= 5 else 'short of the 5x target'}). In wall clock, with the "
+        f"kernel's orderings split over this machine's {os.cpu_count()} cores and the loop on one, "
+        f"{rows[0][2] / k_w:.0f}x; more cores cannot give more than {os.cpu_count()}x over the CPU-time figure "
+        "here, and on a shared machine they give less. What is left per match and core is one random draw, a "
+        "swap in a table that does not fit the L1 cache, one division and a dozen multiply-adds: "
+        f"{per_match(k_c)} of CPU; 100x the loop would need {per_match(rows[0][3] / 100)}.",
         "",
         f"Same numbers: the mean rating of each model over the {args.fastchat_orderings:,} orderings differs from "
         f"FastChat's by at most {fc_mean_diff:.1e} Elo points (single orderings by at most {fc_diff:.1e}); the "
@@ -210,7 +230,9 @@ def main() -> None:
         "counter-based generator, so nothing orderings-sized is laid out), ratings are kept as strengths "
         "10^(rating/400) so a step costs one division and a short exact series for 10^(delta/400) instead of "
         f"two library exponentials, {elo_kernel.LANES} orderings are interleaved per thread so that one's "
-        "dependent steps overlap another's, and groups of orderings run on all cores.",
+        "dependent steps overlap another's, and groups of orderings run on all cores. Compiled without "
+        "Python's zero-division checks and negative-index wraparound, and with the series' coefficients as "
+        "reciprocals (a division by a constant stays a division unless the compiler may change rounding).",
         "",
         machine_note(load_start),
         "",
