@@ -89,7 +89,7 @@ def elo_orderings(
                 padded = -(-size // LANES) * LANES  # whole groups of lanes; the extra ones are dropped
                 rows = np.empty((padded, n_models))
                 streams = ordering_streams(seed, first, padded)
-                kernel(codes, slot_a, slot_b, kinds[2] / 2.0, streams, float(k), float(initial), rows)
+                kernel(codes, slot_a, slot_b, kinds[2] / 2.0, streams, SERIES, float(k), float(initial), rows)
                 out[first : first + size] = rows[:size]
             else:
                 table = shuffled(codes, ordering_streams(seed, first, size))
@@ -182,23 +182,21 @@ EXP_SERIES_MAX = 0.25
 x**13 / 13!, is below 3e-18); beyond it (only for K above 43) it calls `math.exp`."""
 
 
-_EVEN = tuple(1.0 / math.factorial(n) for n in range(2, 14, 2))
-_ODD = tuple(1.0 / math.factorial(n) for n in range(3, 13, 2))
-"""The series' coefficients 1/n!, as reciprocals: the compiled code multiplies by them (a division by
-a constant is compiled as a division, which costs as much as the rest of the series)."""
+SERIES = np.array([1.0 / math.factorial(n) for n in (2, 4, 6, 8, 10, 12, 3, 5, 7, 9, 11)])
+"""`_exp_pair`'s coefficients 1/n!, even powers then odd, as reciprocals (the compiled code multiplies by
+them: a division by a constant stays a division, which costs as much as the rest of the series) and
+in an array the kernel is handed (constants of its own are each loaded from a 64-bit address)."""
 
 
-def _exp_pair(x: float) -> tuple[float, float]:
-    """exp(x) and exp(-x) from the even and odd halves of their Taylor series: a dozen
-    multiply-adds instead of two library calls for the small steps Elo takes."""
+def _exp_pair(x: float, c: np.ndarray) -> tuple[float, float]:
+    """exp(x) and exp(-x) from the even and odd halves of their Taylor series (coefficients `c`:
+    `SERIES`): a dozen multiply-adds instead of two library calls for the small steps Elo takes."""
     if abs(x) > EXP_SERIES_MAX:
         up = math.exp(x)
         return up, 1.0 / up
     x2 = x * x
-    e2, e4, e6, e8, e10, e12 = _EVEN
-    o3, o5, o7, o9, o11 = _ODD
-    even = 1.0 + x2 * (e2 + x2 * (e4 + x2 * (e6 + x2 * (e8 + x2 * (e10 + x2 * e12)))))
-    odd = x * (1.0 + x2 * (o3 + x2 * (o5 + x2 * (o7 + x2 * (o9 + x2 * o11)))))
+    even = 1.0 + x2 * (c[0] + x2 * (c[1] + x2 * (c[2] + x2 * (c[3] + x2 * (c[4] + x2 * c[5])))))
+    odd = x * (1.0 + x2 * (c[6] + x2 * (c[7] + x2 * (c[8] + x2 * (c[9] + x2 * c[10])))))
     return even + odd, even - odd
 
 
@@ -208,6 +206,7 @@ def _play_kernel(
     slot_b: np.ndarray,
     score: np.ndarray,
     streams: np.ndarray,
+    series: np.ndarray,
     k: float,
     initial: float,
     out: np.ndarray,
@@ -235,7 +234,7 @@ def _play_kernel(
                 work[lane, j] = work[lane, i]
                 a, b = slot_a[code], slot_b[code]
                 qa, qb = strength[lane, a], strength[lane, b]
-                up, down = _exp_pair_jit(k_scale * (score[code] - qa / (qa + qb)))
+                up, down = _exp_pair_jit(k_scale * (score[code] - qa / (qa + qb)), series)
                 strength[lane, a] = qa * up
                 strength[lane, b] = qb * down
         for lane in range(LANES):
@@ -245,7 +244,7 @@ def _play_kernel(
 
 _KERNELS: dict[str, Callable[..., Any]] = {}
 _mix64_jit: Callable[[Any], Any] = mix64  # replaced by their compiled versions in `_compiled_kernel`
-_exp_pair_jit: Callable[[float], tuple[float, float]] = _exp_pair
+_exp_pair_jit: Callable[[float, np.ndarray], tuple[float, float]] = _exp_pair
 
 
 def _compiled_kernel() -> Callable[..., None]:

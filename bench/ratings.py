@@ -33,7 +33,7 @@ PROJECT = Path(__file__).resolve().parents[1]
 FASTCHAT = PROJECT.parent / "shared" / "peers" / "fastchat"
 COMMAND = (
     "PYTHONPATH=. python bench/ratings.py --orderings 10000 --repeats 3 --fastchat-orderings 2000 "
-    "--numpy-orderings 500 --python-orderings 20"
+    "--numpy-orderings 500 --python-orderings 50"
 )
 K, INITIAL = 32.0, 1000.0
 
