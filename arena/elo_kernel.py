@@ -77,7 +77,8 @@ def elo_orderings(
         compiled = importlib.util.find_spec("numba") is not None
     kernel = _compiled_kernel() if compiled else None
     kinds, codes = match_codes(a, b, score)
-    slot_a, slot_b = kinds[0].astype(np.intp), kinds[1].astype(np.intp)
+    # unsigned for the kernel: it then skips Python's negative-index wraparound on every lookup
+    slot_a, slot_b = kinds[:2].astype(np.uint32 if compiled else np.intp)
     n = len(codes)
     block = KERNEL_BLOCK if compiled else max(1, min(orderings, CHUNK_BYTES // (codes.itemsize * max(n, 1))))
     out = np.empty((orderings, n_models))
@@ -88,7 +89,7 @@ def elo_orderings(
                 padded = -(-size // LANES) * LANES  # whole groups of lanes; the extra ones are dropped
                 rows = np.empty((padded, n_models))
                 streams = ordering_streams(seed, first, padded)
-                kernel(codes, slot_a, slot_b, kinds[2] / 2.0, streams, float(k), float(initial), rows)
+                kernel(codes, slot_a, slot_b, kinds[2] / 2.0, streams, SERIES, float(k), float(initial), rows)
                 out[first : first + size] = rows[:size]
             else:
                 table = shuffled(codes, ordering_streams(seed, first, size))
@@ -181,17 +182,21 @@ EXP_SERIES_MAX = 0.25
 x**13 / 13!, is below 3e-18); beyond it (only for K above 43) it calls `math.exp`."""
 
 
-def _exp_pair(x: float) -> tuple[float, float]:
-    """exp(x) and exp(-x) from the even and odd halves of their Taylor series: a dozen
-    multiply-adds instead of two library calls for the small steps Elo takes."""
+SERIES = np.array([1.0 / math.factorial(n) for n in (2, 4, 6, 8, 10, 12, 3, 5, 7, 9, 11)])
+"""`_exp_pair`'s coefficients 1/n!, even powers then odd, as reciprocals (the compiled code multiplies by
+them: a division by a constant stays a division, which costs as much as the rest of the series) and
+in an array the kernel is handed (constants of its own are each loaded from a 64-bit address)."""
+
+
+def _exp_pair(x: float, c: np.ndarray) -> tuple[float, float]:
+    """exp(x) and exp(-x) from the even and odd halves of their Taylor series (coefficients `c`:
+    `SERIES`): a dozen multiply-adds instead of two library calls for the small steps Elo takes."""
     if abs(x) > EXP_SERIES_MAX:
         up = math.exp(x)
         return up, 1.0 / up
     x2 = x * x
-    even = 1.0 + x2 * (
-        1 / 2 + x2 * (1 / 24 + x2 * (1 / 720 + x2 * (1 / 40320 + x2 * (1 / 3628800 + x2 / 479001600))))
-    )
-    odd = x * (1.0 + x2 * (1 / 6 + x2 * (1 / 120 + x2 * (1 / 5040 + x2 * (1 / 362880 + x2 / 39916800)))))
+    even = 1.0 + x2 * (c[0] + x2 * (c[1] + x2 * (c[2] + x2 * (c[3] + x2 * (c[4] + x2 * c[5])))))
+    odd = x * (1.0 + x2 * (c[6] + x2 * (c[7] + x2 * (c[8] + x2 * (c[9] + x2 * c[10])))))
     return even + odd, even - odd
 
 
@@ -201,6 +206,7 @@ def _play_kernel(
     slot_b: np.ndarray,
     score: np.ndarray,
     streams: np.ndarray,
+    series: np.ndarray,
     k: float,
     initial: float,
     out: np.ndarray,
@@ -228,7 +234,7 @@ def _play_kernel(
                 work[lane, j] = work[lane, i]
                 a, b = slot_a[code], slot_b[code]
                 qa, qb = strength[lane, a], strength[lane, b]
-                up, down = _exp_pair_jit(k_scale * (score[code] - qa / (qa + qb)))
+                up, down = _exp_pair_jit(k_scale * (score[code] - qa / (qa + qb)), series)
                 strength[lane, a] = qa * up
                 strength[lane, b] = qb * down
         for lane in range(LANES):
@@ -238,7 +244,7 @@ def _play_kernel(
 
 _KERNELS: dict[str, Callable[..., Any]] = {}
 _mix64_jit: Callable[[Any], Any] = mix64  # replaced by their compiled versions in `_compiled_kernel`
-_exp_pair_jit: Callable[[float], tuple[float, float]] = _exp_pair
+_exp_pair_jit: Callable[[float, np.ndarray], tuple[float, float]] = _exp_pair
 
 
 def _compiled_kernel() -> Callable[..., None]:
@@ -251,8 +257,8 @@ def _compiled_kernel() -> Callable[..., None]:
             raise RuntimeError("the compiled Elo kernel needs numba: pip install numba") from error
         global _mix64_jit, _exp_pair_jit  # the kernel finds its helpers as module globals
         _mix64_jit = numba.njit(cache=True)(mix64)
-        _exp_pair_jit = numba.njit(cache=True, inline="always", fastmath={"contract"})(_exp_pair)
-        _KERNELS["play"] = numba.njit(parallel=True, cache=True, nogil=True, fastmath={"contract"})(
-            _play_kernel
-        )
+        # error_model="numpy": no zero-division check (and its branch) around every division
+        exact = {"cache": True, "fastmath": {"contract"}, "error_model": "numpy"}
+        _exp_pair_jit = numba.njit(inline="always", **exact)(_exp_pair)
+        _KERNELS["play"] = numba.njit(parallel=True, nogil=True, **exact)(_play_kernel)
     return _KERNELS["play"]

@@ -17,9 +17,9 @@ length): ``length`` (characters of the whole answer; FastChat counts tokens), ``
 estimated and is dropped, and the header says so.
 
 Differences from FastChat, each for a reason: the fit is exact Newton on the penalised likelihood
-(few parameters) with this project's weak prior (``arena.ratings.BT_L2``) so controlled and
-uncontrolled ratings differ only in the style terms; ties count half a win as in ``arena.ratings``;
-the bootstrap redraws prompts (``arena.ratings.replicate_matches``) unless asked for battles.
+(few parameters) with this project's weak prior (``arena.bt_fit.BT_L2``) so controlled and
+uncontrolled ratings differ only in the style terms; ties count half a win as in ``arena.battles``;
+the bootstrap redraws prompts (``arena.battles.replicate_matches``) unless asked for battles.
 """
 
 from __future__ import annotations
@@ -29,7 +29,17 @@ import re
 import numpy as np
 import pandas as pd
 
-from arena import ratings
+from arena.battles import (
+    Battles,
+    battles,
+    bootstrap_interval,
+    check_bootstrap,
+    percentile_interval,
+    replicate_matches,
+    require_matches,
+)
+from arena.bt_fit import BT_L2, ELO_SCALE, fit_bradley_terry
+from arena.rating_table import finish, interval_ranks, pairwise_table
 
 FEATURES = ("length", "headers", "lists", "bold")
 CONTROLS = {"length": ("length",), "markdown": ("headers", "lists", "bold"), **{f: (f,) for f in FEATURES}}
@@ -65,7 +75,7 @@ def answer_style(texts: pd.Series) -> pd.DataFrame:
 
 
 def style_differences(
-    bt: ratings.Battles, style: pd.DataFrame, features: tuple[str, ...]
+    bt: Battles, style: pd.DataFrame, features: tuple[str, ...]
 ) -> tuple[np.ndarray, list[str], list[str]]:
     """The (matches x kept features) matrix of z-scored normalised differences, the features kept,
     and those dropped because no match differs in them."""
@@ -88,7 +98,7 @@ def style_differences(
     )
 
 
-def design_matrix(bt: ratings.Battles, x: np.ndarray) -> np.ndarray:
+def design_matrix(bt: Battles, x: np.ndarray) -> np.ndarray:
     """One row per match: +1 for the slot-1 model, -1 for the slot-2 model, then the style features."""
     m = len(bt.models)
     design = np.zeros((len(bt), m + x.shape[1]))
@@ -104,7 +114,7 @@ def fit_contextual_bt(
     score: np.ndarray,
     weights: np.ndarray | None = None,
     start: np.ndarray | None = None,
-    l2: float = ratings.BT_L2,
+    l2: float = BT_L2,
 ) -> np.ndarray:
     """Parameters (natural-log model strengths, then style coefficients) maximising the weighted
     Bradley-Terry likelihood with style terms (`score`: slot 1's, ties half) minus ``l2 * |params|^2``.
@@ -137,16 +147,16 @@ def style_controlled_bt(
 ) -> pd.DataFrame:
     """Bradley-Terry with style control, side by side with the same fit without it.
 
-    Columns as :func:`arena.ratings.bradley_terry` (rating, interval and rank with style held
+    Columns as :func:`arena.bradley_terry.bradley_terry` (rating, interval and rank with style held
     fixed) plus `rating_uncontrolled`, `lower_uncontrolled`, `upper_uncontrolled` and
     `rank_uncontrolled` from the same bootstrap replicates with no style terms. The style
     coefficients with their intervals are ``table.attrs["coefficients"]``."""
     from tqdm.auto import tqdm
 
-    ratings.check_bootstrap(bootstrap, resample)
+    check_bootstrap(bootstrap, resample)
     features = control_features(control)
-    bt = ratings.battles(frame)
-    ratings.require_matches(bt, "bt --control")
+    bt = battles(frame)
+    require_matches(bt, "bt --control")
     if anchor is not None and anchor not in bt.models:
         raise ValueError(f"anchor model {anchor!r} has no rated match; models: {', '.join(bt.models)}")
     x, kept, dropped = style_differences(bt, answer_style(texts), features)
@@ -162,7 +172,7 @@ def style_controlled_bt(
         wins = np.zeros((m, m))
         np.add.at(wins, (bt.a, bt.b), weights * bt.score)
         np.add.at(wins, (bt.b, bt.a), weights * (1.0 - bt.score))
-        without = ratings.fit_bradley_terry(wins)  # the same model and prior, no style terms
+        without = fit_bradley_terry(wins)  # the same model and prior, no style terms
         return np.concatenate(
             [_elo(with_style[:m], anchor_index), _elo(without, anchor_index), with_style[m:]]
         )
@@ -170,27 +180,27 @@ def style_controlled_bt(
     point = both_fits(None)
     rng = np.random.default_rng(seed)
     draws = np.array([
-        both_fits(np.bincount(ratings.replicate_matches(bt, resample, rng), minlength=len(bt)))
+        both_fits(np.bincount(replicate_matches(bt, resample, rng), minlength=len(bt)))
         for _ in tqdm(range(bootstrap), desc="bt style control", disable=not progress)
     ]).reshape(bootstrap, len(point))  # fmt: skip
-    lower, upper = ratings.percentile_interval(draws, point)
-    table = ratings.pairwise_table(bt, point[:m], lower[:m], upper[:m])
+    lower, upper = percentile_interval(draws, point)
+    table = pairwise_table(bt, point[:m], lower[:m], upper[:m])
     uncontrolled = pd.DataFrame(
         {"rating": point[m : 2 * m], "lower": lower[m : 2 * m], "upper": upper[m : 2 * m]}
     )
     table["rating_uncontrolled"] = uncontrolled["rating"]
     table["lower_uncontrolled"], table["upper_uncontrolled"] = uncontrolled["lower"], uncontrolled["upper"]
-    table["rank_uncontrolled"] = ratings.interval_ranks(uncontrolled).to_numpy()
+    table["rank_uncontrolled"] = interval_ranks(uncontrolled).to_numpy()
     params = {"bootstrap": bootstrap, "resample": resample, "seed": seed, "anchor": anchor or "mean 1000",
-              "ties": "half win each", "l2": ratings.BT_L2, "control": ", ".join(features)}  # fmt: skip
-    table = ratings.finish(table, bt, "bt", params, ratings.bootstrap_interval(bootstrap, resample))
+              "ties": "half win each", "l2": BT_L2, "control": ", ".join(features)}  # fmt: skip
+    table = finish(table, bt, "bt", params, bootstrap_interval(bootstrap, resample))
     table.attrs["header"]["style_control"] = _describe(kept, dropped)
     table.attrs["coefficients"] = _coefficients(kept, point[2 * m :], lower[2 * m :], upper[2 * m :])
     return table
 
 
 def _elo(theta: np.ndarray, anchor_index: int | None) -> np.ndarray:
-    scaled = theta * ratings.ELO_SCALE
+    scaled = theta * ELO_SCALE
     return scaled - (scaled[anchor_index] if anchor_index is not None else scaled.mean()) + 1000.0
 
 
@@ -199,7 +209,7 @@ def _coefficients(kept: list[str], value: np.ndarray, lower: np.ndarray, upper: 
     difference), its interval, and the same in Elo points."""
     return pd.DataFrame({
         "feature": kept, "coefficient": value, "lower": lower, "upper": upper,
-        "elo_points_per_sd": value * ratings.ELO_SCALE,
+        "elo_points_per_sd": value * ELO_SCALE,
     })  # fmt: skip
 
 

@@ -11,7 +11,7 @@ Two oracles, neither ever exhausted (every judgment asked for is a fresh draw):
   released verdict, for that pair in that slot order, on a random prompt of the other half.
 
 Both methods judge a random slot order; the ranking after each budget is the plain Bradley-Terry
-fit (arena.ratings.fit_bradley_terry) of what was judged. Uniform random draws each judgment's pair
+fit (arena.bt_fit.fit_bradley_terry) of what was judged. Uniform random draws each judgment's pair
 uniformly; active is arena.tournament.active.ActiveScheduler (its warm-up, design and batches of 32) over an
 endless pool, with its stopping rule off (alpha=None) so both spend the same budget; the rule is
 checked separately (how often it fired by 3,000 judgments, and whether any certified order was
@@ -36,8 +36,8 @@ from scipy.special import expit
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from arena.bt_fit import fit_bradley_terry  # noqa: E402
 from arena.qlora_release import contestant_name  # noqa: E402
-from arena.ratings import fit_bradley_terry  # noqa: E402
 from arena.tournament.active import ActiveScheduler, Design, win_matrix  # noqa: E402
 from foundations.sources import find_mirror  # noqa: E402
 

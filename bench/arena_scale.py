@@ -151,7 +151,9 @@ def report(results: dict[str, list[dict[str, float]]], load_start: float, sizes:
         "Bradley-Terry and 100 bootstrap rounds, and prints the leaderboard. Time is the process's wall clock "
         "from before importing the project to the printed leaderboard (CPU seconds are the same process's, which "
         "the other work on the machine inflates less; the PostgreSQL server's own work is not in them); memory is "
-        "its peak RSS.",
+        "its peak RSS. The store is read by `arena.query.judgments.judgments_frame`: the judgments' own columns only, "
+        "streamed in chunks and handed to pandas column by column, with prompts and models named afterwards "
+        "from their own small tables (no join per judgment).",
         "",
         "| store | judgments | wall seconds | CPU seconds (the command's process) | peak RSS (MiB) "
         "| wall seconds per million | bench's own bulk write (s, not part of the command) |",

@@ -1,7 +1,7 @@
 """Bradley-Terry on the whole OA release against Chatbot Arena's own code (FastChat), in one run.
 
 Imports the release's OA GPT-4 judgments into a temporary SQLite store, then compares
-`arena.ratings.bradley_terry` with FastChat's `compute_bt` (point ratings, both centred on their
+`arena.bradley_terry.bradley_terry` with FastChat's `compute_bt` (point ratings, both centred on their
 mean) and times the project's bootstrap (redrawing battles, and redrawing prompts with all their
 matches) against FastChat's `compute_bootstrap_bt` for the same number of rounds (FastChat fits
 its rounds in a process pool over every core; the project fits them together in one process).
@@ -24,14 +24,17 @@ import numpy as np
 import pandas as pd
 from common import machine_note, oa_release_frame, spread, timed, write_page
 
-from arena import leaderboard, ratings
+from arena import leaderboard
+from arena.battles import Battles, battles
+from arena.bradley_terry import bradley_terry
+from arena.bt_fit import BT_L2
 
 PROJECT = Path(__file__).resolve().parents[1]
 FASTCHAT = PROJECT.parent / "shared" / "peers" / "fastchat"
 COMMAND = "PYTHONPATH=. python bench/bt.py --rounds 100 --repeats 3"
 
 
-def fastchat_battles(bt: ratings.Battles) -> pd.DataFrame:
+def fastchat_battles(bt: Battles) -> pd.DataFrame:
     """The same matches in FastChat's battles layout (model_a, model_b, winner)."""
     names = np.array(bt.models)
     winner = np.select([bt.score == 1.0, bt.score == 0.0], ["model_a", "model_b"], "tie")
@@ -52,23 +55,23 @@ def main() -> None:
 
     load_start = os.getloadavg()[0]
     frame = oa_release_frame(args.release)
-    bt = ratings.battles(frame)
-    battles = fastchat_battles(bt)
+    bt = battles(frame)
+    peer_battles = fastchat_battles(bt)
 
-    ours = ratings.bradley_terry(frame, bootstrap=0).set_index("model")["rating"]
-    theirs = rating_systems.compute_bt(battles)
+    ours = bradley_terry(frame, bootstrap=0).set_index("model")["rating"]
+    theirs = rating_systems.compute_bt(peer_battles)
     gap = (ours - ours.mean()) - (theirs - theirs.mean()).reindex(ours.index)
     same_order = list(ours.sort_values(ascending=False).index) == list(theirs.index)
 
     def fastchat_bootstrap() -> pd.DataFrame:
         with contextlib.redirect_stderr(io.StringIO()):  # its tqdm bar
-            return rating_systems.compute_bootstrap_bt(battles, args.rounds)
+            return rating_systems.compute_bootstrap_bt(peer_battles, args.rounds)
 
     sides = {
         "FastChat `compute_bootstrap_bt` (battles redrawn, L-BFGS per round, process pool)": fastchat_bootstrap,
-        "project, battles redrawn (`--resample battle`)": lambda: ratings.bradley_terry(
+        "project, battles redrawn (`--resample battle`)": lambda: bradley_terry(
             frame, bootstrap=args.rounds, resample="battle"),
-        "project, prompts redrawn (`--resample prompt`)": lambda: ratings.bradley_terry(
+        "project, prompts redrawn (`--resample prompt`)": lambda: bradley_terry(
             frame, bootstrap=args.rounds, resample="prompt"),
     }  # fmt: skip
     for call in sides.values():  # warm-up: imports, the process pool's first start
@@ -92,10 +95,10 @@ def main() -> None:
         "",
         f"The whole OA release: {len(bt):,} GPT-4 judgments rated among {len(bt.models)} models. FastChat's "
         "`compute_bt` and `compute_bootstrap_bt` (`fastchat/serve/monitor/rating_systems.py`, imported unchanged) "
-        "against `arena.ratings.bradley_terry` on the same matches, ties counted as half a win by both.",
+        "against `arena.bradley_terry.bradley_terry` on the same matches, ties counted as half a win by both.",
         "",
         f"Same numbers: centred on their means, the project's ratings differ from FastChat's by at most "
-        f"**{gap.abs().max():.4f} Elo points** (the project adds a weak prior, l2={ratings.BT_L2:g} on natural-log "
+        f"**{gap.abs().max():.4f} Elo points** (the project adds a weak prior, l2={BT_L2:g} on natural-log "
         f"strengths, that keeps unbeaten models finite); same order: {'yes' if same_order else 'no'}. The widths "
         f"of the 95% battle-bootstrap intervals differ from FastChat's by at most {width_gap.abs().max():.1f} points "
         "(different random draws).",

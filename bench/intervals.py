@@ -34,11 +34,16 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from arena import ratings, style
+from arena import style
 from arena.analysis import bias
+from arena.battles import RESAMPLE_UNITS, battles
+from arena.bradley_terry import bradley_terry
+from arena.bt_fit import ELO_SCALE
+from arena.elo import elo_ratings
 from arena.import_qlora import import_qlora_release
 from arena.query.generations import generations_frame
 from arena.query.judgments import read_judgments
+from arena.rating_table import interval_ranks
 from arena.store import Store
 
 PROJECT = Path(__file__).resolve().parents[1]
@@ -79,7 +84,7 @@ def peer_check(frame: pd.DataFrame, texts: pd.Series) -> str:
     sys.path.insert(0, str(folder))
     import rating_systems  # noqa: PLC0415 - the peer's own module, only where it is present
 
-    bt = ratings.battles(frame)
+    bt = battles(frame)
     x, _, _ = style.style_differences(bt, style.answer_style(texts), style.FEATURES)
     ours = style.fit_contextual_bt(style.design_matrix(bt, x), bt.score, l2=1e-9)
     theirs = rating_systems.fit_contextual_bt(np.stack([bt.a, bt.b], axis=1), x, bt.score, bt.models, reg=1e-9,
@@ -90,7 +95,7 @@ def peer_check(frame: pd.DataFrame, texts: pd.Series) -> str:
         theirs[:m] * math.log(10.0) - (theirs[:m] * math.log(10.0)).mean(),
     )
     return (f"agrees with FastChat's `fit_contextual_bt` on the same matches and features (both nearly "
-            f"unpenalised) to {np.abs(mine - peer).max() * ratings.ELO_SCALE:.3f} Elo points in the ratings and "
+            f"unpenalised) to {np.abs(mine - peer).max() * ELO_SCALE:.3f} Elo points in the ratings and "
             f"{np.abs(ours[m:] - theirs[m:]).max():.1e} in the coefficients")  # fmt: skip
 
 
@@ -122,9 +127,9 @@ def main() -> None:
     args = parser.parse_args()
     frame, texts = vicuna(args.release)
 
-    bt = {unit: ratings.bradley_terry(frame, bootstrap=1000, resample=unit).set_index("model")
-          for unit in ratings.RESAMPLE_UNITS}  # fmt: skip
-    bt_time = timed(lambda: ratings.bradley_terry(frame, bootstrap=1000), args.repeats)[1]
+    bt = {unit: bradley_terry(frame, bootstrap=1000, resample=unit).set_index("model")
+          for unit in RESAMPLE_UNITS}  # fmt: skip
+    bt_time = timed(lambda: bradley_terry(frame, bootstrap=1000), args.repeats)[1]
     widths = pd.DataFrame({
         "model": bt["prompt"].index,
         "rating": bt["prompt"].rating.round(1),
@@ -134,16 +139,16 @@ def main() -> None:
         "rank (prompts)": bt["prompt"]["rank"].to_numpy(),
     })  # fmt: skip
 
-    elo32, elo_time = timed(lambda: ratings.elo_ratings(frame, k=32, bootstrap=100), args.repeats)
-    plain_time = timed(lambda: ratings.elo_ratings(frame, k=32, bootstrap=0), args.repeats)[1]
-    elo4 = ratings.elo_ratings(frame, k=4, bootstrap=0).set_index("model")
+    elo32, elo_time = timed(lambda: elo_ratings(frame, k=32, bootstrap=100), args.repeats)
+    plain_time = timed(lambda: elo_ratings(frame, k=32, bootstrap=0), args.repeats)[1]
+    elo4 = elo_ratings(frame, k=4, bootstrap=0).set_index("model")
     elo = pd.DataFrame({
         "model": elo32.model, "Elo (K=32)": elo32.rating.round(1),
         "prompt interval": [f"[{lo:.0f}, {hi:.0f}]" for lo, hi in zip(elo32.lower, elo32.upper, strict=True)],
         "rank (prompt interval)": elo32["rank"],
         "single-ordering spread": [f"[{lo:.0f}, {hi:.0f}]"
                                    for lo, hi in zip(elo32.spread_lower, elo32.spread_upper, strict=True)],
-        "rank (spread, old rule)": ratings.interval_ranks(elo32, "spread_lower", "spread_upper"),
+        "rank (spread, old rule)": interval_ranks(elo32, "spread_lower", "spread_upper"),
         "paper's ± (mean_error)": elo32.mean_error.round(1),
         "Elo (K=4)": elo4.loc[elo32.model, "rating"].round(1).to_numpy(),
         "Table 1": [TABLE1.get(m, "-") for m in elo32.model],

@@ -4,7 +4,7 @@ Imports the release's OA judgments into a temporary SQLite store, then, in one r
 orderings: the project's compiled kernel (`arena.elo_kernel`, numba, orderings split across the
 cores), its pure-numpy fallback, FastChat's `fit_vectorized_elo` (Chatbot Arena's own code, imported
 from the peer copy, given the orderings as index tables chunk by chunk) and the plain Python loop
-(`arena.ratings.elo_python`). The slow sides run fewer orderings and are extrapolated per ordering
+(`arena.elo.elo_python`). The slow sides run fewer orderings and are extrapolated per ordering
 (every engine's cost is linear in orderings). Peak memory of the kernel is probed in child processes
 at two ordering counts. Writes docs/bench/ratings.md.
 
@@ -14,6 +14,7 @@ at two ordering counts. Writes docs/bench/ratings.md.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import subprocess
@@ -24,20 +25,20 @@ from pathlib import Path
 import numpy as np
 from common import machine_note, oa_release_frame, peak_rss_mib, spread, timed, write_page
 
-from arena import elo_kernel, leaderboard, ratings
+from arena import elo_kernel, leaderboard
+from arena.battles import Battles, battles
+from arena.elo import elo_python, elo_ratings
 
 PROJECT = Path(__file__).resolve().parents[1]
 FASTCHAT = PROJECT.parent / "shared" / "peers" / "fastchat"
 COMMAND = (
     "PYTHONPATH=. python bench/ratings.py --orderings 10000 --repeats 3 --fastchat-orderings 2000 "
-    "--numpy-orderings 500 --python-orderings 20"
+    "--numpy-orderings 500 --python-orderings 50"
 )
 K, INITIAL = 32.0, 1000.0
 
 
-def fastchat_elo(
-    bt: ratings.Battles, orderings: int, seed: int, chunk: int
-) -> tuple[np.ndarray, float, float]:
+def fastchat_elo(bt: Battles, orderings: int, seed: int, chunk: int) -> tuple[np.ndarray, float, float]:
     """FastChat's `fit_vectorized_elo` on the kernel's orderings (index tables built outside the
     timing, `chunk` orderings at a time: all 10,000 at once would take 3 GB of int64 indices).
     Returns the ratings and the wall and CPU seconds of FastChat's calls only."""
@@ -59,14 +60,14 @@ def fastchat_elo(
     return np.concatenate(out), wall, cpu
 
 
-def python_elo(bt: ratings.Battles, orderings: int, seed: int) -> tuple[np.ndarray, float, float]:
+def python_elo(bt: Battles, orderings: int, seed: int) -> tuple[np.ndarray, float, float]:
     """The plain Python loop on the first `orderings` of the kernel's orderings."""
     indices = elo_kernel.shuffled(
         np.arange(len(bt), dtype=np.intp), elo_kernel.ordering_streams(seed, 0, orderings)
     )
 
     def run() -> np.ndarray:
-        return np.array([ratings.elo_python(bt.a[o], bt.b[o], bt.score[o], len(bt.models), K, INITIAL)
+        return np.array([elo_python(bt.a[o], bt.b[o], bt.score[o], len(bt.models), K, INITIAL)
                          for o in indices.T])  # fmt: skip
 
     result, took = timed(run)
@@ -87,6 +88,15 @@ def rss_probe(matches: Path, orderings: int) -> float:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+def clock_ghz() -> float | None:
+    """The CPU clock Linux reports (the first core's), or None where it does not."""
+    with contextlib.suppress(OSError, ValueError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("cpu MHz"):
+                return float(line.split(":")[1]) / 1000
+    return None
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -105,7 +115,7 @@ def main() -> None:
 
     load_start = os.getloadavg()[0]
     frame = oa_release_frame(args.release)
-    bt = ratings.battles(frame)
+    bt = battles(frame)
     m, n = len(bt.models), len(bt)
     print(f"OA release: {n:,} rated matches among {m} models, {bt.excluded:,} unparsed excluded")
 
@@ -143,12 +153,19 @@ def main() -> None:
         probes = {count: rss_probe(matches, count) for count in (1_000, args.orderings)}
 
     per10k = 10_000
+
+    def per_match(cpu_per10k: float) -> str:
+        """CPU time per match (and cycles at the clock Linux reports) of a CPU time per 10,000 orderings."""
+        ns = cpu_per10k / (per10k * n) * 1e9
+        return f"{ns:.1f} ns" + (f" ({ns * ghz:.0f} cycles at {ghz:.2f} GHz)" if ghz else "")
+
+    ghz = clock_ghz()
     k_w, k_c = (
         float(np.median(k_wall)) * per10k / args.orderings,
         float(np.median(k_cpu)) * per10k / args.orderings,
     )
     rows = [  # engine, orderings run, wall, cpu (per 10,000 orderings)
-        ("plain Python loop (`ratings.elo_python`), one core", args.python_orderings,
+        ("plain Python loop (`elo_python`), one core", args.python_orderings,
          py_wall * per10k / args.python_orderings, py_cpu * per10k / args.python_orderings),
         ("FastChat `fit_vectorized_elo` (numpy, all orderings of a chunk together), one core",
          args.fastchat_orderings, fc_wall * per10k / args.fastchat_orderings, fc_cpu * per10k / args.fastchat_orderings),
@@ -156,7 +173,7 @@ def main() -> None:
          np_took.wall * per10k / args.numpy_orderings, np_took.cpu * per10k / args.numpy_orderings),
         (f"project, compiled kernel (`elo_kernel`, numba), {threads} threads", args.orderings, k_w, k_c),
     ]  # fmt: skip
-    table = ratings.elo_ratings(frame, orderings=args.orderings, seed=args.seed)
+    table = elo_ratings(frame, orderings=args.orderings, seed=args.seed)
     lines = [
         "## Ratings: Elo over random orderings (`bench/ratings.py`)",
         "",
@@ -189,9 +206,12 @@ def main() -> None:
         f"Against the targets: {rows[0][3] / k_c:.0f}x the plain Python loop in CPU time "
         f"({'reached' if rows[0][3] / k_c >= 100 else 'short of the 100x target'}) and "
         f"{rows[1][3] / k_c:.1f}x FastChat's `fit_vectorized_elo` "
-        f"({'reached' if rows[1][3] / k_c >= 5 else 'short of the 5x target'}). What is left per step is one "
-        "random draw, one division and a dozen multiply-adds, serialised by each ordering's dependence on its "
-        "previous step.",
+        f"({'reached' if rows[1][3] / k_c >= 5 else 'short of the 5x target'}). In wall clock, with the "
+        f"kernel's orderings split over this machine's {os.cpu_count()} cores and the loop on one, "
+        f"{rows[0][2] / k_w:.0f}x; more cores cannot give more than {os.cpu_count()}x over the CPU-time figure "
+        "here, and on a shared machine they give less. What is left per match and core is one random draw, a "
+        "swap in a table that does not fit the L1 cache, one division and a dozen multiply-adds: "
+        f"{per_match(k_c)} of CPU; 100x the loop would need {per_match(rows[0][3] / 100)}.",
         "",
         f"Same numbers: the mean rating of each model over the {args.fastchat_orderings:,} orderings differs from "
         f"FastChat's by at most {fc_mean_diff:.1e} Elo points (single orderings by at most {fc_diff:.1e}); the "
@@ -210,7 +230,9 @@ def main() -> None:
         "counter-based generator, so nothing orderings-sized is laid out), ratings are kept as strengths "
         "10^(rating/400) so a step costs one division and a short exact series for 10^(delta/400) instead of "
         f"two library exponentials, {elo_kernel.LANES} orderings are interleaved per thread so that one's "
-        "dependent steps overlap another's, and groups of orderings run on all cores.",
+        "dependent steps overlap another's, and groups of orderings run on all cores. Compiled without "
+        "Python's zero-division checks and negative-index wraparound, and with the series' coefficients as "
+        "reciprocals (a division by a constant stays a division unless the compiler may change rounding).",
         "",
         machine_note(load_start),
         "",

@@ -11,8 +11,9 @@ import matplotlib.image
 import pandas as pd
 import pytest
 
-from arena import leaderboard, ratings
+from arena import leaderboard
 from arena.cli import main
+from arena.elo import elo_ratings, online_elo
 from arena.store import Store
 from tests.handmade import make_placeholders
 from tests.ratings_data import frame, simulated, store_judgments
@@ -25,7 +26,7 @@ def table() -> pd.DataFrame:
     battles = frame(
         simulated({"alpha": 1.0, SNEAKY: 0.4, "gamma": 0.0}, 240) + [("q1", "alpha", "gamma", None)]
     )
-    return ratings.elo_ratings(battles, orderings=100)
+    return elo_ratings(battles, orderings=100)
 
 
 def test_text_and_markdown_carry_the_header_and_every_model(table: pd.DataFrame) -> None:
@@ -57,7 +58,7 @@ def test_json_has_header_and_rows(table: pd.DataFrame) -> None:
 
 
 def test_online_elo_json_writes_missing_intervals_as_null() -> None:
-    rows = json.loads(leaderboard.render(ratings.online_elo(frame([("q1", "a", "b", "1")])), "json"))["rows"]
+    rows = json.loads(leaderboard.render(online_elo(frame([("q1", "a", "b", "1")])), "json"))["rows"]
     assert rows[0]["lower"] is None and rows[0]["rating"] == 1016.0
 
 

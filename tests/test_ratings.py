@@ -11,8 +11,14 @@ import pandas as pd
 import pytest
 
 from arena import ratings
+from arena.battles import RESAMPLE_UNITS, battles, replicate_matches
+from arena.bradley_terry import bradley_terry
+from arena.bt_fit import ELO_SCALE, fit_bradley_terry
 from arena.cli import main
+from arena.elo import elo_ratings, online_elo
 from arena.query.judgments import read_judgments
+from arena.rating_table import interval_ranks
+from arena.relative import relative_scores
 from arena.store import Store
 from tests.ratings_data import frame, simulated, store_judgments
 
@@ -67,18 +73,18 @@ def test_all_ties_give_equal_ratings(method: str) -> None:
 
 def test_a_single_match_moves_elo_by_half_k() -> None:
     one = frame([("q1", "a", "b", "1")])
-    for table in (ratings.elo_ratings(one, orderings=5), ratings.online_elo(one)):
+    for table in (elo_ratings(one, orderings=5), online_elo(one)):
         assert table.set_index("model").rating.to_dict() == {"a": 1016.0, "b": 984.0}
-    bt = ratings.bradley_terry(one, bootstrap=20)
+    bt = bradley_terry(one, bootstrap=20)
     assert bt.model.tolist() == ["a", "b"] and bt.matches.tolist() == [1, 1]
 
 
 def test_elo_is_seeded_and_orderings_matter() -> None:
     battles = frame(simulated({"a": 1.0, "b": 0.5, "c": 0.0}, 300))
     quick = {"orderings": 50, "bootstrap": 10, "replicate_orderings": 5}
-    first = ratings.elo_ratings(battles, seed=1, **quick)
-    pd.testing.assert_frame_equal(first, ratings.elo_ratings(battles, seed=1, **quick))
-    second = ratings.elo_ratings(battles, seed=2, **quick)
+    first = elo_ratings(battles, seed=1, **quick)
+    pd.testing.assert_frame_equal(first, elo_ratings(battles, seed=1, **quick))
+    second = elo_ratings(battles, seed=2, **quick)
     assert not first.rating.equals(second.rating) and not first.lower.equals(second.lower)
     assert first.attrs["header"]["params"] == {"k": 32.0, "orderings": 50, "seed": 1, "initial": 1000.0,
                                                "bootstrap": 10, "resample": "prompt", "replicate_orderings": 5}  # fmt: skip
@@ -88,14 +94,14 @@ def test_elo_interval_resamples_prompts_and_ordering_noise_is_a_separate_column(
     """K=32 on 3,000 matches: single orderings scatter widely, yet the prompt bootstrap of the mean
     separates three clearly different models; the paper's "±" (error of the mean) is tiny."""
     battles = frame(simulated({"a": 1.0, "b": 0.0, "c": -1.0}, 3000, prompts=60))
-    table = ratings.elo_ratings(battles, orderings=400, bootstrap=40, replicate_orderings=20)
+    table = elo_ratings(battles, orderings=400, bootstrap=40, replicate_orderings=20)
     assert ((table.lower <= table.rating) & (table.rating <= table.upper)).all()
     assert table["rank"].tolist() == [1, 2, 3]
     assert ((table.spread_upper - table.spread_lower) > 3 * table.mean_error).all()
     header = table.attrs["header"]
     assert header["interval"] == "95% prompt bootstrap, 40 replicates, each the mean of 20 orderings"
     assert "lower bound is above" in header["ranks"]
-    none = ratings.elo_ratings(battles, orderings=50, bootstrap=0)
+    none = elo_ratings(battles, orderings=50, bootstrap=0)
     assert none.lower.isna().all() and none["rank"].tolist() == [1, 2, 3]
     assert none.attrs["header"]["interval"].startswith("none")
 
@@ -104,23 +110,23 @@ def test_elo_prompt_bootstrap_is_wider_than_the_battle_bootstrap_when_prompts_re
     matches = [(f"q{p}", "a", "b", v) for p, v in enumerate(np.random.default_rng(0).choice(["1", "2"], 40))
                for _ in range(10)]  # fmt: skip
     width = {}
-    for unit in ratings.RESAMPLE_UNITS:
-        table = ratings.elo_ratings(frame(matches), k=4, orderings=20, bootstrap=60, resample=unit,
+    for unit in RESAMPLE_UNITS:
+        table = elo_ratings(frame(matches), k=4, orderings=20, bootstrap=60, resample=unit,
                                     replicate_orderings=10).set_index("model")  # fmt: skip
         width[unit] = table.loc["a", "upper"] - table.loc["a", "lower"]
     assert width["prompt"] > 2 * width["battle"]
 
 
 def test_replicate_matches_draws_whole_prompts() -> None:
-    bt = ratings.battles(frame([("q1", "a", "b", "1"), ("q2", "a", "b", "2"), ("q1", "b", "a", "tie"),
+    bt = battles(frame([("q1", "a", "b", "1"), ("q2", "a", "b", "2"), ("q1", "b", "a", "tie"),
                                 ("q3", "a", "b", "1"), ("q3", "b", "a", "1"), ("q3", "a", "b", "2")]))  # fmt: skip
     rng = np.random.default_rng(0)
     for _ in range(20):
-        idx = ratings.replicate_matches(bt, "prompt", rng)
+        idx = replicate_matches(bt, "prompt", rng)
         drawn = pd.Series(bt.prompt[idx]).value_counts()
         sizes = pd.Series(bt.prompt).value_counts()
         assert all(drawn[p] % sizes[p] == 0 for p in drawn.index)  # a prompt comes with all its matches
-    assert len(ratings.replicate_matches(bt, "battle", rng)) == 6
+    assert len(replicate_matches(bt, "battle", rng)) == 6
 
 
 def test_unparsed_judgments_are_excluded_and_counted() -> None:
@@ -142,7 +148,7 @@ def test_unparsed_judgments_in_a_real_store_are_counted(store: Store) -> None:
         {"prompt_key": "q1", "model_1": "b", "model_2": "a", "verdict": "2"},
         {"prompt_key": "q2", "model_1": "a", "model_2": "b", "verdict": None},
     ])  # fmt: skip
-    table = ratings.bradley_terry(read_judgments(store, benchmark="vicuna", judge="gpt-4"), bootstrap=10)
+    table = bradley_terry(read_judgments(store, benchmark="vicuna", judge="gpt-4"), bootstrap=10)
     header = table.attrs["header"]
     assert (header["used"], header["unparsed_excluded"], header["benchmark"], header["judge"]) == (
         2,
@@ -157,20 +163,20 @@ def test_bradley_terry_recovers_a_known_order() -> None:
     truth = {"best": 1.5, "good": 0.8, "fair": 0.2, "poor": -0.5}
     battles = frame(simulated(truth, 4000, seed=7))
     for resample in ("battle", "prompt"):
-        table = ratings.bradley_terry(battles, bootstrap=100, resample=resample, seed=0)
+        table = bradley_terry(battles, bootstrap=100, resample=resample, seed=0)
         assert table.model.tolist() == list(truth)
         assert table["rank"].tolist() == [1, 2, 3, 4]
         assert table.rating.mean() == pytest.approx(1000.0)
         gaps = table.set_index("model").rating - table.set_index("model").rating["poor"]
         for model, strength in truth.items():
-            assert gaps[model] == pytest.approx((strength - truth["poor"]) * ratings.ELO_SCALE, abs=40)
-    anchored = ratings.bradley_terry(battles, bootstrap=20, anchor="fair").set_index("model")
+            assert gaps[model] == pytest.approx((strength - truth["poor"]) * ELO_SCALE, abs=40)
+    anchored = bradley_terry(battles, bootstrap=20, anchor="fair").set_index("model")
     assert anchored.loc["fair", "rating"] == pytest.approx(1000.0)
 
 
 def test_bradley_terry_likelihood_is_maximised_exactly() -> None:
     wins = np.array([[0.0, 3.0], [1.0, 0.0]])  # a beat b three times, lost once: odds 3
-    theta = ratings.fit_bradley_terry(wins, l2=0.0)
+    theta = fit_bradley_terry(wins, l2=0.0)
     assert theta[0] - theta[1] == pytest.approx(math.log(3.0), abs=1e-9)
 
 
@@ -184,7 +190,7 @@ def test_prompt_bootstrap_is_wider_when_prompts_repeat_one_result() -> None:
     ]
     width = {}
     for resample in ("battle", "prompt"):
-        table = ratings.bradley_terry(frame(matches), bootstrap=200, resample=resample).set_index("model")
+        table = bradley_terry(frame(matches), bootstrap=200, resample=resample).set_index("model")
         width[resample] = table.loc["a", "upper"] - table.loc["a", "lower"]
     assert width["prompt"] > 2 * width["battle"]
 
@@ -214,14 +220,14 @@ def test_relative_score_is_hand_computed_per_order_and_pooled() -> None:
         {"prompt_key": "q3", "model_1": "ref", "model_2": "m", "verdict": None, "status": "unparsed"},
         {"prompt_key": "q1", "model_1": "m", "model_2": "n", "verdict": "1", "score_1": 9, "score_2": 2},
     ], template="relative")  # fmt: skip
-    table = ratings.relative_scores(scored, reference="ref", bootstrap=200).set_index("model")
+    table = relative_scores(scored, reference="ref", bootstrap=200).set_index("model")
     assert table.loc["m", "model_first"] == pytest.approx(80.0)
     assert table.loc["m", "reference_first"] == pytest.approx(60.0)
     assert table.loc["m", "rating"] == pytest.approx(70.0)  # (8 + 6) / (10 + 10)
     assert table.loc["n", "rating"] == pytest.approx(150.0) and math.isnan(table.loc["n", "reference_first"])
     assert table.loc["m", "lower"] <= 70.0 <= table.loc["m", "upper"]
     assert table.loc["m", "matches"] == 2 and "ref" not in table.index
-    header = ratings.relative_scores(scored, reference="ref", bootstrap=0).attrs["header"]
+    header = relative_scores(scored, reference="ref", bootstrap=0).attrs["header"]
     assert (header["used"], header["unparsed_excluded"], header["params"]["reference"]) == (3, 1, "ref")
 
 
@@ -231,27 +237,27 @@ def test_pairwise_methods_leave_score_pairs_to_the_relative_method() -> None:
     ]
     score_pairs = [{"prompt_key": f"q{i}", "model_1": "b", "model_2": "a", "verdict": "1", "score_1": 9, "score_2": 3,
                     "template_id": "relative"} for i in range(5)]  # fmt: skip
-    table = ratings.online_elo(frame(three_class + score_pairs))
+    table = online_elo(frame(three_class + score_pairs))
     assert table.model.tolist() == ["a", "b"]
     assert table.attrs["header"]["used"] == 1 and table.attrs["header"]["template_id"] == "threeclass"
-    assert ratings.online_elo(frame(score_pairs)).model.tolist() == ["b", "a"]
+    assert online_elo(frame(score_pairs)).model.tolist() == ["b", "a"]
 
 
 def test_interval_ranks_share_ranks_while_intervals_overlap() -> None:
     table = pd.DataFrame({"rating": [10.0, 9.0, 5.0, 4.0], "lower": [9.0, 6.0, 4.5, np.nan],
                           "upper": [11.0, 9.5, 5.5, np.nan]})  # fmt: skip
-    assert ratings.interval_ranks(table).tolist() == [1, 1, 3, 4]
+    assert interval_ranks(table).tolist() == [1, 1, 3, 4]
 
 
 def test_bad_requests_say_what_to_do() -> None:
     with pytest.raises(ValueError, match="unknown rating method 'glicko'"):
         ratings.rate(frame([("q1", "a", "b", "1")]), "glicko")
     with pytest.raises(ValueError, match="1 unparsed.*import judgments"):
-        ratings.elo_ratings(frame([("q1", "a", "b", None)]))
+        elo_ratings(frame([("q1", "a", "b", None)]))
     with pytest.raises(ValueError, match="no scored judgments against reference 'gpt-3.5-turbo'"):
-        ratings.relative_scores(frame([("q1", "a", "b", "1")]))
+        relative_scores(frame([("q1", "a", "b", "1")]))
     with pytest.raises(ValueError, match="anchor model 'zz'"):
-        ratings.bradley_terry(frame([("q1", "a", "b", "1")]), anchor="zz")
+        bradley_terry(frame([("q1", "a", "b", "1")]), anchor="zz")
 
 
 @pytest.fixture(scope="module")
@@ -270,8 +276,8 @@ def test_on_the_qlora_vicuna_release_guanaco_65b_ranks_strictly_above_guanaco_7b
     under both Elo and Bradley-Terry (single Elo orderings alone would not separate them)."""
     store = Store(f"sqlite:///{(qlora_release / 'qlora-release.db').resolve()}")
     vicuna = read_judgments(store, benchmark="vicuna", judge="gpt-4", template_id="qlora-vicuna-threeclass")
-    elo = ratings.elo_ratings(vicuna, orderings=500, bootstrap=30, replicate_orderings=10).set_index("model")
-    bt = ratings.bradley_terry(vicuna, bootstrap=300).set_index("model")
+    elo = elo_ratings(vicuna, orderings=500, bootstrap=30, replicate_orderings=10).set_index("model")
+    bt = bradley_terry(vicuna, bootstrap=300).set_index("model")
     for table in (elo, bt):
         assert table.loc["guanaco-65b", "lower"] > table.loc["guanaco-7b", "upper"]
         assert table.loc["guanaco-65b", "rank"] < table.loc["guanaco-7b", "rank"]
@@ -297,7 +303,7 @@ def test_the_demo_reproduces_table_1_of_the_qlora_paper_at_its_k(
     assert main([*commands[1], "--bootstrap", "5", "--replicate-orderings", "5", "--format", "json"]) == 0
     rows = {row["model"]: row for row in json.loads(capsys.readouterr().out)["rows"]}
     assert {m: round(rows[m]["rating"]) for m in table1} == pytest.approx(table1, abs=2)
-    at_32 = ratings.elo_ratings(
+    at_32 = elo_ratings(
         read_judgments(Store(commands[1][-1]), benchmark="vicuna", template_id="qlora-vicuna-threeclass"),
         k=32, orderings=1000, bootstrap=0,
     ).set_index("model")  # fmt: skip
@@ -335,7 +341,7 @@ def test_style_control_separates_length_from_quality() -> None:
     header = table.attrs["header"]
     assert "dropped, no match differs in them: headers, lists, bold" in header["style_control"]
     assert header["params"]["control"] == "length, headers, lists, bold"
-    no_control = ratings.bradley_terry(battles, bootstrap=0).set_index("model").rating
+    no_control = bradley_terry(battles, bootstrap=0).set_index("model").rating
     assert np.allclose(plain.loc[no_control.index], no_control, atol=1e-6)  # the same fit without style terms
 
 

@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import create_engine, func, inspect, select
 
 from arena.query.contestants import upsert_contestant
-from arena.query.judgments import judgments_frame, read_judgments
+from arena.query.judgments import JUDGMENT_COLUMNS, judgments_frame, read_judgments
 from arena.query.writes import insert_ignore
 from arena.store import Base, Generation, Judgment, Prompt, Store, sqlite_file
 from foundations.errors import StoreNotFound
@@ -77,6 +77,34 @@ def test_judgments_frame_names_models_by_slot_and_filters_judges(store: Store) -
     assert list(frame.model_2) == ["b", "a", "b"]
     assert sorted(humans.judge) == ["human:ann", "human:bob"]
     assert list(gpt4.verdict) == ["1"]
+
+
+def test_judgments_frame_names_prompts_and_models_of_every_row(store: Store) -> None:
+    """The frame names prompts and models from their own tables (no join per judgment): each row
+    gets its own prompt's benchmark, key and category (none for a prompt without one), and a
+    benchmark filter leaves the other benchmark's judgments out."""
+    with store.session() as s:
+        insert_ignore(s, Prompt, [{"benchmark": "vicuna", "key": "1", "turns": ["Hi?"], "category": "generic"},
+                                  {"benchmark": "oa", "key": "7", "turns": ["Yo?"], "category": None}])  # fmt: skip
+        prompts = {p.benchmark: p.id for p in s.scalars(select(Prompt))}
+        names = {n: upsert_contestant(s, n, kind="local").id for n in ("a", "b", "c")}
+        insert_ignore(s, Generation, [{"prompt_id": p, "contestant_id": c, "text": "x"}
+                                      for p in prompts.values() for c in names.values()])  # fmt: skip
+        gen = {(g.prompt_id, g.contestant_id): g.id for g in s.scalars(select(Generation))}
+        v, o = prompts["vicuna"], prompts["oa"]
+        insert_ignore(s, Judgment, [judgment(o, gen[o, names["c"]], gen[o, names["a"]], verdict="tie"),
+                                    judgment(v, gen[v, names["b"]], gen[v, names["c"]]),
+                                    judgment(o, gen[o, names["a"]], gen[o, names["b"]], verdict="2")])  # fmt: skip
+        every = judgments_frame(s)
+        vicuna = judgments_frame(s, benchmark="vicuna")
+        no_a = judgments_frame(s, models=["b", "c"])
+    assert list(every.columns) == JUDGMENT_COLUMNS
+    assert every[["benchmark", "prompt_key", "model_1", "model_2", "verdict"]].values.tolist() == [
+        ["oa", "7", "c", "a", "tie"], ["vicuna", "1", "b", "c", "1"], ["oa", "7", "a", "b", "2"]]  # fmt: skip
+    assert every["category"].isna().tolist() == [True, False, True]
+    assert every["judgment_id"].is_monotonic_increasing
+    assert vicuna[["prompt_key", "model_1", "category"]].values.tolist() == [["1", "b", "generic"]]
+    assert no_a[["model_1", "model_2"]].values.tolist() == [["b", "c"]]
 
 
 def test_opening_to_read_never_creates_a_store(db_url: str) -> None:

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from arena import leaderboard, ratings
+from arena.battles import RESAMPLE_UNITS
 from arena.query.judges import SELECTOR_HELP
 from arena.query.judgments import read_judgments
 from arena.store import Store
@@ -39,7 +40,7 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
         help="bootstrap replicates for the interval (default: elo 100, bt/relative 1000)",
     )
     how.add_argument(
-        "--resample", choices=ratings.RESAMPLE_UNITS, default="prompt",
+        "--resample", choices=RESAMPLE_UNITS, default="prompt",
         help="elo/bt bootstrap unit: a prompt with all its matches (default) or a single battle",
     )  # fmt: skip
     how.add_argument(

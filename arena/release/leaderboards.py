@@ -15,7 +15,7 @@ LEADERBOARD_METHODS = ("elo", "bt")
 
 
 def judgments_table(rows: dict[str, list[dict[str, Any]]]) -> pd.DataFrame:
-    """Bundle judgments in the shape of :func:`arena.store.judgments_frame`, for arena.ratings."""
+    """Bundle judgments in the shape of :func:`arena.query.judgments.judgments_frame`, for arena.ratings."""
     frame = pd.DataFrame(rows["judgments"], columns=[c.name for c in SCHEMA["judgments"]])
     frame = frame.rename(columns={"score1": "score_1", "score2": "score_2", "generation1_id": "generation_1",
                                   "generation2_id": "generation_2"})  # fmt: skip

@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 from scipy.special import ndtr
 
-from arena.ratings import fit_bradley_terry
+from arena.bt_fit import fit_bradley_terry
 
 LAMBDA_MAX = 1.0
 """Largest bet: the capital can lose at most half per judgment."""
