@@ -10,7 +10,8 @@ statements themselves, so a rule that every read must follow is written once:
 - :mod:`.generations`: :func:`~arena.query.generations.answerable_generations`, the condition that
   keeps imported placeholders away from voters, judges and measurements.
 - :mod:`.judgments`, :mod:`.prompts`, :mod:`.contestants`, :mod:`.runs`, :mod:`.tags`,
-  :mod:`.secret`: reads and writes of each record.
+  :mod:`.secret`: reads and writes of each record; :mod:`.bundle`: the tables a release
+  exports.
 - :mod:`.writes`: the idempotent bulk insert every write goes through.
 
 Bulk reads (the judgments table, millions of rows) use SQLAlchemy Core and plain tuples, never one

@@ -25,6 +25,10 @@ def finish_run(session: Session, run_id: int, status: str = "done") -> None:
     run.finished_at = utcnow()
 
 
+def all_runs(session: Session) -> list[Run]:
+    return list(session.scalars(select(Run)))
+
+
 def tournament_spent(session: Session, tournament: str) -> float:
     """What every run of one tournament (a judging command and its reruns) has spent, in USD."""
     return float(session.scalar(select(func.sum(Run.spent_usd)).where(Run.tournament == tournament)) or 0.0)

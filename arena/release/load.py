@@ -14,9 +14,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from arena.query.runs import all_runs
 from arena.query.vocabulary import STATUSES, VERDICTS
 from arena.query.writes import ids_by_key, insert_ignore
 from arena.release.schema import (
@@ -164,9 +164,7 @@ def _check_row(file: Path, number: int, table: str, row: dict[str, Any]) -> None
 
 def _import_runs(session: Session, rows: list[tuple[str, int, dict[str, Any]]]) -> tuple[dict[str, int], int]:
     """Runs have no unique key in the store: match them by their stable id, add the missing ones."""
-    existing = {
-        stable_id("run", r.kind, r.name, iso_time(r.started_at)): r.id for r in session.scalars(select(Run))
-    }
+    existing = {stable_id("run", r.kind, r.name, iso_time(r.started_at)): r.id for r in all_runs(session)}
     new = 0
     for _, _, r in rows:
         if r["run_id"] in existing:

@@ -6,9 +6,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from arena.query.bundle import table_rows
 from arena.release.config import ReleaseConfig
 from arena.release.pseudonyms import Pseudonyms, pseudonym_key
 from arena.release.schema import (
@@ -28,22 +28,18 @@ from arena.store import Contestant, Generation, Judgment, Prompt, Run, Tag
 def collect(session: Session, config: ReleaseConfig) -> dict[str, list[dict[str, Any]]]:
     """Every table's rows, as exported: stable ids, scrubbed, sorted, in column order."""
     personal = Pseudonyms(pseudonym_key(session)) if config.pseudonymise else None
-    prompts = _records(session, Prompt, Prompt.benchmark == config.benchmark if config.benchmark else None)
+    prompts = table_rows(session, Prompt, config.benchmark)
     prompt_ids = {p.id: f"{p.benchmark}/{p.key}" for p in prompts}
-    in_benchmark = select(Prompt.id).where(Prompt.benchmark == config.benchmark) if config.benchmark else None
-    runs = _records(session, Run)
+    runs = table_rows(session, Run)
     run_ids = {r.id: stable_id("run", r.kind, scrub(r.name), iso_time(r.started_at)) for r in runs}
-    names = dict(session.execute(select(Contestant.id, Contestant.name)).all())
-    generations = _records(
-        session, Generation, None if in_benchmark is None else Generation.prompt_id.in_(in_benchmark)
-    )
+    contestants = table_rows(session, Contestant)
+    names = {c.id: c.name for c in contestants}
+    generations = table_rows(session, Generation, config.benchmark)
     gen_ids = {
         g.id: stable_id("generation", prompt_ids[g.prompt_id], names[g.contestant_id]) for g in generations
     }
     gen_model = {g.id: names[g.contestant_id] for g in generations}
-    judgments = _records(
-        session, Judgment, None if in_benchmark is None else Judgment.prompt_id.in_(in_benchmark)
-    )
+    judgments = table_rows(session, Judgment, config.benchmark)
 
     def judge_name(judge: str) -> str:
         return scrub(personal.judge(judge) if personal else judge)
@@ -53,9 +49,9 @@ def collect(session: Session, config: ReleaseConfig) -> dict[str, list[dict[str,
                         gen_ids[j.generation2_id])
         for j in judgments
     }  # fmt: skip
-    tags = [t for t in _records(session, Tag) if t.judgment_id in judgment_ids]
+    tags = [t for t in table_rows(session, Tag) if t.judgment_id in judgment_ids]
     used_models = set(gen_model.values()) if config.benchmark else set(names.values())
-    contestants = [c for c in _records(session, Contestant) if c.name in used_models]
+    contestants = [c for c in contestants if c.name in used_models]
     annotator = personal or (lambda name: name)
 
     def row(table: str, values: dict[str, Any]) -> dict[str, Any]:
@@ -116,12 +112,6 @@ def collect(session: Session, config: ReleaseConfig) -> dict[str, list[dict[str,
     for table, keys in SORT_KEYS.items():
         rows[table].sort(key=lambda r, keys=keys: tuple("" if r[k] is None else str(r[k]) for k in keys))
     return rows
-
-
-def _records(session: Session, model: type, where: Any = None) -> list[Any]:
-    """Plain rows (not ORM objects: several times faster for tens of thousands of judgments)."""
-    stmt = select(model.__table__)
-    return list(session.execute(stmt if where is None else stmt.where(where)))
 
 
 def _fields(record: Any, columns: Iterable[Column]) -> dict[str, Any]:
