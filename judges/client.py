@@ -233,11 +233,14 @@ class ChatClient:
 
         `on_failure` hears of every failed attempt (a judge charges it to its budget) and answers
         whether another attempt may be made."""
+        optional = {"max_tokens": max_tokens, "seed": seed, "top_p": top_p}
+        body = {"model": self.cfg.model, "messages": list(messages), "temperature": temperature}
+        body.update((name, value) for name, value in optional.items() if value is not None)
         start = time.perf_counter()
         for attempt in range(1, self.cfg.max_attempts + 1):
             try:
                 async with self._limit:
-                    text, usage, model = await self._attempt(messages, temperature, max_tokens, seed, top_p)
+                    text, usage, model = await self._attempt(body)
                 return ChatResult(
                     text=text,
                     prompt_tokens=usage.get("prompt_tokens"),
@@ -262,39 +265,20 @@ class ChatClient:
                 await asyncio.sleep(wait)
         raise AssertionError("unreachable")  # pragma: no cover
 
-    async def _attempt(
-        self,
-        messages: Sequence[dict[str, str]],
-        temperature: float,
-        max_tokens: int | None,
-        seed: int | None,
-        top_p: float | None,
-    ) -> tuple[str, dict[str, Any], str | None]:
+    async def _attempt(self, body: dict[str, Any]) -> tuple[str, dict[str, Any], str | None]:
         """One request under the attempt's deadline: httpx's timeout is per read, which a server
         sending a byte at a time never trips."""
         try:
-            return await asyncio.wait_for(
-                self._once(messages, temperature, max_tokens, seed, top_p), self.cfg.timeout_s
-            )
+            return await asyncio.wait_for(self._once(body), self.cfg.timeout_s)
         except asyncio.TimeoutError:
             raise DeadlineExceeded(f"no complete reply within {self.cfg.timeout_s:g}s") from None
 
-    async def _once(
-        self,
-        messages: Sequence[dict[str, str]],
-        temperature: float,
-        max_tokens: int | None,
-        seed: int | None,
-        top_p: float | None,
-    ) -> tuple[str, dict[str, Any], str | None]:
+    async def _once(self, body: dict[str, Any]) -> tuple[str, dict[str, Any], str | None]:
         """One POST through the SDK (its auth, base URL, headers and HTTP errors as `openai`
         exceptions), the body read here: `chat.completions.create` would walk every message through
         the SDK's typed-params transform and build pydantic models of the reply: CPU on every call
         that changes nothing for plain-text messages, and what a CPU-bound run is short of
         (docs/bench/judge.md)."""
-        optional = {"max_tokens": max_tokens, "seed": seed, "top_p": top_p}
-        body = {"model": self.cfg.model, "messages": list(messages), "temperature": temperature}
-        body.update((name, value) for name, value in optional.items() if value is not None)
         payload = await self._client.post("/chat/completions", body=body, cast_to=bytes)
         return read_reply(payload)
 
