@@ -77,8 +77,10 @@ def held_out_examples(tokenizer: Any, seq_len: int) -> list[Any]:
 def perplexity(model: Any, examples: list[Any], pad_id: int) -> float:
     """exp(mean next-token loss) over every token of the held-out conversations."""
     from trainer.batches import collate, target_count
+    from trainer.loss import add_token_loss
     from trainer.train import token_loss
 
+    add_token_loss(model)
     model.eval()
     total, count = 0.0, 0
     for start in range(0, len(examples), 4):
