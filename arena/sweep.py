@@ -79,7 +79,7 @@ def train_point(point: Point) -> dict[str, Any]:
     """Train one point (continuing from its last checkpoint if a sweep was killed), or read the
     record of a finished one. Training time is wall time; on a resumed point it is scaled from the
     steps this run took to the whole run, and flagged as estimated."""
-    from trainer.data import DataError
+    from trainer.formats import DataError
     from trainer.train import TrainError, checkpoints, train
 
     done = finished(point)
@@ -156,7 +156,8 @@ def data_label(source: str) -> str:
 def held_out_prompts(cfg: SweepConfig, point: Point) -> list[dict[str, Any]]:
     """The first `cfg.prompts` held-out conversations as benchmark rows: the last user turn is the
     prompt, earlier turns are context, the held-out answer is the reference."""
-    from trainer.data import DataError, load_splits
+    from trainer.data import load_splits
+    from trainer.formats import DataError
 
     t = point.train
     try:
@@ -197,7 +198,8 @@ def store_prompts(store: Store, rows: list[dict[str, Any]], benchmark: str) -> N
 def prompt_template(template: str) -> str:
     """The training text of one Alpaca record under the trainer's template, as recorded with
     every contestant (`{instruction}` and `{input}` are joined as the trainer's Alpaca reader does)."""
-    from trainer.data import Turn, segments
+    from trainer.encode import segments
+    from trainer.formats import Turn
 
     if template != "guanaco":
         return "the tokenizer's chat template; user turn: {instruction}\n\n{input}; assistant turn: {output}"

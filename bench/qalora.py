@@ -66,7 +66,8 @@ def train_run(args: argparse.Namespace, out: Path, method: str, bits: int) -> di
 
 
 def held_out_examples(tokenizer: Any, seq_len: int) -> list[Any]:
-    from trainer.data import Encoder, load_splits
+    from trainer.data import load_splits
+    from trainer.encode import Encoder
 
     conversations, _, report, _ = load_splits(str(HELD_OUT), eval_source=str(HELD_OUT))
     encoder = Encoder(tokenizer, "guanaco", "all", seq_len)

@@ -102,7 +102,7 @@ def run_trl(args: argparse.Namespace, out: Path) -> dict[str, Any]:
 
     from trainer import model as qmodel
     from trainer.batches import collate
-    from trainer.data import Example
+    from trainer.encode import Example
     from trainer.train import load_tokenizer, prepare_data
 
     cfg = job_config(args, out)

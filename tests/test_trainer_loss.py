@@ -10,7 +10,7 @@ import torch.nn.functional as F
 
 from tests.trainer_tiny import tiny_checkpoint
 from trainer import loss as chunked
-from trainer.data import IGNORE
+from trainer.encode import IGNORE
 
 
 @pytest.mark.parametrize("chunk_rows", [1, 3, 1000])

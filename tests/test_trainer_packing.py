@@ -11,7 +11,7 @@ import torch
 from tests.trainer_tiny import tiny_checkpoint
 from trainer.batches import collate, collate_packed, packed_rows, target_count
 from trainer.config import build
-from trainer.data import IGNORE, Example
+from trainer.encode import IGNORE, Example
 from trainer.loss import add_token_loss
 from trainer.train import Loop, token_loss
 

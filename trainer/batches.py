@@ -17,7 +17,7 @@ from typing import Any
 
 import torch
 
-from trainer.data import IGNORE, Example
+from trainer.encode import IGNORE, Example
 
 MEGABATCH = 50
 

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from trainer.config import DEFAULT_GROUP_SIZE, TrainConfig
-from trainer.data import train_on_for
+from trainer.formats import train_on_for
 
 
 def _fmt(value: Any) -> str:

@@ -18,7 +18,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from trainer.data import IGNORE
+from trainer.encode import IGNORE
 
 CHUNK_ELEMENTS = 1 << 24
 """Logits held at once (64 MiB in float32): the chunk's rows are this divided by the vocabulary."""

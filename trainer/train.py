@@ -29,7 +29,9 @@ from trainer import model as qmodel
 from trainer.batches import collate, collate_packed, epoch_batches, packed_rows, target_count
 from trainer.card import write_card
 from trainer.config import TrainConfig
-from trainer.data import DataReport, Encoder, Example, load_splits, train_on_for
+from trainer.data import load_splits
+from trainer.encode import Encoder, Example
+from trainer.formats import DataReport, train_on_for
 from trainer.loss import add_token_loss
 
 log = logging.getLogger(__name__)
