@@ -15,7 +15,7 @@ Linux VmHWM) with the same number of CPU threads (`--threads`), `--repeats` time
 Throughput counts real (non-padding) tokens. The same job with `--packing` (whole conversations
 packed into rows of `--seq-len`) is measured the same way. Writes docs/bench/train.md.
 
-    PYTHONPATH=. python bench/train.py [--steps 30] [--repeats 3] [--batch-size 2] [--seq-len 128]
+    PYTHONPATH=. python bench/train.py [--steps 30] [--repeats 3] [--batch-size 2] [--seq-len 256]
 """
 
 from __future__ import annotations
@@ -246,7 +246,7 @@ def main() -> None:
     parser.add_argument("--base", default="smollm2")
     parser.add_argument("--steps", type=int, default=30, help="timed steps after one warm-up step")
     parser.add_argument("--batch-size", type=int, default=2)
-    parser.add_argument("--seq-len", type=int, default=128)
+    parser.add_argument("--seq-len", type=int, default=256)
     parser.add_argument("--threads", type=int, default=1, help="CPU threads per side (torch, OpenMP)")
     parser.add_argument("--repeats", type=int, default=3, help="runs per side")
     parser.add_argument("--out", type=Path, default=REPORT, help="the page to write")
