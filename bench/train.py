@@ -11,7 +11,8 @@ log-probabilities its loss needs. Both compute in float32 on the CPU: bf16 is of
 weights that TRL casts to bfloat16 for a quantized model are cast back to float32, as this
 trainer keeps them. Gradient checkpointing is off on both. The first step (the longest batch) is
 warm-up; the next `--steps` are timed. Each side runs in its own process (peak RSS is its own,
-Linux VmHWM) with the same number of CPU threads (`--threads`), `--repeats` times, alternating.
+Linux VmHWM) with the same number of CPU threads (`--threads`), `--repeats` times; in each repeat the three runs go at the same time, so a busy spell on a shared
+machine falls on all of them alike.
 Throughput counts real (non-padding) tokens. The same job with `--packing` (whole conversations
 packed into rows of `--seq-len`) is measured the same way. Writes docs/bench/train.md.
 
@@ -176,16 +177,15 @@ def child(args: argparse.Namespace) -> None:
     Path(args.result).write_text(json.dumps(result))
 
 
-def measure(side: str, args: argparse.Namespace, result: Path) -> dict[str, Any]:
+def start(side: str, args: argparse.Namespace, result: Path) -> subprocess.Popen:
+    """One side's run in a fresh process of its own (its own peak RSS), with the threads asked for."""
     command = [sys.executable, __file__, "--child", side, "--result", str(result), "--base", args.base,
                "--steps", str(args.steps), "--batch-size", str(args.batch_size), "--seq-len", str(args.seq_len),
                "--threads", str(args.threads)]  # fmt: skip
     threads = str(args.threads)
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": threads,
            "MKL_NUM_THREADS": threads}  # fmt: skip
-    print(f"running {side} ...", flush=True)
-    subprocess.run(command, check=True, env=env)
-    return json.loads(result.read_text())
+    return subprocess.Popen(command, env=env)
 
 
 def mean_spread(values: list[float], digits: int) -> str:
@@ -274,8 +274,8 @@ def report(
         "batches in the same order (the project's length grouping, handed to TRL through a batch sampler, with "
         "the same padding); each counted the real tokens it was given, step by step, and the counts were equal. "
         "TRL's per-step entropy and accuracy are off. One warm-up step, then "
-        f"{args.steps} timed steps; {args.repeats} runs per side, alternating, each in a fresh process: mean, "
-        "range over the runs in brackets. The packed job is the same but for `--packing`: each of its rows "
+        f"{args.steps} timed steps; {args.repeats} runs per side, each in a fresh process: mean, "
+        "range over the runs in brackets. In each repeat the three runs went at the same time, each in its own process. The packed job is the same but for `--packing`: each of its rows "
         f"holds as many whole conversations as fit in {args.seq_len} tokens.",
         "",
         "| trainer | real tokens timed | real tokens/s (wall) | real tokens per CPU second | peak RSS (MiB) |",
@@ -297,7 +297,8 @@ def report(
         ),
         f"Load (`uptime`) at the start: {loads[0]}; at the end: {loads[1]}. The machine is shared with other "
         "work (other helpers' tests and benchmarks) while this runs: wall times are inflated and noisy, the CPU "
-        "seconds less so, and the sides alternate so a busy spell falls on all of them alike.",
+        "seconds less so. The packed runs, with more tokens per step, ran alone for their last "
+        "stretch, which flatters their wall-clock figure: compare packing per CPU second.",
         "",
     ]
 
@@ -328,10 +329,15 @@ def main() -> None:
     load_start, started = os.getloadavg()[0], uptime()
     runs: dict[str, list[dict[str, Any]]] = {side: [] for side in SIDES}
     with tempfile.TemporaryDirectory() as tmp:
-        for repeat in range(args.repeats):  # alternate the sides, so a busy spell hits all alike
-            for side, results in runs.items():
-                results.append(measure(side, args, Path(tmp) / f"{side}-{repeat}.json"))
-                print(side, {k: v for k, v in results[-1].items() if k != "step_tokens"}, flush=True)
+        for repeat in range(args.repeats):  # the sides at once, so a busy spell falls on all of them alike
+            print(f"repeat {repeat + 1}: running {', '.join(SIDES)} ...", flush=True)
+            files = {side: Path(tmp) / f"{side}-{repeat}.json" for side in SIDES}
+            processes = {side: start(side, args, file) for side, file in files.items()}
+            for side, process in processes.items():
+                if process.wait() != 0:
+                    raise SystemExit(f"the {side} run failed (exit {process.returncode})")
+                runs[side].append(json.loads(files[side].read_text()))
+                print(side, {k: v for k, v in runs[side][-1].items() if k != "step_tokens"}, flush=True)
     if any(r["step_tokens"] != runs["trl"][0]["step_tokens"] for r in runs["trl"] + runs["ours"]):
         raise SystemExit("the two sides were given different tokens: not like for like, no page written")
     lines = report(args, runs, (started, uptime()))
