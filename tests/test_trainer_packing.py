@@ -49,7 +49,7 @@ def test_a_packed_row_loses_exactly_what_its_conversations_lose_one_by_one(
             packed, position_ids=torch.arange(packed["input_ids"].size(1)).expand_as(packed["input_ids"])
         )
         leaked = float(token_loss(model, leaky))
-    first = float(token_loss(model, collate(convs[:1], pad_id=3)))
+        first = float(token_loss(model, collate(convs[:1], pad_id=3)))
     assert together == pytest.approx(alone + first, rel=1e-5)
     assert abs(leaked - together) > 1e-3  # the test can tell a leak
     assert target_count(packed) == sum(e.target_tokens for e in [*convs, convs[0]])
