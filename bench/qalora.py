@@ -66,7 +66,8 @@ def train_run(args: argparse.Namespace, out: Path, method: str, bits: int) -> di
 
 
 def held_out_examples(tokenizer: Any, seq_len: int) -> list[Any]:
-    from trainer.data import Encoder, load_splits
+    from trainer.data import load_splits
+    from trainer.encode import Encoder
 
     conversations, _, report, _ = load_splits(str(HELD_OUT), eval_source=str(HELD_OUT))
     encoder = Encoder(tokenizer, "guanaco", "all", seq_len)
@@ -77,8 +78,10 @@ def held_out_examples(tokenizer: Any, seq_len: int) -> list[Any]:
 def perplexity(model: Any, examples: list[Any], pad_id: int) -> float:
     """exp(mean next-token loss) over every token of the held-out conversations."""
     from trainer.batches import collate, target_count
+    from trainer.loss import add_token_loss
     from trainer.train import token_loss
 
+    add_token_loss(model)
     model.eval()
     total, count = 0.0, 0
     for start in range(0, len(examples), 4):

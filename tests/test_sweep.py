@@ -224,7 +224,8 @@ def test_config_file_errors_name_the_line_and_a_torn_marker_does_not_count(
 def test_an_alpaca_record_trains_on_its_response_only() -> None:
     from tests.test_trainer_data import split_tokens
     from tests.trainer_tiny import tiny_tokenizer
-    from trainer.data import Encoder, load_splits
+    from trainer.data import load_splits
+    from trainer.encode import Encoder
 
     record = json.loads(PRODUCTS.read_text().splitlines()[0])
     train, held, _, _ = load_splits(str(PRODUCTS), "alpaca", None, 0.2)

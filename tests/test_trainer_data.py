@@ -8,18 +8,9 @@ from pathlib import Path
 import pytest
 
 from tests.trainer_tiny import tiny_tokenizer
-from trainer.data import (
-    IGNORE,
-    SAMPLE,
-    DataError,
-    DataReport,
-    Encoder,
-    Record,
-    Turn,
-    load_splits,
-    oasst1_conversations,
-    read_records,
-)
+from trainer.data import SAMPLE, load_splits, read_records
+from trainer.encode import IGNORE, Encoder
+from trainer.formats import DataError, DataReport, Record, Turn, oasst1_conversations
 
 
 def msg(mid: str, parent: str | None, role: str, text: str, rank: int | None = None, **extra) -> dict:

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from trainer.config import DEFAULT_GROUP_SIZE, TrainConfig
-from trainer.data import train_on_for
+from trainer.formats import train_on_for
 
 
 def _fmt(value: Any) -> str:
@@ -41,7 +41,11 @@ def write_card(folder: Path, cfg: TrainConfig, metrics: dict[str, Any]) -> Path:
         "optimizer": f"{cfg.optim}, lr {cfg.learning_rate} ({cfg.lr_scheduler}), betas "
         f"({cfg.adam_beta1}, {cfg.adam_beta2}), max grad norm {cfg.max_grad_norm}",
         "batch": f"{cfg.batch_size} x {cfg.grad_accum} accumulation, {cfg.max_steps} steps, "
-        f"length grouping {'on' if cfg.group_by_length else 'off'}",
+        + (
+            f"packed rows of {cfg.max_seq_len} tokens"
+            if cfg.packing
+            else f"length grouping {'on' if cfg.group_by_length else 'off'}"
+        ),
         "format": f"{cfg.template} template, loss on {'all tokens' if train_on == 'all' else 'answers only'}, "
         f"EOS {'once at the end' if cfg.eos == 'end' else 'after every answer'}, max {cfg.max_seq_len} tokens",
     }

@@ -87,6 +87,9 @@ class TrainConfig:
     grad_accum: int = 16
     max_steps: int = 1875
     group_by_length: bool = True
+    packing: bool = False
+    """Pack whole conversations into rows of `max_seq_len` (positions restart and attention stays
+    within each conversation); `group_by_length` then has nothing to group."""
     seed: int = 42
     # bookkeeping
     out: str = "runs/guanaco"

@@ -22,16 +22,18 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from foundations.errors import loading_model
 from trainer import model as qmodel
-from trainer.batches import collate, epoch_batches, target_count
+from trainer.batches import collate, collate_packed, epoch_batches, packed_rows, target_count
 from trainer.card import write_card
 from trainer.config import TrainConfig
-from trainer.data import IGNORE, DataReport, Encoder, Example, load_splits, train_on_for
+from trainer.data import load_splits
+from trainer.encode import Encoder, Example
 from trainer.errors import TrainError
+from trainer.formats import DataReport, train_on_for
+from trainer.loss import add_token_loss
 
 log = logging.getLogger(__name__)
 
@@ -162,13 +164,10 @@ def checkpoints(out: Path) -> list[Path]:
 
 def token_loss(model: Any, batch: dict[str, torch.Tensor]) -> torch.Tensor:
     """Summed next-token cross-entropy over the target tokens (divided by the caller, so gradient
-    accumulation weighs every token equally however the tokens fall into micro-batches). The labels
-    are shifted rather than the logits, which would copy the largest tensor of the step."""
-    logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
-    targets = F.pad(batch["labels"][:, 1:], (0, 1), value=IGNORE)
-    return F.cross_entropy(
-        logits.float().view(-1, logits.size(-1)), targets.reshape(-1), ignore_index=IGNORE, reduction="sum"
-    )
+    accumulation weighs every token equally however the tokens fall into micro-batches), through
+    the forward that :func:`trainer.loss.add_token_loss` gave the model: no full logits are held."""
+    inputs = {key: value for key, value in batch.items() if key != "labels"}
+    return model(**inputs, loss_labels=batch["labels"])
 
 
 class Loop:
@@ -195,6 +194,7 @@ class Loop:
         device_map = {"": self.accelerator.device} if qmodel.on_gpu() and not qmodel.under_fsdp() else None
         self.method = method_module(cfg)
         base = self.method.load_base(cfg, device_map=device_map)
+        add_token_loss(base)
         model = self.method.add_lora(base, cfg, adapter=self.checkpoint)
         self.footprint = self.method.footprint(model, cfg)
         optimizer = make_optimizer(cfg, [p for p in model.parameters() if p.requires_grad])
@@ -228,23 +228,29 @@ class Loop:
 
     # ------------------------------------------------------------ batches
 
-    def _batches(self, epoch: int) -> list[list[int]]:
-        """This process's share of one epoch's batches (every process gets as many)."""
+    def _batches(self, epoch: int) -> list[list[list[int]]]:
+        """This process's share of one epoch's batches (every process gets as many); a batch is a
+        list of rows, a row the indices of its examples (one each unless packing)."""
         if epoch not in self._epochs:
-            lengths = [len(e.input_ids) for e in self.data.train]
-            every = epoch_batches(
-                lengths, self.cfg.batch_size, self.cfg.seed, epoch, self.cfg.group_by_length
-            )
+            cfg, lengths = self.cfg, [len(e.input_ids) for e in self.data.train]
+            if cfg.packing:
+                rows = packed_rows(lengths, cfg.max_seq_len, cfg.seed, epoch)
+                every = [rows[i : i + cfg.batch_size] for i in range(0, len(rows), cfg.batch_size)]
+            else:
+                grouped = epoch_batches(lengths, cfg.batch_size, cfg.seed, epoch, cfg.group_by_length)
+                every = [[[i] for i in batch] for batch in grouped]
             per_rank = max(len(every) // self.world, 1)
             self._epochs = {epoch: every[self.rank :: self.world][:per_rank] or every[:1]}
         return self._epochs[epoch]
 
-    def micro_batch(self, number: int) -> dict[str, torch.Tensor]:
-        """Micro-batch `number` of the whole run (epochs laid end to end)."""
+    def micro_batch(self, number: int) -> tuple[dict[str, torch.Tensor], int]:
+        """Micro-batch `number` of the whole run (epochs laid end to end), and its real tokens."""
         epoch, index = divmod(number, self.per_epoch)
-        picked = [self.data.train[i] for i in self._batches(epoch)[index]]
-        batch = collate(picked, self.tokenizer.pad_token_id)
-        return {k: v.to(self.accelerator.device) for k, v in batch.items()}
+        rows = [[self.data.train[i] for i in row] for row in self._batches(epoch)[index]]
+        pad = self.tokenizer.pad_token_id
+        batch = collate_packed(rows, pad) if self.cfg.packing else collate([r[0] for r in rows], pad)
+        real_tokens = sum(len(e.input_ids) for row in rows for e in row)
+        return {k: v.to(self.accelerator.device) for k, v in batch.items()}, real_tokens
 
     # ------------------------------------------------------------ steps
 
@@ -252,9 +258,9 @@ class Loop:
         """One optimizer step over `grad_accum` micro-batches; the loss is the mean over all their
         target tokens (on all processes)."""
         accum = self.cfg.grad_accum
-        micro = [self.micro_batch(self.step * accum + j) for j in range(accum)]
+        micro, counts = zip(*(self.micro_batch(self.step * accum + j) for j in range(accum)), strict=True)
         targets = self._sum(sum(target_count(b) for b in micro))
-        real_tokens = self._sum(sum(int(b["attention_mask"].sum()) for b in micro))
+        real_tokens = self._sum(sum(counts))
         scale = self.world / max(targets, 1)
         loss_sum = 0.0
         self.model.train()

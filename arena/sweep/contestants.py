@@ -13,7 +13,8 @@ from arena.sweep.prompts import data_label
 def prompt_template(template: str) -> str:
     """The training text of one Alpaca record under the trainer's template, as recorded with
     every contestant (`{instruction}` and `{input}` are joined as the trainer's Alpaca reader does)."""
-    from trainer.data import Turn, segments
+    from trainer.encode import segments
+    from trainer.formats import Turn
 
     if template != "guanaco":
         return "the tokenizer's chat template; user turn: {instruction}\n\n{input}; assistant turn: {output}"

@@ -23,7 +23,8 @@ def data_label(source: str) -> str:
 def held_out_prompts(cfg: SweepConfig, point: Point) -> list[dict[str, Any]]:
     """The first `cfg.prompts` held-out conversations as benchmark rows: the last user turn is the
     prompt, earlier turns are context, the held-out answer is the reference."""
-    from trainer.data import DataError, load_splits
+    from trainer.data import load_splits
+    from trainer.formats import DataError
 
     t = point.train
     try:

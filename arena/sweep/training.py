@@ -55,7 +55,7 @@ def train_point(point: Point) -> dict[str, Any]:
     """Train one point (continuing from its last checkpoint if a sweep was killed), or read the
     record of a finished one. Training time is wall time; on a resumed point it is scaled from the
     steps this run took to the whole run, and flagged as estimated."""
-    from trainer.data import DataError
+    from trainer.formats import DataError
     from trainer.train import TrainError, checkpoints, train
 
     done = finished(point)
