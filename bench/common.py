@@ -18,6 +18,11 @@ SHARED_NOTE = (
     "work (load average {load_start:.1f} at the start, {load_end:.1f} at the end), so absolute times "
     "are inflated and noisy; the ratios compare the two sides measured in the same run."
 )
+QUIET_NOTE = (
+    "Measured on the project's machine, {cpus} CPU cores with no other heavy work (load average "
+    "{load_start:.1f} at the start, {load_end:.1f} at the end, the benchmark's own included); the "
+    "ratios compare the two sides measured in the same run."
+)
 
 
 @dataclass(frozen=True)
@@ -63,7 +68,9 @@ def machine_note(load_start: float) -> str:
     """The machine line every page ends with."""
     import numpy as np
 
-    note = SHARED_NOTE.format(cpus=os.cpu_count(), load_start=load_start, load_end=os.getloadavg()[0])
+    load_end = os.getloadavg()[0]
+    template = QUIET_NOTE if max(load_start, load_end) <= os.cpu_count() / 2 else SHARED_NOTE
+    note = template.format(cpus=os.cpu_count(), load_start=load_start, load_end=load_end)
     return (
         f"{note} Machine: {platform.machine()}, Python {platform.python_version()}, numpy {np.__version__}."
     )

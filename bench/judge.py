@@ -212,7 +212,7 @@ def caveats(rows: list[tuple[int, int, Side, Side]]) -> str:
     text = ""
     if overlap:
         text += (
-            f"At concurrency {listed(overlap)} the ranges overlap: on this loaded machine runs vary more "
+            f"At concurrency {listed(overlap)} the ranges overlap: runs vary more "
             "than the two sides differ, so the medians are compared, and the pairs column says how often each "
             "interleaved pair agreed. "
         )
