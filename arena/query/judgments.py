@@ -54,8 +54,11 @@ def judgments_frame(
     )
     scope = select(Judgment.id)
     if benchmark:
+        in_benchmark = select(Prompt.id).where(Prompt.benchmark == benchmark)
         prompts = prompts.where(Prompt.benchmark == benchmark)
-        scope = scope.where(Judgment.prompt_id.in_(select(Prompt.id).where(Prompt.benchmark == benchmark)))
+        # a judgment's two answers are to its own prompt: the benchmark's answers name them all
+        answers = answers.where(Generation.prompt_id.in_(in_benchmark))
+        scope = scope.where(Judgment.prompt_id.in_(in_benchmark))
     if template_id:
         scope = scope.where(Judgment.template_id == template_id)
     if status:
