@@ -7,7 +7,7 @@ from typing import Any
 
 import pandas as pd
 
-from arena.query.vocabulary import HUMAN_PREFIX
+from arena.query.vocabulary import is_human
 from arena.release.config import ReleaseConfig
 from arena.release.schema import SCHEMA
 
@@ -27,7 +27,7 @@ def judgments_table(rows: dict[str, list[dict[str, Any]]]) -> pd.DataFrame:
 
 def judge_groups(judges: pd.Series) -> dict[str, pd.Series]:
     """Each model judge on its own, and every `human:` annotator pooled as `human`."""
-    human = judges.str.startswith(HUMAN_PREFIX)
+    human = is_human(judges)
     groups = {name: judges.eq(name) for name in sorted(set(judges[~human]))}
     if human.any():
         groups["human"] = human

@@ -15,7 +15,7 @@ import re
 from sqlalchemy.orm import Session
 
 from arena.query.secret import store_secret
-from arena.query.vocabulary import HUMAN_PREFIX
+from arena.query.vocabulary import HUMAN_PREFIX, human_judge, is_human_name
 
 PSEUDONYM_KEY_ENV = "GUANACO_PSEUDONYM_KEY"
 """A key shared by several stores, so that their bundles give one annotator the same pseudonym."""
@@ -36,8 +36,8 @@ class Pseudonyms:
         return "annotator-" + hmac.new(self._key, name.encode(), hashlib.sha256).hexdigest()[:16]
 
     def judge(self, judge: str) -> str:
-        if judge.startswith(HUMAN_PREFIX):
-            return HUMAN_PREFIX + self(judge[len(HUMAN_PREFIX) :])
+        if is_human_name(judge):
+            return human_judge(self(judge.removeprefix(HUMAN_PREFIX)))
         return judge
 
 
