@@ -69,13 +69,17 @@ def elo_orderings(
 ) -> np.ndarray:
     """Final online-Elo ratings of each of `orderings` seeded random orders: shape (orderings, models).
 
-    `compiled=None` uses the numba kernel when numba is installed, else the numpy fallback;
-    True/False force one (True raises without numba). Both give the same numbers."""
+    `compiled=None` uses the numba kernel when numba is installed and K is in its reach (up to
+    694), else the numpy fallback; True/False force one (True raises without numba or beyond that
+    K). Both give the same numbers."""
     from tqdm.auto import tqdm
 
+    largest_step = abs(k) * math.log(10.0) / 400.0
     if compiled is None:
-        compiled = importlib.util.find_spec("numba") is not None
+        in_reach = largest_step <= EXP_SERIES_MAX * 2**MAX_SQUARINGS
+        compiled = in_reach and importlib.util.find_spec("numba") is not None
     kernel = _compiled_kernel() if compiled else None
+    reduction = exp_reduction(largest_step) if compiled else (1.0, 0)
     kinds, codes = match_codes(a, b, score)
     # unsigned for the kernel: it then skips Python's negative-index wraparound on every lookup
     slot_a, slot_b = kinds[:2].astype(np.uint32 if compiled else np.intp)
@@ -89,7 +93,18 @@ def elo_orderings(
                 padded = -(-size // LANES) * LANES  # whole groups of lanes; the extra ones are dropped
                 rows = np.empty((padded, n_models))
                 streams = ordering_streams(seed, first, padded)
-                kernel(codes, slot_a, slot_b, kinds[2] / 2.0, streams, SERIES, float(k), float(initial), rows)
+                kernel(
+                    codes,
+                    slot_a,
+                    slot_b,
+                    kinds[2] / 2.0,
+                    streams,
+                    SERIES,
+                    float(k),
+                    *reduction,
+                    float(initial),
+                    rows,
+                )
                 out[first : first + size] = rows[:size]
             else:
                 table = shuffled(codes, ordering_streams(seed, first, size))
@@ -173,13 +188,23 @@ def play_table(
     return ratings.reshape(size, n_models)
 
 
-LANES = 8
-"""Orderings one thread plays side by side: each step of an ordering waits on the previous one (a
-division and an exponential), so interleaving independent orderings keeps the core busy."""
+LANES = 16
+"""Orderings one thread plays side by side. An ordering's steps form a chain (each waits on the
+ratings the previous one wrote), so a thread keeps many independent chains in flight, and their
+arithmetic runs in the CPU's vector units, `LANES` orderings per pass."""
+
+SHUFFLE_AHEAD = 64
+"""Match positions each lane shuffles before the lanes play them: the shuffle does not depend on
+the ratings, so it runs as a tight loop of its own, and the positions it fixes are still in the
+L1 cache when they are played."""
 
 EXP_SERIES_MAX = 0.25
 """|x| up to which `_exp_pair`'s series is exact to double precision (the first omitted term,
-x**13 / 13!, is below 3e-18); beyond it (only for K above 43) it calls `math.exp`."""
+x**13 / 13!, is below 3e-18). Larger steps (K above 43) are shrunk by a power of two first and
+the result squared back (see `exp_reduction`)."""
+
+MAX_SQUARINGS = 4
+"""Squarings `_exp_pair` can undo: steps up to 16 x `EXP_SERIES_MAX`, that is K up to 694."""
 
 
 SERIES = np.array([1.0 / math.factorial(n) for n in (2, 4, 6, 8, 10, 12, 3, 5, 7, 9, 11)])
@@ -188,16 +213,31 @@ them: a division by a constant stays a division, which costs as much as the rest
 in an array the kernel is handed (constants of its own are each loaded from a 64-bit address)."""
 
 
-def _exp_pair(x: float, c: np.ndarray) -> tuple[float, float]:
-    """exp(x) and exp(-x) from the even and odd halves of their Taylor series (coefficients `c`:
-    `SERIES`): a dozen multiply-adds instead of two library calls for the small steps Elo takes."""
-    if abs(x) > EXP_SERIES_MAX:
-        up = math.exp(x)
-        return up, 1.0 / up
-    x2 = x * x
-    even = 1.0 + x2 * (c[0] + x2 * (c[1] + x2 * (c[2] + x2 * (c[3] + x2 * (c[4] + x2 * c[5])))))
-    odd = x * (1.0 + x2 * (c[6] + x2 * (c[7] + x2 * (c[8] + x2 * (c[9] + x2 * c[10])))))
-    return even + odd, even - odd
+def exp_reduction(largest: float) -> tuple[float, int]:
+    """The factor (a power of two, so multiplying by it is exact) that brings every |x| up to
+    `largest` into the series' range, and how many squarings undo it."""
+    squarings = max(0, math.ceil(math.log2(largest / EXP_SERIES_MAX))) if largest > 0 else 0
+    if squarings > MAX_SQUARINGS:
+        raise ValueError(
+            f"Elo steps up to {largest:.2f} need {squarings} squarings, the kernel undoes {MAX_SQUARINGS}: "
+            "use a smaller K or the numpy fallback (compiled=False)"
+        )
+    return 0.5**squarings, squarings
+
+
+def _exp_pair(x: float, c: np.ndarray, shrink: float, squarings: int) -> tuple[float, float]:
+    """exp(x) and exp(-x) from the even and odd halves of the Taylor series of x x `shrink` (see
+    `exp_reduction`; coefficients `c`: `SERIES`), squared back `squarings` times: a dozen multiply-adds
+    instead of two library calls, and no branch, so the lanes' loop is vectorised."""
+    y = x * shrink
+    y2 = y * y
+    even = 1.0 + y2 * (c[0] + y2 * (c[1] + y2 * (c[2] + y2 * (c[3] + y2 * (c[4] + y2 * c[5])))))
+    odd = y * (1.0 + y2 * (c[6] + y2 * (c[7] + y2 * (c[8] + y2 * (c[9] + y2 * c[10])))))
+    up, down = even + odd, even - odd
+    for step in range(MAX_SQUARINGS):  # a constant trip count: unrolled into selects when compiled
+        if step < squarings:
+            up, down = up * up, down * down
+    return up, down
 
 
 def _play_kernel(
@@ -208,6 +248,8 @@ def _play_kernel(
     streams: np.ndarray,
     series: np.ndarray,
     k: float,
+    shrink: float,
+    squarings: int,
     initial: float,
     out: np.ndarray,
 ) -> None:
@@ -215,8 +257,13 @@ def _play_kernel(
 
     The same orders as `shuffled`, played as `play_table` does but on strengths q = 10**((rating -
     initial) / 400): slot 1's expected score is q_a / (q_a + q_b) and an update multiplies q_a and
-    divides q_b by 10**(delta / 400), so a step costs one division and `_exp_pair`. Orderings run
-    `LANES` at a time per thread, threads taking groups of `LANES` (len(streams) is a multiple)."""
+    divides q_b by 10**(delta / 400), so a step costs one division and `_exp_pair`.
+
+    Threads take groups of `LANES` orderings (len(streams) is a multiple). A group advances in
+    blocks of `SHUFFLE_AHEAD` positions: each lane first fixes the block's positions by Fisher-Yates
+    (the matches, not yet the ratings), then all lanes play the block a position at a time in
+    three passes: look the two strengths up (scalar loads), compute the new pair (a loop of pure
+    arithmetic over the lanes, which the compiler turns into vector instructions), write them back."""
     n, n_models = codes.shape[0], out.shape[1]
     k_scale = k * math.log(10.0) / 400.0
     for group in numba.prange(streams.shape[0] // LANES):
@@ -224,27 +271,46 @@ def _play_kernel(
         work = np.empty((LANES, n), codes.dtype)
         for lane in range(LANES):
             work[lane] = codes
-        strength = np.ones((LANES, n_models))
+        played = np.empty((SHUFFLE_AHEAD, LANES), codes.dtype)
+        strength = np.ones(LANES * n_models)
+        where_a, where_b = np.empty(LANES, np.uint32), np.empty(LANES, np.uint32)
+        qa, qb, s = np.empty(LANES), np.empty(LANES), np.empty(LANES)
         state = streams[first : first + LANES].copy()
-        for i in range(n):
+        for start in range(0, n, SHUFFLE_AHEAD):
+            block = min(SHUFFLE_AHEAD, n - start)
             for lane in range(LANES):
-                state[lane] += GAMMA
-                j = i + np.intp(((_mix64_jit(state[lane]) >> _S32) * np.uint64(n - i)) >> _S32)
-                code = work[lane, j]
-                work[lane, j] = work[lane, i]
-                a, b = slot_a[code], slot_b[code]
-                qa, qb = strength[lane, a], strength[lane, b]
-                up, down = _exp_pair_jit(k_scale * (score[code] - qa / (qa + qb)), series)
-                strength[lane, a] = qa * up
-                strength[lane, b] = qb * down
+                row, draw = work[lane], state[lane]
+                for step in range(block):
+                    i = np.uint64(start + step)
+                    draw += GAMMA
+                    j = i + (((_mix64_jit(draw) >> _S32) * (np.uint64(n) - i)) >> _S32)
+                    played[step, lane] = row[j]
+                    row[j] = row[i]
+                state[lane] = draw
+            for step in range(block):
+                for lane in range(LANES):
+                    code = played[step, lane]
+                    base = np.uint32(lane * n_models)
+                    where_a[lane], where_b[lane] = base + slot_a[code], base + slot_b[code]
+                    qa[lane], qb[lane], s[lane] = (
+                        strength[where_a[lane]],
+                        strength[where_b[lane]],
+                        score[code],
+                    )
+                for lane in range(LANES):
+                    step_size = k_scale * (s[lane] - qa[lane] / (qa[lane] + qb[lane]))
+                    up, down = _exp_pair_jit(step_size, series, shrink, squarings)
+                    qa[lane], qb[lane] = qa[lane] * up, qb[lane] * down
+                for lane in range(LANES):
+                    strength[where_a[lane]], strength[where_b[lane]] = qa[lane], qb[lane]
         for lane in range(LANES):
             for model in range(n_models):
-                out[first + lane, model] = initial + 400.0 * math.log10(strength[lane, model])
+                out[first + lane, model] = initial + 400.0 * math.log10(strength[lane * n_models + model])
 
 
 _KERNELS: dict[str, Callable[..., Any]] = {}
 _mix64_jit: Callable[[Any], Any] = mix64  # replaced by their compiled versions in `_compiled_kernel`
-_exp_pair_jit: Callable[[float, np.ndarray], tuple[float, float]] = _exp_pair
+_exp_pair_jit: Callable[..., tuple[float, float]] = _exp_pair
 
 
 def _compiled_kernel() -> Callable[..., None]:

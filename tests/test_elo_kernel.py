@@ -61,7 +61,27 @@ def test_shuffles_are_uniform_over_permutations() -> None:
 
 
 def test_the_exponential_pair_is_exact_to_double_precision() -> None:
-    for x in np.linspace(-0.6, 0.6, 2001):
-        up, down = elo_kernel._exp_pair(float(x), elo_kernel.SERIES)
+    for x in np.linspace(-0.25, 0.25, 2001):  # the series' own range: no squaring
+        up, down = elo_kernel._exp_pair(float(x), elo_kernel.SERIES, 1.0, 0)
         assert up == pytest.approx(math.exp(x), rel=4e-16, abs=0)
         assert down == pytest.approx(math.exp(-x), rel=4e-16, abs=0)
+
+
+@pytest.mark.parametrize("largest", [0.3, 0.6, 1.9, 3.9])
+def test_larger_steps_are_shrunk_and_squared_back(largest: float) -> None:
+    shrink, squarings = elo_kernel.exp_reduction(largest)
+    assert largest * shrink <= elo_kernel.EXP_SERIES_MAX < 2 * largest * shrink
+    for x in np.linspace(-largest, largest, 501):
+        up, down = elo_kernel._exp_pair(float(x), elo_kernel.SERIES, shrink, squarings)
+        assert up == pytest.approx(math.exp(x), rel=2**squarings * 4e-16, abs=0)
+        assert down == pytest.approx(math.exp(-x), rel=2**squarings * 4e-16, abs=0)
+
+
+def test_a_k_beyond_the_kernels_reach_is_refused_with_what_to_do() -> None:
+    pytest.importorskip("numba")
+    a, b, score = matches(n=50)
+    with pytest.raises(ValueError, match="smaller K or the numpy fallback"):
+        elo_kernel.elo_orderings(a, b, score, 5, 1000.0, 16, seed=0, initial=1000.0, compiled=True)
+    slow = elo_kernel.elo_orderings(a, b, score, 5, 1000.0, 16, seed=0, initial=1000.0, compiled=False)
+    chosen = elo_kernel.elo_orderings(a, b, score, 5, 1000.0, 16, seed=0, initial=1000.0)  # falls back
+    np.testing.assert_array_equal(chosen, slow)
