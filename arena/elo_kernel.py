@@ -1,10 +1,10 @@
 """Elo over many random orderings: a compiled kernel (numba) and a pure-numpy fallback, same numbers.
 
 The QLoRA paper's Elo is the mean of online Elo over thousands of random orders of the matches.
-The kernel shuffles each ordering in place (forward Fisher-Yates) while it plays it, so the
-position a match lands on is played at once and nothing but one copy of the match codes per
-thread is ever held: memory does not grow with the number of orderings, and orderings are split
-across cores (numba's ``prange``). The random draws come from a counter-based generator
+The kernel shuffles each ordering in place (forward Fisher-Yates) while it plays it, so a position
+is played soon after the shuffle fixes it and nothing but one copy of the match codes per ordering
+in play (`LANES` per thread) is ever held: memory does not grow with the number of orderings, and
+orderings are split across cores (numba's ``prange``). The random draws come from a counter-based generator
 (SplitMix64, one stream per ordering derived from the seed and the ordering's index), so an
 ordering's matches do not depend on how many threads ran or which chunk it fell in, and the numpy
 fallback, which advances all orderings of a chunk together one match position at a time,
@@ -37,8 +37,8 @@ CHUNK_BYTES = 128 * 2**20
 """Shuffled match codes the numpy fallback holds at a time (its table is matches x orderings)."""
 
 KERNEL_BLOCK = 1024
-"""Orderings per kernel call: the progress bar moves between calls; memory is one copy of the codes
-per thread whatever the block."""
+"""Orderings per kernel call: the progress bar moves between calls; memory is `LANES` copies of the
+codes per thread whatever the block."""
 
 
 def mix64(z: Any) -> Any:

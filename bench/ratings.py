@@ -232,9 +232,9 @@ def main() -> None:
         f"Python loop's {args.python_orderings} orderings by {py_diff:.1e}; the numpy fallback's "
         f"{args.numpy_orderings:,} by {np_diff:.1e}.",
         "",
-        f"Memory: the kernel holds one copy of the match codes per group of {elo_kernel.LANES} orderings being "
-        "played, whatever the number of orderings; only the final ratings (models x orderings) grow. Peak RSS "
-        "of a fresh process that loads the matches and runs the kernel: "
+        "Memory: the kernel holds one copy of the match codes (one byte each) per ordering in play, "
+        f"{elo_kernel.LANES} per thread, whatever the number of orderings; only the final ratings (models x "
+        "orderings) grow. Peak RSS of a fresh process that loads the matches and runs the kernel: "
         + ", ".join(f"{rss:.0f} MiB for {count:,} orderings" for count, rss in probes.items())
         + ". FastChat needs every ordering as an index table (8 bytes per match and ordering: "
         f"{8 * n * args.orderings / 2**30:.1f} GiB for {args.orderings:,} orderings; it was fed 1,000 at a time "
