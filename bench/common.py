@@ -69,7 +69,9 @@ def machine_note(load_start: float) -> str:
     import numpy as np
 
     load_end = os.getloadavg()[0]
-    template = QUIET_NOTE if max(load_start, load_end) <= os.cpu_count() / 2 else SHARED_NOTE
+    cpus = os.cpu_count() or 1
+    # other work shows in the load before the run; at its end the load includes the run's own threads
+    template = QUIET_NOTE if load_start <= cpus / 2 and load_end <= cpus else SHARED_NOTE
     note = template.format(cpus=os.cpu_count(), load_start=load_start, load_end=load_end)
     return (
         f"{note} Machine: {platform.machine()}, Python {platform.python_version()}, numpy {np.__version__}."
