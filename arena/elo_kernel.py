@@ -4,8 +4,8 @@ The QLoRA paper's Elo is the mean of online Elo over thousands of random orders 
 The kernel shuffles each ordering in place (forward Fisher-Yates) while it plays it, so a position
 is played soon after the shuffle fixes it and nothing but one copy of the match codes per ordering
 in play (`LANES` per thread) is ever held: memory does not grow with the number of orderings, and
-orderings are split across cores (numba's ``prange``). The random draws come from a counter-based generator
-(SplitMix64, one stream per ordering derived from the seed and the ordering's index), so an
+orderings are split across cores (numba's ``prange``). The random draws come from a counter-based
+generator (SplitMix64, one stream per ordering derived from the seed and the ordering's index), so an
 ordering's matches do not depend on how many threads ran or which chunk it fell in, and the numpy
 fallback, which advances all orderings of a chunk together one match position at a time,
 reproduces the very same orders. The kernel plays them on strengths with an exact series for the
@@ -76,7 +76,7 @@ def elo_orderings(
 
     largest_step = abs(k) * math.log(10.0) / 400.0
     if compiled is None:
-        in_reach = largest_step <= EXP_SERIES_MAX * 2**MAX_SQUARINGS
+        in_reach = squarings_for(largest_step) <= MAX_SQUARINGS
         compiled = in_reach and importlib.util.find_spec("numba") is not None
     kernel = _compiled_kernel() if compiled else None
     reduction = exp_reduction(largest_step) if compiled else (1.0, 0)
@@ -213,10 +213,16 @@ them: a division by a constant stays a division, which costs as much as the rest
 in an array the kernel is handed (constants of its own are each loaded from a 64-bit address)."""
 
 
+def squarings_for(largest: float) -> int:
+    """How many halvings bring every |x| up to `largest` into the series' range (the kernel reaches
+    K only where this is at most `MAX_SQUARINGS`)."""
+    return max(0, math.ceil(math.log2(largest / EXP_SERIES_MAX))) if largest > 0 else 0
+
+
 def exp_reduction(largest: float) -> tuple[float, int]:
     """The factor (a power of two, so multiplying by it is exact) that brings every |x| up to
     `largest` into the series' range, and how many squarings undo it."""
-    squarings = max(0, math.ceil(math.log2(largest / EXP_SERIES_MAX))) if largest > 0 else 0
+    squarings = squarings_for(largest)
     if squarings > MAX_SQUARINGS:
         raise ValueError(
             f"Elo steps up to {largest:.2f} need {squarings} squarings, the kernel undoes {MAX_SQUARINGS}: "

@@ -72,7 +72,7 @@ def machine_note(load_start: float) -> str:
     cpus = os.cpu_count() or 1
     # other work shows in the load before the run; at its end the load includes the run's own threads
     template = QUIET_NOTE if load_start <= cpus / 2 and load_end <= cpus else SHARED_NOTE
-    note = template.format(cpus=os.cpu_count(), load_start=load_start, load_end=load_end)
+    note = template.format(cpus=cpus, load_start=load_start, load_end=load_end)
     return (
         f"{note} Machine: {platform.machine()}, Python {platform.python_version()}, numpy {np.__version__}."
     )

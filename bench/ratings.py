@@ -6,8 +6,8 @@ cores), its pure-numpy fallback, FastChat's `fit_vectorized_elo` (Chatbot Arena'
 from the peer copy, given the orderings as index tables chunk by chunk) and the plain Python loop
 (`arena.elo.elo_python`). The slow sides run fewer orderings and are extrapolated per ordering
 (every engine's cost is linear in orderings). The kernel is timed on all cores (wall clock) and on
-one (the per-core figure), each repeat beside a run of the Python loop. Peak memory of the kernel is probed in child processes
-at two ordering counts. Writes docs/bench/ratings.md.
+one (the per-core figure), each repeat beside a run of the Python loop. Peak memory of the kernel is
+probed in child processes at two ordering counts. Writes docs/bench/ratings.md.
 
     PYTHONPATH=. python bench/ratings.py [--release ../shared/data/qlora-eval] [--orderings 10000]
 """
@@ -144,7 +144,7 @@ def main() -> None:
         single, took_one = timed(lambda: kernel(args.orderings))
         numba.set_num_threads(threads)
         assert np.array_equal(single, final), "the kernel's result depends on its threads"
-        py, py_wall, py_cpu = python_elo(bt, args.python_orderings, args.seed)
+        py, _, py_cpu = python_elo(bt, args.python_orderings, args.seed)
         walls.append(took.wall * PER10K / args.orderings)
         one_core.append(took_one.cpu * PER10K / args.orderings)
         loop.append(py_cpu * PER10K / args.python_orderings)
@@ -223,9 +223,10 @@ def main() -> None:
         "share a host's caches and cores with other work), so on this machine wall clock cannot add much to "
         f"the per-core figure; a machine with more cores divides the kernel's wall clock by about their number. "
         f"What is left per match on one core: {per_match(k_one)}; 100x the loop per core would need "
-        f"{per_match(py_c / 100)}. Each match costs one Fisher-Yates step (a 64-bit counter hash, a multiply into the "
-        "range, a load and a store in a 38 KB row) and its play: two table lookups and two strength loads per "
-        "lane, the division and the series in vector registers, two strength stores.",
+        f"{per_match(py_c / 100)}. Each match costs one Fisher-Yates step (a 64-bit counter hash, a multiply "
+        f"into the range, a load and a store in a row of {n / 1000:.0f} KB, one byte a match) and its play: two "
+        "table lookups and two strength loads per lane, the division and the series in vector registers, two "
+        "strength stores.",
         "",
         f"Same numbers: the mean rating of each model over the {args.fastchat_orderings:,} orderings differs from "
         f"FastChat's by at most {fc_mean_diff:.1e} Elo points (single orderings by at most {fc_diff:.1e}); the "
