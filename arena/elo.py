@@ -45,6 +45,7 @@ def elo_ratings(
     the mean over orderings (the paper's "±"; it shrinks with more orderings, not with more data)."""
     if orderings < 1 or replicate_orderings < 1:
         raise ValueError(f"orderings must be at least 1, not {min(orderings, replicate_orderings)}")
+    check_elo_parameters(k, initial)
     check_bootstrap(bootstrap, resample)
     bt = battles(frame)
     require_matches(bt, "elo")
@@ -105,9 +106,19 @@ def elo_python(
     return np.array(ratings)
 
 
+def check_elo_parameters(k: float, initial: float) -> None:
+    """K and the starting rating come from users (`--k`, `--initial`): a K that is not a positive
+    number, or a start that is not finite, would give NaN ratings or overflow, not an error."""
+    if not (math.isfinite(k) and k > 0):
+        raise ValueError(f"Elo's K must be a positive number, not {k}")
+    if not math.isfinite(initial):
+        raise ValueError(f"Elo's starting rating must be a finite number, not {initial}")
+
+
 def online_elo(frame: pd.DataFrame, k: float = 32.0, initial: float = 1000.0) -> pd.DataFrame:
     """Elo updated once through the matches in the frame's order (no interval: one pass has none;
     `lower`/`upper` are NaN and ranks follow the rating)."""
+    check_elo_parameters(k, initial)
     bt = battles(frame)
     require_matches(bt, "online-elo")
     final = elo_python(bt.a, bt.b, bt.score, len(bt.models), k, initial)

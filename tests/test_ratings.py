@@ -260,6 +260,23 @@ def test_bad_requests_say_what_to_do() -> None:
         bradley_terry(frame([("q1", "a", "b", "1")]), anchor="zz")
 
 
+@pytest.mark.parametrize("k", [math.inf, math.nan, 0.0, -4.0])
+def test_a_k_that_is_not_a_positive_number_is_refused(k: float) -> None:
+    judged = frame([("q1", "a", "b", "1"), ("q2", "b", "a", "2")])
+    for rate in (elo_ratings, online_elo):
+        with pytest.raises(ValueError, match="Elo's K must be a positive number"):
+            rate(judged, k=k)
+    with pytest.raises(ValueError, match="starting rating must be a finite number"):
+        elo_ratings(judged, initial=math.nan)
+
+
+def test_the_cli_says_so_in_one_line(store: Store, db_url: str, capsys) -> None:
+    store_judgments(store, [{"prompt_key": "q1", "model_1": "a", "model_2": "b", "verdict": "1"}])
+    code = main(["leaderboard", "--db", db_url, "--method", "elo", "--k", "inf"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code != 0 and len(err) == 1 and "Elo's K must be a positive number, not inf" in err[0], err
+
+
 @pytest.fixture(scope="module")
 def qlora_release(shared_data, tmp_path_factory) -> Path:
     """A folder holding the QLoRA release imported into `qlora-release.db`, as the demo keeps it."""
