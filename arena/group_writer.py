@@ -17,6 +17,7 @@ judge run that way), writes everything queued before it returns: a reply that re
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import queue
 import threading
@@ -49,7 +50,8 @@ class GroupWriter(Generic[Item]):
         self._pending = 0
         self._idle: asyncio.Future[None] | None = None
         self.stored = 0
-        """Rows stored so far (as `write` counted them)."""
+        """Rows stored so far (as `write` counted them). Counted by the writer thread as each
+        commit returns, so it is exact once the `with` block is left, however it was left."""
         self.error: BaseException | None = None
         """The first write that failed for good; :meth:`put` and :meth:`drain` raise it."""
 
@@ -96,7 +98,9 @@ class GroupWriter(Generic[Item]):
             items = [item for item in batch if item is not _CLOSE]
             if items:
                 stored, error = self._commit(items)
-                self._report(len(items), stored, error)
+                self.stored += stored  # only this thread writes these two
+                self.error = self.error or error
+                self._report(len(items))
 
     def _commit(self, items: list[Item]) -> tuple[int, BaseException | None]:
         """One transaction for the batch; if it fails, one per item, so a single bad row cannot
@@ -115,15 +119,11 @@ class GroupWriter(Generic[Item]):
                 first = first or error
         return stored, first
 
-    def _report(self, written: int, stored: int, error: BaseException | None) -> None:
-        try:
-            self._loop.call_soon_threadsafe(self._settle, written, stored, error)
-        except RuntimeError:  # the loop is closed: nobody is waiting any more
-            self.stored += stored
+    def _report(self, written: int) -> None:
+        with contextlib.suppress(RuntimeError):  # the loop is closed: nobody is waiting any more
+            self._loop.call_soon_threadsafe(self._settle, written)
 
-    def _settle(self, written: int, stored: int, error: BaseException | None) -> None:
+    def _settle(self, written: int) -> None:
         self._pending -= written
-        self.stored += stored
-        self.error = self.error or error
         if self._idle is not None and not self._idle.done() and (self._pending == 0 or self.error):
             self._idle.set_result(None)

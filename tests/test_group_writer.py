@@ -71,13 +71,20 @@ def test_a_cancelled_run_still_writes_everything_queued() -> None:
     hold = threading.Event()
     table = Table(hold=hold)
 
+    counted: list[int] = []
+
     async def run() -> None:
-        with GroupWriter(table.write) as writer:
-            for item in range(25):
-                writer.put(item)
-            threading.Timer(0.2, hold.set).start()
-            raise asyncio.CancelledError  # as a second Ctrl-C ends a judge run
+        writer: GroupWriter[int] = GroupWriter(table.write)
+        try:
+            with writer:
+                for item in range(25):
+                    writer.put(item)
+                threading.Timer(0.2, hold.set).start()
+                raise asyncio.CancelledError  # as a second Ctrl-C ends a judge run
+        finally:
+            counted.append(writer.stored)  # before the event loop runs anything again
 
     with pytest.raises(asyncio.CancelledError):
         asyncio.run(run())
     assert sorted(table.rows) == list(range(25))
+    assert counted == [25]
